@@ -1,0 +1,87 @@
+//! Storage ports of the authorization server, implemented by `vorgang-store`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use vorgang_core::StoreError;
+
+/// A registered partner client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// Public client id (random, URL-safe).
+    pub client_id: String,
+    /// Argon2id PHC string of the client secret. Never the secret itself.
+    pub secret_hash: String,
+    /// Name of the contact person (personal data: never logged).
+    pub name: String,
+    /// E-mail of the contact person (personal data: never logged).
+    pub email: String,
+    /// Phone of the contact person (personal data: never logged).
+    pub telefonnummer: String,
+    /// The partner organisation.
+    pub organisation: String,
+    /// Scopes this client may request.
+    pub scopes: Vec<String>,
+    /// When revoked, if revoked: its tokens stop working at once.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When registered.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Persistence of partner clients.
+///
+/// Error contract: [`StoreError::Unavailable`] when the database cannot be reached (callers answer
+/// 503 or fail the CLI command), [`StoreError::Conflict`] when inserting an existing `client_id`.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Stores a new client.
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+    /// The client with this id, revoked or not.
+    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// All clients, oldest first.
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Marks the client revoked at `at`. Returns `false` if there is no such client.
+    async fn revoke_client(&self, client_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Replaces the secret hash. Returns `false` if there is no such client.
+    async fn set_client_secret_hash(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+/// One signing key pair of our token issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// Key id, the JWT `kid`.
+    pub kid: String,
+    /// JWS algorithm, e.g. `EdDSA`.
+    pub algorithm: String,
+    /// The private key (PKCS#8 DER), encrypted when a key-encryption key is configured.
+    pub private_key: Vec<u8>,
+    /// Whether `private_key` is encrypted.
+    pub encrypted: bool,
+    /// The public key (raw bytes as the algorithm defines them).
+    pub public_key: Vec<u8>,
+    /// When created.
+    pub created_at: DateTime<Utc>,
+    /// When it stopped signing (a newer key took over); it still verifies until its tokens expired.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// Persistence of signing keys, shared by all replicas.
+///
+/// Error contract: [`StoreError::Unavailable`] when the database cannot be reached,
+/// [`StoreError::Conflict`] when inserting an existing `kid`.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Stores a new key.
+    async fn insert_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// All keys not retired before `retired_after` (i.e. the active one and those still
+    /// verifying), newest first.
+    async fn list_keys(
+        &self,
+        retired_after: DateTime<Utc>,
+    ) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Marks every key other than `kid` that is not yet retired as retired at `at`.
+    async fn retire_other_keys(&self, kid: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+}

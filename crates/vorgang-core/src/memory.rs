@@ -1,0 +1,1 @@
+//! In-memory port implementations, for tests and for embedding the core without a database.

@@ -1,0 +1,269 @@
+//! The ports of the import use case: small traits implemented by adapters in other crates.
+//!
+//! Every port is object safe and used as `Arc<dyn Port>`. Each trait documents its error contract:
+//! what an error means for the import and whether the call may be repeated.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use vorgang_model::Environment;
+
+use crate::record::{ImportRecord, ImportStatus};
+
+/// Correlation id sent as `X-TraceId` on every Europace call of one import and written to our logs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TraceId(pub String);
+
+impl TraceId {
+    /// The trace id of an import: derived from our Vorgangsnummer, so logs and Europace support can
+    /// correlate without any personal data.
+    #[must_use]
+    pub fn for_import(id: Uuid) -> Self {
+        Self(format!("drkleinrk-{id}"))
+    }
+
+    /// The id as sent on the wire.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TraceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Errors of a storage adapter. Never contains personal data.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error; the operation may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be decoded (a bug or a manual edit); retrying will not help.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A uniqueness rule other than the idempotency key was violated (e.g. a duplicate id).
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// Result of [`ImportStore::insert`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertOutcome {
+    /// The record was stored.
+    Inserted,
+    /// The record carries an idempotency key that this client already used: nothing was stored,
+    /// the earlier import is returned.
+    IdempotencyKeyExists(Box<ImportRecord>),
+}
+
+/// Persistence of imports and of the Tippgeber partnerIds learnt from Europace.
+///
+/// Error contract: every method returns [`StoreError::Unavailable`] when the database cannot be
+/// reached (the caller answers 503 and changes nothing) and [`StoreError::Corrupt`] when a stored
+/// row cannot be decoded. Writes are atomic: after an error nothing of that call was stored.
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// Stores a new import. If `record.idempotency_key` is set and the same client already has an
+    /// import with that key, nothing is stored and that import is returned instead. This rule is
+    /// enforced by a database constraint, so two replicas cannot both insert.
+    async fn insert(&self, record: &ImportRecord) -> Result<InsertOutcome, StoreError>;
+
+    /// Replaces the mutable fields of the stored import `record.id` (status, partner ids, numbers,
+    /// messages, failure, request body, timestamps) if and only if its stored status is still
+    /// `expected`. Returns `false` (and changes nothing) when another writer got there first or the
+    /// import does not exist.
+    async fn update(&self, record: &ImportRecord, expected: ImportStatus)
+    -> Result<bool, StoreError>;
+
+    /// The import with this id, if any.
+    async fn get(&self, id: Uuid) -> Result<Option<ImportRecord>, StoreError>;
+
+    /// Imports, oldest first; only those with `status` when given.
+    async fn list(&self, status: Option<ImportStatus>) -> Result<Vec<ImportRecord>, StoreError>;
+
+    /// Deletes imports that finished (`COMPLETED` or `FAILED`) before `cutoff`. Returns how many.
+    async fn purge_finished_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// The Europace partnerId stored for a Tippgeber's `externePartnerId` in an environment.
+    async fn tippgeber_partner_id(
+        &self,
+        environment: Environment,
+        externe_partner_id: &str,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Remembers the Europace partnerId of a Tippgeber. Storing the same mapping twice is fine;
+    /// a different partnerId for an existing key replaces it.
+    async fn save_tippgeber_partner_id(
+        &self,
+        environment: Environment,
+        externe_partner_id: &str,
+        partner_id: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Whether the database answers (for `GET /health/ready`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A partner found in Europace Partnermanagement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerRecord {
+    /// Europace partnerId, e.g. `SZY92`.
+    pub partner_id: String,
+    /// partnerId of the partner it sits under, if Europace told us.
+    pub parent_partner_id: Option<String>,
+}
+
+/// The data of a Tippgeber to be created as a partner (type PERSON) at Europace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTippgeber {
+    /// `{client_id}-{externeMitarbeiternummer}`.
+    pub externe_partner_id: String,
+    /// `HERR` or `FRAU`, if known.
+    pub anrede: Option<String>,
+    /// First name.
+    pub vorname: String,
+    /// Last name.
+    pub nachname: String,
+    /// E-mail address, if given.
+    pub email: Option<String>,
+    /// Phone number, if given.
+    pub telefonnummer: Option<String>,
+}
+
+/// Errors of a Europace call. Never contains personal data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EuropaceError {
+    /// Europace refused our own request with a 4xx (other than 429): our credentials, our
+    /// configuration or our request is wrong. Retrying the same request will not help.
+    #[error("Europace rejected the request with status {status}")]
+    Rejected {
+        /// The HTTP status Europace answered.
+        status: u16,
+    },
+    /// Europace was unreachable, timed out before our request was sent completely, or answered
+    /// 5xx/429. Nothing was created; the call may be repeated later.
+    #[error("Europace unavailable: {reason}")]
+    Unavailable {
+        /// Short technical reason (no personal data).
+        reason: String,
+        /// Europace's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Our request was sent but the answer was lost (timeout or reset after sending). Whether
+    /// Europace acted on it is unknown. Only [`KexImporter::import`] returns this.
+    #[error("Europace answer lost after sending: {reason}")]
+    InDoubt {
+        /// Short technical reason (no personal data).
+        reason: String,
+    },
+    /// Europace answered successfully but with a body we cannot read.
+    #[error("unexpected answer from Europace: {reason}")]
+    Protocol {
+        /// Short technical reason (no personal data).
+        reason: String,
+    },
+}
+
+/// Europace Partnermanagement, as far as Tippgeber are concerned.
+///
+/// Error contract: both calls are safe to repeat (a lookup reads; creating an existing
+/// `externePartnerId` answers the existing partner), so an adapter may retry
+/// [`EuropaceError::Unavailable`] internally with backoff before returning it. `InDoubt` is never
+/// returned.
+#[async_trait]
+pub trait PartnerDirectory: Send + Sync {
+    /// All partners with this `externePartnerId` (Europace-wide), each with its parent.
+    async fn find_by_externe_partner_id(
+        &self,
+        externe_partner_id: &str,
+        trace: &TraceId,
+    ) -> Result<Vec<PartnerRecord>, EuropaceError>;
+
+    /// Creates the Tippgeber as a person under `parent_partner_id` and returns its partnerId
+    /// (also when Europace reports that the `externePartnerId` already existed).
+    async fn create_tippgeber(
+        &self,
+        parent_partner_id: &str,
+        tippgeber: &NewTippgeber,
+        trace: &TraceId,
+    ) -> Result<String, EuropaceError>;
+}
+
+/// Europace's answer to a successful KEX import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KexImported {
+    /// Europace's Vorgangsnummer of the new case.
+    pub vorgangsnummer: String,
+    /// Europace's messages, as they came.
+    pub messages: Vec<String>,
+}
+
+/// The Europace KEX Vorgang Import API.
+///
+/// Error contract: an import is **never** retried automatically after its request may have reached
+/// Europace. [`EuropaceError::Rejected`] and [`EuropaceError::Unavailable`] mean Europace created
+/// nothing (an adapter may refresh its token and send once more after a 401);
+/// [`EuropaceError::InDoubt`] means the case may exist: the import must not be sent again without
+/// an operator's decision.
+#[async_trait]
+pub trait KexImporter: Send + Sync {
+    /// Imports one Vorgang (`body` is the complete KEX request) into `environment`.
+    async fn import(
+        &self,
+        environment: Environment,
+        body: &serde_json::Value,
+        trace: &TraceId,
+    ) -> Result<KexImported, EuropaceError>;
+}
+
+/// Errors of the CRM port.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("CRM unavailable: {0}")]
+pub struct CrmError(pub String);
+
+/// Issues the `crmKennung` of the Finanzierungsberater case.
+///
+/// Error contract: a [`CrmError`] leaves the import `IMPORTED`; the call is repeated when the
+/// import is resumed, so implementations must return the same kennung for the same import.
+#[async_trait]
+pub trait CrmIds: Send + Sync {
+    /// The CRM id for this import.
+    async fn crm_kennung(&self, import: &ImportRecord) -> Result<String, CrmError>;
+}
+
+/// The current time. Infallible.
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Fresh ids for imports. Infallible.
+pub trait IdGenerator: Send + Sync {
+    /// A new, unique id.
+    fn new_id(&self) -> Uuid;
+}
+
+/// [`Clock`] reading the system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// [`IdGenerator`] issuing random (v4) UUIDs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomIds;
+
+impl IdGenerator for RandomIds {
+    fn new_id(&self) -> Uuid {
+        Uuid::new_v4()
+    }
+}

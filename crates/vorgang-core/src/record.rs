@@ -1,0 +1,165 @@
+//! The stored state of one import.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use vorgang_model::Environment;
+
+/// Where an import stands. Each state is stored before the next step begins.
+///
+/// ```text
+/// ACCEPTED → PARTNER_READY → SENDING → IMPORTED → COMPLETED
+///     ↘            ↘            ↘ (answer lost)
+///      FAILED       FAILED        IN_DOUBT
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ImportStatus {
+    /// Validated and stored; the Tippgeber is not yet known at Europace.
+    Accepted,
+    /// The Tippgeber's partnerId is known; the KEX import has not been sent.
+    PartnerReady,
+    /// The KEX import is being sent. Found after a restart it becomes `IN_DOUBT`.
+    Sending,
+    /// Europace created the case; the CRM id is missing.
+    Imported,
+    /// Done: Europace case and CRM id exist.
+    Completed,
+    /// Nothing was created at Europace (or an operator decided so).
+    Failed,
+    /// The KEX import was sent but its answer was lost: an operator must decide.
+    InDoubt,
+}
+
+impl ImportStatus {
+    /// All states, in the order of the happy path, then the others.
+    pub const ALL: [Self; 7] = [
+        Self::Accepted,
+        Self::PartnerReady,
+        Self::Sending,
+        Self::Imported,
+        Self::Completed,
+        Self::Failed,
+        Self::InDoubt,
+    ];
+
+    /// The stored and wire name, e.g. `PARTNER_READY`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "ACCEPTED",
+            Self::PartnerReady => "PARTNER_READY",
+            Self::Sending => "SENDING",
+            Self::Imported => "IMPORTED",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+            Self::InDoubt => "IN_DOUBT",
+        }
+    }
+
+    /// Whether the import is finished (`COMPLETED` or `FAILED`): its request body is dropped and
+    /// its record may be purged after the retention period.
+    #[must_use]
+    pub const fn is_finished(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+impl std::fmt::Display for ImportStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown status name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown import status")]
+pub struct ParseStatusError;
+
+impl std::str::FromStr for ImportStatus {
+    type Err = ParseStatusError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or(ParseStatusError)
+    }
+}
+
+/// Why an import failed or is in doubt, without personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What kind of failure; decides the HTTP answer.
+    pub kind: FailureKind,
+    /// Technical detail for operators (status codes, timeouts); never personal data.
+    pub detail: String,
+}
+
+/// The kinds of [`Failure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FailureKind {
+    /// Europace refused our request (answered 502).
+    Rejected,
+    /// Europace unavailable, nothing created (answered 503; an idempotent retry starts a new attempt).
+    Unavailable,
+    /// The KEX answer was lost after sending (answered 504).
+    InDoubt,
+    /// An operator marked the import failed.
+    Operator,
+}
+
+/// One import as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportRecord {
+    /// Our Vorgangsnummer (`drkleinrkVorgangsnummer`), also sent as `eigeneVorgangsnummer`.
+    pub id: Uuid,
+    /// The partner client that sent it.
+    pub client_id: String,
+    /// Europace environment.
+    pub environment: Environment,
+    /// Current state.
+    pub status: ImportStatus,
+    /// The `Idempotency-Key` the client sent, if any (unique per client).
+    pub idempotency_key: Option<String>,
+    /// SHA-256 (hex) over the environment and the raw request body.
+    pub fingerprint: String,
+    /// The validated request (personal data): kept only until the import is finished.
+    pub request: Option<serde_json::Value>,
+    /// `{client_id}-{externeMitarbeiternummer}`: the Tippgeber's `externePartnerId` at Europace.
+    pub tippgeber_externe_partner_id: String,
+    /// The Tippgeber's Europace partnerId, once known.
+    pub tippgeber_partner_id: Option<String>,
+    /// Europace's Vorgangsnummer, once imported.
+    pub europace_vorgangsnummer: Option<String>,
+    /// CRM id, once completed.
+    pub crm_kennung: Option<String>,
+    /// Europace's messages, then ours (warnings naming JSON pointers, never values).
+    pub messages: Vec<String>,
+    /// Why it failed or is in doubt.
+    pub failure: Option<Failure>,
+    /// How many times the import was attempted (a 503 retried with the same idempotency key adds one).
+    pub attempts: u32,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in ImportStatus::ALL {
+            assert_eq!(status.as_str().parse(), Ok(status));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::Value::String(status.as_str().to_owned())
+            );
+        }
+        assert_eq!("accepted".parse::<ImportStatus>(), Err(ParseStatusError));
+    }
+}
