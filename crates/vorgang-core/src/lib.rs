@@ -5,16 +5,21 @@
 //! live in other crates (`europace-client`, `vorgang-store`); in-memory ones for tests and
 //! embedding live in [`memory`].
 
+mod crm;
+mod importer;
 pub mod memory;
 pub mod ports;
 pub mod record;
-mod importer;
 
-pub use importer::{ImportError, Importer, ImporterConfig, ImportOutcome};
+pub use crm::BuiltinCrm;
+pub use importer::{
+    ImportError, Importer, ImporterConfig, NewImport, Ports, Resolution, StoredRequest,
+    StoredTippgeber, fingerprint,
+};
 pub use ports::{
-    Clock, CrmError, CrmIds, EuropaceError, IdGenerator, ImportStore, InsertOutcome,
-    KexImported, KexImporter, NewTippgeber, PartnerDirectory, PartnerRecord, RandomIds,
-    StoreError, SystemClock, TraceId,
+    Clock, CrmError, CrmIds, EuropaceError, IdGenerator, ImportStore, InsertOutcome, KexImported,
+    KexImporter, NewTippgeber, PartnerDirectory, PartnerRecord, RandomIds, StoreError, SystemClock,
+    TraceId,
 };
 pub use record::{Failure, FailureKind, ImportRecord, ImportStatus};
 pub use vorgang_model as model;

@@ -1,1 +1,292 @@
-//! In-memory port implementations, for tests and for embedding the core without a database.
+//! In-memory port implementations, for tests and for embedding the core without a database or
+//! Europace. They behave like the real adapters' contracts, including the idempotency-key rule and
+//! compare-and-set updates, but keep nothing across restarts.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use vorgang_model::Environment;
+
+use crate::ports::{
+    EuropaceError, ImportStore, InsertOutcome, KexImported, KexImporter, NewTippgeber,
+    PartnerDirectory, PartnerRecord, StoreError, TraceId,
+};
+use crate::record::{ImportRecord, ImportStatus};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`ImportStore`] in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryImportStore {
+    imports: Mutex<Vec<ImportRecord>>,
+    tippgeber: Mutex<HashMap<(Environment, String), String>>,
+}
+
+impl InMemoryImportStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl ImportStore for InMemoryImportStore {
+    async fn insert(&self, record: &ImportRecord) -> Result<InsertOutcome, StoreError> {
+        let mut imports = lock(&self.imports);
+        if let Some(key) = &record.idempotency_key
+            && let Some(existing) = imports.iter().find(|r| {
+                r.client_id == record.client_id && r.idempotency_key.as_ref() == Some(key)
+            })
+        {
+            return Ok(InsertOutcome::IdempotencyKeyExists(Box::new(
+                existing.clone(),
+            )));
+        }
+        if imports.iter().any(|r| r.id == record.id) {
+            return Err(StoreError::Conflict("duplicate import id".to_owned()));
+        }
+        imports.push(record.clone());
+        Ok(InsertOutcome::Inserted)
+    }
+
+    async fn update(
+        &self,
+        record: &ImportRecord,
+        expected: ImportStatus,
+    ) -> Result<bool, StoreError> {
+        let mut imports = lock(&self.imports);
+        match imports
+            .iter_mut()
+            .find(|r| r.id == record.id && r.status == expected)
+        {
+            Some(stored) => {
+                *stored = record.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<ImportRecord>, StoreError> {
+        Ok(lock(&self.imports).iter().find(|r| r.id == id).cloned())
+    }
+
+    async fn list(&self, status: Option<ImportStatus>) -> Result<Vec<ImportRecord>, StoreError> {
+        Ok(lock(&self.imports)
+            .iter()
+            .filter(|r| status.is_none_or(|s| r.status == s))
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_finished_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut imports = lock(&self.imports);
+        let before = imports.len();
+        imports.retain(|r| !(r.status.is_finished() && r.updated_at < cutoff));
+        Ok(u64::try_from(before - imports.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn tippgeber_partner_id(
+        &self,
+        environment: Environment,
+        externe_partner_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.tippgeber)
+            .get(&(environment, externe_partner_id.to_owned()))
+            .cloned())
+    }
+
+    async fn save_tippgeber_partner_id(
+        &self,
+        environment: Environment,
+        externe_partner_id: &str,
+        partner_id: &str,
+    ) -> Result<(), StoreError> {
+        lock(&self.tippgeber).insert(
+            (environment, externe_partner_id.to_owned()),
+            partner_id.to_owned(),
+        );
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A partner held by [`InMemoryEuropace`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPartner {
+    /// Its partnerId.
+    pub partner_id: String,
+    /// Its parent.
+    pub parent_partner_id: Option<String>,
+    /// Its `externePartnerId`, if any.
+    pub externe_partner_id: Option<String>,
+}
+
+/// A KEX import received by [`InMemoryEuropace`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedImport {
+    /// The environment it was sent to.
+    pub environment: Environment,
+    /// The Vorgangsnummer issued.
+    pub vorgangsnummer: String,
+    /// The body as received.
+    pub body: serde_json::Value,
+}
+
+#[derive(Debug, Default)]
+struct EuropaceState {
+    partners: Vec<HeldPartner>,
+    imports: Vec<ReceivedImport>,
+    kex_faults: VecDeque<EuropaceError>,
+    partner_faults: VecDeque<EuropaceError>,
+    calls: u64,
+}
+
+/// A tiny Europace in memory, implementing [`PartnerDirectory`] and [`KexImporter`], with
+/// scripted failures. For unit tests and for embedding the core without network.
+#[derive(Debug, Default)]
+pub struct InMemoryEuropace {
+    state: Mutex<EuropaceState>,
+}
+
+impl InMemoryEuropace {
+    /// A Europace holding the given partners (e.g. the Kundenbetreuer and Tippgeber parents).
+    #[must_use]
+    pub fn with_partners(partner_ids: &[&str]) -> Self {
+        let europace = Self::default();
+        lock(&europace.state).partners = partner_ids
+            .iter()
+            .map(|id| HeldPartner {
+                partner_id: (*id).to_owned(),
+                parent_partner_id: None,
+                externe_partner_id: None,
+            })
+            .collect();
+        europace
+    }
+
+    /// Adds a partner (e.g. one with the same `externePartnerId` under another parent).
+    pub fn add_partner(&self, partner: HeldPartner) {
+        lock(&self.state).partners.push(partner);
+    }
+
+    /// The next KEX import answers this error instead (first in, first out).
+    pub fn fail_next_kex(&self, error: EuropaceError) {
+        lock(&self.state).kex_faults.push_back(error);
+    }
+
+    /// The next partner call (lookup or creation) answers this error instead.
+    pub fn fail_next_partner_call(&self, error: EuropaceError) {
+        lock(&self.state).partner_faults.push_back(error);
+    }
+
+    /// The KEX imports received (including those whose answer was "lost").
+    #[must_use]
+    pub fn imports(&self) -> Vec<ReceivedImport> {
+        lock(&self.state).imports.clone()
+    }
+
+    /// The partners held.
+    #[must_use]
+    pub fn partners(&self) -> Vec<HeldPartner> {
+        lock(&self.state).partners.clone()
+    }
+}
+
+#[async_trait]
+impl PartnerDirectory for InMemoryEuropace {
+    async fn find_by_externe_partner_id(
+        &self,
+        externe_partner_id: &str,
+        _trace: &TraceId,
+    ) -> Result<Vec<PartnerRecord>, EuropaceError> {
+        let mut state = lock(&self.state);
+        if let Some(error) = state.partner_faults.pop_front() {
+            return Err(error);
+        }
+        Ok(state
+            .partners
+            .iter()
+            .filter(|p| p.externe_partner_id.as_deref() == Some(externe_partner_id))
+            .map(|p| PartnerRecord {
+                partner_id: p.partner_id.clone(),
+                parent_partner_id: p.parent_partner_id.clone(),
+            })
+            .collect())
+    }
+
+    async fn create_tippgeber(
+        &self,
+        parent_partner_id: &str,
+        tippgeber: &NewTippgeber,
+        _trace: &TraceId,
+    ) -> Result<String, EuropaceError> {
+        let mut state = lock(&self.state);
+        if let Some(error) = state.partner_faults.pop_front() {
+            return Err(error);
+        }
+        if !state
+            .partners
+            .iter()
+            .any(|p| p.partner_id == parent_partner_id)
+        {
+            return Err(EuropaceError::Rejected { status: 404 });
+        }
+        if let Some(existing) = state
+            .partners
+            .iter()
+            .find(|p| p.externe_partner_id.as_deref() == Some(&tippgeber.externe_partner_id))
+        {
+            return Ok(existing.partner_id.clone());
+        }
+        state.calls += 1;
+        let partner_id = format!("TG{:03}", state.calls);
+        state.partners.push(HeldPartner {
+            partner_id: partner_id.clone(),
+            parent_partner_id: Some(parent_partner_id.to_owned()),
+            externe_partner_id: Some(tippgeber.externe_partner_id.clone()),
+        });
+        Ok(partner_id)
+    }
+}
+
+#[async_trait]
+impl KexImporter for InMemoryEuropace {
+    async fn import(
+        &self,
+        environment: Environment,
+        body: &serde_json::Value,
+        _trace: &TraceId,
+    ) -> Result<KexImported, EuropaceError> {
+        let mut state = lock(&self.state);
+        let fault = state.kex_faults.pop_front();
+        if matches!(
+            fault,
+            Some(EuropaceError::Rejected { .. } | EuropaceError::Unavailable { .. })
+        ) {
+            return Err(fault.unwrap_or(EuropaceError::Rejected { status: 400 }));
+        }
+        let vorgangsnummer = format!("KX{:04}", state.imports.len() + 1);
+        state.imports.push(ReceivedImport {
+            environment,
+            vorgangsnummer: vorgangsnummer.clone(),
+            body: body.clone(),
+        });
+        match fault {
+            Some(error) => Err(error),
+            None => Ok(KexImported {
+                vorgangsnummer,
+                messages: Vec::new(),
+            }),
+        }
+    }
+}

@@ -77,8 +77,11 @@ pub trait ImportStore: Send + Sync {
     /// messages, failure, request body, timestamps) if and only if its stored status is still
     /// `expected`. Returns `false` (and changes nothing) when another writer got there first or the
     /// import does not exist.
-    async fn update(&self, record: &ImportRecord, expected: ImportStatus)
-    -> Result<bool, StoreError>;
+    async fn update(
+        &self,
+        record: &ImportRecord,
+        expected: ImportStatus,
+    ) -> Result<bool, StoreError>;
 
     /// The import with this id, if any.
     async fn get(&self, id: Uuid) -> Result<Option<ImportRecord>, StoreError>;

@@ -4,9 +4,11 @@
 //! validates it and reports every violation as a JSON pointer, never echoing a submitted value.
 
 mod environment;
+mod partner_line;
 mod request;
 
 pub use environment::{Environment, ParseEnvironmentError};
+pub use partner_line::render_partner_line;
 pub use request::{
     Anrede, CustomEntry, CustomValue, ImportRequest, PartnerDaten, RequestError, Tippgeber,
     Violation, parse_import_request, MAX_BODY_BYTES,

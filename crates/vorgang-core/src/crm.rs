@@ -1,0 +1,30 @@
+//! The built-in CRM id issuer.
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use crate::ports::{CrmError, CrmIds};
+use crate::record::ImportRecord;
+
+/// Issues `DKR-` + 8 characters derived from the import id: the same import always gets the same
+/// kennung, so a resumed import does not get a second one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuiltinCrm;
+
+const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+#[async_trait]
+impl CrmIds for BuiltinCrm {
+    async fn crm_kennung(&self, import: &ImportRecord) -> Result<String, CrmError> {
+        let digest = Sha256::digest(import.id.as_bytes());
+        let mut bits: u64 = 0;
+        for byte in &digest[..5] {
+            bits = (bits << 8) | u64::from(*byte);
+        }
+        let code: String = (0..8)
+            .rev()
+            .map(|i| char::from(ALPHABET[usize::try_from((bits >> (i * 5)) & 31).unwrap_or(0)]))
+            .collect();
+        Ok(format!("DKR-{code}"))
+    }
+}

@@ -1,0 +1,484 @@
+//! Unit tests of the import use case with in-memory ports.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
+use vorgang_core::memory::{HeldPartner, InMemoryEuropace, InMemoryImportStore};
+use vorgang_core::{
+    BuiltinCrm, Clock, EuropaceError, FailureKind, ImportError, ImportRecord, ImportStatus,
+    ImportStore, Importer, ImporterConfig, NewImport, Ports, RandomIds, Resolution,
+};
+use vorgang_model::{
+    Anrede, CustomEntry, CustomValue, Environment, ImportRequest, PartnerDaten, Tippgeber,
+};
+
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    fn advance(&self, by: chrono::Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+struct Harness {
+    importer: Importer,
+    store: Arc<InMemoryImportStore>,
+    europace: Arc<InMemoryEuropace>,
+    clock: Arc<TestClock>,
+}
+
+fn harness() -> Harness {
+    let store = Arc::new(InMemoryImportStore::new());
+    let europace = Arc::new(InMemoryEuropace::with_partners(&[
+        "KBT01", "TGP01", "TGT01",
+    ]));
+    let clock = Arc::new(TestClock(Mutex::new(
+        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
+    )));
+    let importer = Importer::new(
+        ImporterConfig {
+            kundenbetreuer_partner_id: "KBT01".into(),
+            tippgeber_parent_id: "TGP01".into(),
+            test_tippgeber_parent_id: "TGT01".into(),
+        },
+        Ports {
+            store: store.clone(),
+            partners: europace.clone(),
+            kex: europace.clone(),
+            crm: Arc::new(BuiltinCrm),
+            clock: clock.clone(),
+            ids: Arc::new(RandomIds),
+        },
+    );
+    Harness {
+        importer,
+        store,
+        europace,
+        clock,
+    }
+}
+
+fn request(mitarbeiternummer: &str) -> ImportRequest {
+    let vorgang = json!({
+        "leadquelle": "Bank im Ventil",
+        "antragsteller1": {"personendaten": {"vorname": "Max", "nachname": "Mustermann"}},
+        "haushalt": {"ausgaben": {"mietausgaben": [{"betragMonatlich": 200.01}]}},
+        "kommentare": ["aus dem Vorgang"],
+        "finanzbedarf": {"finanzierungswunsch": {"kreditbetrag": 10000, "laufzeitInMonaten": 24}}
+    });
+    ImportRequest {
+        vorgang: vorgang.as_object().unwrap().clone(),
+        tippgeber: Tippgeber {
+            externe_mitarbeiternummer: mitarbeiternummer.into(),
+            vorname: "Erika".into(),
+            nachname: "Musterfrau".into(),
+            anrede: Some(Anrede::Frau),
+            telefon: None,
+            email: Some("erika@partner.example".into()),
+        },
+        kommentare: vec!["oben".into()],
+        partner: PartnerDaten {
+            vertriebsschluessel: Some("VS1".into()),
+            kundennummer: None,
+            custom: vec![CustomEntry {
+                key: "filialId".into(),
+                value: CustomValue::Integer(7),
+            }],
+        },
+        warnings: vec!["WARN unknown-field /vorgang/foo".into()],
+    }
+}
+
+async fn submit(
+    h: &Harness,
+    environment: Environment,
+    key: Option<&str>,
+    body: &[u8],
+    mitarbeiternummer: &str,
+) -> Result<ImportRecord, ImportError> {
+    h.importer
+        .submit(NewImport {
+            client_id: "client-a",
+            environment,
+            idempotency_key: key,
+            raw_body: body,
+            request: request(mitarbeiternummer),
+        })
+        .await
+}
+
+#[tokio::test]
+async fn happy_path_completes_and_sends_the_vorgang_unchanged_with_our_fields() {
+    let h = harness();
+    let record = submit(&h, Environment::Test, None, b"{}", "42")
+        .await
+        .unwrap();
+
+    assert_eq!(record.status, ImportStatus::Completed);
+    assert_eq!(record.europace_vorgangsnummer.as_deref(), Some("KX0001"));
+    assert!(record.crm_kennung.as_deref().unwrap().starts_with("DKR-"));
+    assert_eq!(
+        record.request, None,
+        "personal data is dropped once completed"
+    );
+    assert_eq!(record.messages, vec!["WARN unknown-field /vorgang/foo"]);
+    assert_eq!(h.store.get(record.id).await.unwrap().unwrap(), record);
+
+    let imports = h.europace.imports();
+    assert_eq!(imports.len(), 1);
+    let body = &imports[0].body;
+    assert_eq!(imports[0].environment, Environment::Test);
+    assert_eq!(body["kundenbetreuer"], json!({"partnerId": "KBT01"}));
+    let tippgeber_id = record.tippgeber_partner_id.clone().unwrap();
+    assert_eq!(body["tippgeber"], json!({"partnerId": tippgeber_id}));
+    assert_eq!(body["eigeneVorgangsnummer"], json!(record.id.to_string()));
+    assert_eq!(
+        body["haushalt"]["ausgaben"]["mietausgaben"][0]["betragMonatlich"],
+        json!(200.01)
+    );
+    assert_eq!(
+        body["antragsteller1"],
+        request("42").vorgang["antragsteller1"]
+    );
+    assert_eq!(
+        body["kommentare"],
+        json!([
+            "aus dem Vorgang",
+            "oben",
+            "Partnerdaten: Vertriebsschlüssel: VS1; filialId: 7"
+        ])
+    );
+    let partner = h
+        .europace
+        .partners()
+        .into_iter()
+        .find(|p| p.partner_id == tippgeber_id)
+        .unwrap();
+    assert_eq!(partner.parent_partner_id.as_deref(), Some("TGT01"));
+    assert_eq!(partner.externe_partner_id.as_deref(), Some("client-a-42"));
+}
+
+#[tokio::test]
+async fn a_second_import_reuses_the_tippgeber_and_production_uses_its_own_parent() {
+    let h = harness();
+    let first = submit(&h, Environment::Test, None, b"1", "42")
+        .await
+        .unwrap();
+    let second = submit(&h, Environment::Test, None, b"2", "42")
+        .await
+        .unwrap();
+    assert_eq!(first.tippgeber_partner_id, second.tippgeber_partner_id);
+    assert_eq!(h.europace.partners().len(), 4, "3 seeded + 1 Tippgeber");
+
+    let prod = submit(&h, Environment::Production, None, b"3", "43")
+        .await
+        .unwrap();
+    assert_eq!(h.europace.imports()[2].environment, Environment::Production);
+    let partner = h
+        .europace
+        .partners()
+        .into_iter()
+        .find(|p| Some(&p.partner_id) == prod.tippgeber_partner_id.as_ref())
+        .unwrap();
+    assert_eq!(partner.parent_partner_id.as_deref(), Some("TGP01"));
+}
+
+#[tokio::test]
+async fn lookup_keeps_only_a_partner_under_the_environments_parent() {
+    let h = harness();
+    h.europace.add_partner(HeldPartner {
+        partner_id: "ELSE1".into(),
+        parent_partner_id: Some("OTHER".into()),
+        externe_partner_id: Some("client-a-42".into()),
+    });
+    h.europace.add_partner(HeldPartner {
+        partner_id: "MINE1".into(),
+        parent_partner_id: Some("TGT01".into()),
+        externe_partner_id: Some("client-a-42".into()),
+    });
+    let record = submit(&h, Environment::Test, None, b"{}", "42")
+        .await
+        .unwrap();
+    assert_eq!(record.tippgeber_partner_id.as_deref(), Some("MINE1"));
+    assert_eq!(h.europace.partners().len(), 5, "nothing created");
+}
+
+#[tokio::test]
+async fn kex_rejection_fails_the_import_and_drops_the_body() {
+    let h = harness();
+    h.europace
+        .fail_next_kex(EuropaceError::Rejected { status: 400 });
+    let record = submit(&h, Environment::Test, None, b"{}", "42")
+        .await
+        .unwrap();
+    assert_eq!(record.status, ImportStatus::Failed);
+    assert_eq!(record.failure.as_ref().unwrap().kind, FailureKind::Rejected);
+    assert_eq!(record.request, None);
+    assert!(h.europace.imports().is_empty());
+}
+
+#[tokio::test]
+async fn unavailable_europace_fails_and_a_retry_with_the_same_key_completes_under_the_same_id() {
+    let h = harness();
+    h.europace.fail_next_kex(EuropaceError::Unavailable {
+        reason: "503".into(),
+        retry_after: None,
+    });
+    let failed = submit(&h, Environment::Test, Some("k1"), b"body", "42")
+        .await
+        .unwrap();
+    assert_eq!(failed.status, ImportStatus::Failed);
+    assert_eq!(
+        failed.failure.as_ref().unwrap().kind,
+        FailureKind::Unavailable
+    );
+
+    let retried = submit(&h, Environment::Test, Some("k1"), b"body", "42")
+        .await
+        .unwrap();
+    assert_eq!(retried.id, failed.id);
+    assert_eq!(retried.status, ImportStatus::Completed);
+    assert_eq!(retried.attempts, 2);
+    assert_eq!(h.europace.imports().len(), 1);
+
+    let replayed = submit(&h, Environment::Test, Some("k1"), b"body", "42")
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed, retried,
+        "a completed import is replayed as stored"
+    );
+    assert_eq!(h.europace.imports().len(), 1);
+}
+
+#[tokio::test]
+async fn partner_unavailable_fails_before_any_kex_call() {
+    let h = harness();
+    h.europace
+        .fail_next_partner_call(EuropaceError::Unavailable {
+            reason: "503".into(),
+            retry_after: None,
+        });
+    let record = submit(&h, Environment::Test, None, b"{}", "42")
+        .await
+        .unwrap();
+    assert_eq!(record.status, ImportStatus::Failed);
+    assert_eq!(record.failure.unwrap().kind, FailureKind::Unavailable);
+    assert!(h.europace.imports().is_empty());
+}
+
+#[tokio::test]
+async fn a_lost_kex_answer_leaves_the_import_in_doubt_and_it_is_never_resent() {
+    let h = harness();
+    h.europace.fail_next_kex(EuropaceError::InDoubt {
+        reason: "timeout".into(),
+    });
+    let record = submit(&h, Environment::Test, Some("k"), b"b", "42")
+        .await
+        .unwrap();
+    assert_eq!(record.status, ImportStatus::InDoubt);
+    assert!(record.request.is_some(), "kept until an operator decides");
+    let again = submit(&h, Environment::Test, Some("k"), b"b", "42")
+        .await
+        .unwrap();
+    assert_eq!(again.status, ImportStatus::InDoubt);
+    h.clock.advance(chrono::Duration::hours(1));
+    h.importer
+        .resume_stale(Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(h.europace.imports().len(), 1, "sent exactly once");
+    assert_eq!(
+        h.store
+            .list(Some(ImportStatus::InDoubt))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn same_key_with_another_body_or_environment_is_refused() {
+    let h = harness();
+    submit(&h, Environment::Test, Some("k"), b"one", "42")
+        .await
+        .unwrap();
+    assert!(matches!(
+        submit(&h, Environment::Test, Some("k"), b"two", "42").await,
+        Err(ImportError::IdempotencyKeyReused)
+    ));
+    assert!(matches!(
+        submit(&h, Environment::Production, Some("k"), b"one", "42").await,
+        Err(ImportError::IdempotencyKeyReused)
+    ));
+    assert_eq!(h.europace.imports().len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_still_in_progress_answers_in_progress() {
+    let h = harness();
+    let record = submit(&h, Environment::Test, Some("k"), b"b", "42")
+        .await
+        .unwrap();
+    let mut running = record.clone();
+    running.status = ImportStatus::PartnerReady;
+    assert!(
+        h.store
+            .update(&running, ImportStatus::Completed)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        submit(&h, Environment::Test, Some("k"), b"b", "42").await,
+        Err(ImportError::InProgress { id }) if id == record.id
+    ));
+}
+
+#[tokio::test]
+async fn resume_turns_sending_into_in_doubt_and_finishes_accepted_ones() {
+    let h = harness();
+    let done = submit(&h, Environment::Test, None, b"a", "42")
+        .await
+        .unwrap();
+    // Simulate crashes: one import stopped while SENDING, another right after ACCEPTED.
+    let mut sending = done.clone();
+    sending.id = uuid::Uuid::new_v4();
+    sending.idempotency_key = None;
+    sending.status = ImportStatus::Sending;
+    sending.request = Some(
+        serde_json::to_value(vorgang_core::StoredRequest::from_request(&request("42"))).unwrap(),
+    );
+    h.store.insert(&sending).await.unwrap();
+    let mut accepted = sending.clone();
+    accepted.id = uuid::Uuid::new_v4();
+    accepted.status = ImportStatus::Accepted;
+    accepted.europace_vorgangsnummer = None;
+    accepted.crm_kennung = None;
+    accepted.tippgeber_partner_id = None;
+    h.store.insert(&accepted).await.unwrap();
+
+    // Fresh ones are left alone (another replica may be working on them).
+    assert!(
+        h.importer
+            .resume_stale(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    h.clock.advance(chrono::Duration::minutes(5));
+    let touched = h
+        .importer
+        .resume_stale(Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(touched.len(), 2);
+    let sending = h.store.get(sending.id).await.unwrap().unwrap();
+    assert_eq!(sending.status, ImportStatus::InDoubt);
+    let accepted = h.store.get(accepted.id).await.unwrap().unwrap();
+    assert_eq!(accepted.status, ImportStatus::Completed);
+    assert_eq!(
+        h.europace.imports().len(),
+        2,
+        "the SENDING one was not sent again"
+    );
+}
+
+#[tokio::test]
+async fn operator_resolves_in_doubt_imports() {
+    let h = harness();
+    h.europace.fail_next_kex(EuropaceError::InDoubt {
+        reason: "reset".into(),
+    });
+    h.europace.fail_next_kex(EuropaceError::InDoubt {
+        reason: "reset".into(),
+    });
+    let a = submit(&h, Environment::Test, None, b"a", "42")
+        .await
+        .unwrap();
+    let b = submit(&h, Environment::Test, None, b"b", "42")
+        .await
+        .unwrap();
+
+    let a = h
+        .importer
+        .resolve(
+            a.id,
+            Resolution::Imported {
+                europace_vorgangsnummer: "EP1".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, ImportStatus::Completed);
+    assert_eq!(a.europace_vorgangsnummer.as_deref(), Some("EP1"));
+    assert!(a.crm_kennung.is_some());
+
+    let b = h.importer.resolve(b.id, Resolution::Failed).await.unwrap();
+    assert_eq!(b.status, ImportStatus::Failed);
+    assert_eq!(b.failure.unwrap().kind, FailureKind::Operator);
+    assert_eq!(b.request, None);
+
+    assert!(matches!(
+        h.importer.resolve(a.id, Resolution::Failed).await,
+        Err(ImportError::WrongState(ImportStatus::Completed))
+    ));
+    assert!(matches!(
+        h.importer
+            .resolve(uuid::Uuid::new_v4(), Resolution::Failed)
+            .await,
+        Err(ImportError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn purge_removes_only_old_finished_imports() {
+    let h = harness();
+    h.europace
+        .fail_next_kex(EuropaceError::InDoubt { reason: "t".into() });
+    let doubt = submit(&h, Environment::Test, None, b"a", "42")
+        .await
+        .unwrap();
+    let done = submit(&h, Environment::Test, None, b"b", "42")
+        .await
+        .unwrap();
+    assert_eq!(
+        h.importer
+            .purge_finished(Duration::from_secs(86_400))
+            .await
+            .unwrap(),
+        0
+    );
+    h.clock.advance(chrono::Duration::days(3));
+    assert_eq!(
+        h.importer
+            .purge_finished(Duration::from_secs(86_400))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(h.store.get(done.id).await.unwrap().is_none());
+    assert!(h.store.get(doubt.id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn crm_kennung_is_stable_per_import() {
+    use vorgang_core::CrmIds;
+    let h = harness();
+    let record = submit(&h, Environment::Test, None, b"a", "42")
+        .await
+        .unwrap();
+    let again = BuiltinCrm.crm_kennung(&record).await.unwrap();
+    assert_eq!(record.crm_kennung.as_deref(), Some(again.as_str()));
+    assert_eq!(again.len(), "DKR-".len() + 8);
+}
