@@ -241,11 +241,12 @@ impl PartnerDirectory for InMemoryEuropace {
         {
             return Err(EuropaceError::Rejected { status: 404 });
         }
-        if let Some(existing) = state
-            .partners
-            .iter()
-            .find(|p| p.externe_partner_id.as_deref() == Some(&tippgeber.externe_partner_id))
-        {
+        // Like Europace: an `externePartnerId` that already exists under this parent answers the
+        // existing partner (205); under another parent it is a different partner.
+        if let Some(existing) = state.partners.iter().find(|p| {
+            p.externe_partner_id.as_deref() == Some(&tippgeber.externe_partner_id)
+                && p.parent_partner_id.as_deref() == Some(parent_partner_id)
+        }) {
             return Ok(existing.partner_id.clone());
         }
         state.calls += 1;

@@ -53,7 +53,10 @@ mod tests {
     fn parses_only_the_two_wire_names() {
         assert_eq!("TEST".parse(), Ok(Environment::Test));
         assert_eq!("PRODUCTION".parse(), Ok(Environment::Production));
-        assert_eq!("production".parse::<Environment>(), Err(ParseEnvironmentError));
+        assert_eq!(
+            "production".parse::<Environment>(),
+            Err(ParseEnvironmentError)
+        );
         assert_eq!("".parse::<Environment>(), Err(ParseEnvironmentError));
     }
 }

@@ -1,6 +1,24 @@
 //! The partner's request: parsed strictly, validated completely.
 
+use chrono::NaiveDate;
 use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::schema::MODEL;
+use crate::strict_json;
+use crate::validate::{Ctx, is_valid_email};
+
+/// Deepest accepted nesting of objects and arrays in a body; the top-level object counts as 1.
+pub const MAX_NESTING_DEPTH: usize = strict_json::MAX_DEPTH;
+
+/// Most comments per import: top-level `kommentare` and `vorgang.kommentare` together.
+pub const MAX_KOMMENTARE: usize = 50;
+
+/// Longest comment, in characters (Unicode scalar values, not bytes).
+pub const MAX_KOMMENTAR_CHARS: usize = 4000;
+
+/// Most `partner.custom` entries.
+pub const MAX_CUSTOM_ENTRIES: usize = 100;
 
 /// Largest accepted request body: 256 KiB.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -95,24 +113,478 @@ pub struct PartnerDaten {
 /// A parsed and validated `POST /vorgang` body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportRequest {
-    /// The KEX Vorgang exactly as the partner sent it (forwarded unchanged).
+    /// The KEX Vorgang exactly as the partner sent it, to be forwarded unchanged: the same
+    /// members in the same order with the same values, unknown members included.
+    ///
+    /// Members whose value is `null` are kept as sent too. Validation treats them as absent
+    /// (as Europace does), so a `null` never fails a rule; removing them would change the
+    /// shape of what the partner sent. The service-owned members (`kundenbetreuer`,
+    /// `tippgeber`, `bearbeiter`, `eigeneVorgangsnummer`) can only be absent or `null` here;
+    /// the importer sets them by inserting, which replaces such a `null`.
     pub vorgang: serde_json::Map<String, serde_json::Value>,
     /// The Tippgeber.
     pub tippgeber: Tippgeber,
-    /// Top-level comments.
+    /// The top-level comments (`vorgang.kommentare`, if sent, stays inside [`Self::vorgang`]).
     pub kommentare: Vec<String>,
-    /// Partner data.
+    /// Partner data, aliases mapped to the canonical names; empty when `partner` was absent.
     pub partner: PartnerDaten,
-    /// Our warnings, e.g. `WARN unknown-field /vorgang/foo`.
+    /// Our warnings, e.g. `WARN unknown-field /vorgang/foo`, sorted by pointer. Unknown
+    /// fields outside `vorgang` are only named here; they are not part of the typed fields.
     pub warnings: Vec<String>,
 }
 
-/// Parses and validates a request body.
+/// Parses and validates a request body, taking today's date (UTC) from the system clock for
+/// the rule that `geburtsdatum` lies in the past.
+///
+/// Parsing is strict: the body must be UTF-8 (a leading byte-order mark is ignored) holding
+/// exactly one JSON object, without duplicate keys, nested at most [`MAX_NESTING_DEPTH`]
+/// levels deep, without lone surrogate escapes. Then every rule of the contract (DESIGN §6) is
+/// checked and every violation reported.
+///
+/// The caller should refuse bodies over [`MAX_BODY_BYTES`] before (HTTP 413); a larger body
+/// passed here anyway is refused as [`RequestError::Malformed`] without being parsed.
 ///
 /// # Errors
 /// [`RequestError::Malformed`] for bodies that are not a single well-formed JSON object,
 /// [`RequestError::Invalid`] with every violation for well-formed but invalid ones.
 pub fn parse_import_request(body: &[u8]) -> Result<ImportRequest, RequestError> {
-    let _ = body;
-    Err(RequestError::Malformed("not yet implemented".into()))
+    parse_import_request_at(body, chrono::Utc::now().date_naive())
+}
+
+/// [`parse_import_request`] with an explicit "today", for deterministic tests: a `geburtsdatum`
+/// must lie strictly before `today`.
+///
+/// # Errors
+/// As [`parse_import_request`].
+pub fn parse_import_request_at(
+    body: &[u8],
+    today: NaiveDate,
+) -> Result<ImportRequest, RequestError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(RequestError::Malformed(format!(
+            "body larger than {MAX_BODY_BYTES} bytes"
+        )));
+    }
+    let mut root = strict_json::parse_object(body).map_err(RequestError::Malformed)?;
+    let (tippgeber, kommentare, partner, warnings) = {
+        let mut ctx = Ctx::new(today);
+        let checked = check_root(&mut ctx, &root);
+        let violations = ctx.sorted_violations();
+        if !violations.is_empty() {
+            return Err(RequestError::Invalid(violations));
+        }
+        let Some(tippgeber) = checked.tippgeber else {
+            return Err(internal("tippgeber"));
+        };
+        (
+            tippgeber,
+            checked.kommentare,
+            checked.partner,
+            ctx.sorted_warnings(),
+        )
+    };
+    let Some(Value::Object(vorgang)) = root.remove("vorgang") else {
+        return Err(internal("vorgang"));
+    };
+    Ok(ImportRequest {
+        vorgang,
+        tippgeber,
+        kommentare,
+        partner,
+        warnings,
+    })
+}
+
+/// Cannot happen: validation passed, so `what` is there. Reported as a violation, not a panic.
+fn internal(what: &'static str) -> RequestError {
+    RequestError::Invalid(vec![Violation {
+        pointer: format!("/{what}"),
+        detail: "required".to_owned(),
+    }])
+}
+
+/// The typed parts found while validating (complete only if there was no violation).
+struct Checked {
+    tippgeber: Option<Tippgeber>,
+    kommentare: Vec<String>,
+    partner: PartnerDaten,
+}
+
+fn check_root<'a>(ctx: &mut Ctx<'a>, root: &'a Map<String, Value>) -> Checked {
+    let mut checked = Checked {
+        tippgeber: None,
+        kommentare: Vec::new(),
+        partner: PartnerDaten::default(),
+    };
+    let mut comment_count = 0_usize;
+    for (key, value) in root {
+        ctx.path.push(crate::validate::Seg::Key(key));
+        match key.as_str() {
+            _ if value.is_null() && is_known_top_level(key) => {}
+            "vorgang" => comment_count += check_vorgang(ctx, value),
+            "tippgeber" => checked.tippgeber = check_tippgeber(ctx, value),
+            "kommentare" => {
+                checked.kommentare = check_kommentare(ctx, value);
+                comment_count += value.as_array().map_or(0, Vec::len);
+            }
+            "partner" => checked.partner = check_partner(ctx, value),
+            _ => ctx.unknown_field(),
+        }
+        ctx.path.pop();
+    }
+    for required in ["vorgang", "tippgeber"] {
+        if root.get(required).is_none_or(Value::is_null) {
+            ctx.violation_at(required, "required");
+        }
+    }
+    if comment_count > MAX_KOMMENTARE {
+        let at = if root.get("kommentare").is_some_and(Value::is_array) {
+            "kommentare"
+        } else {
+            "vorgang"
+        };
+        let detail = format!(
+            "at most {MAX_KOMMENTARE} comments in total (kommentare and vorgang.kommentare)"
+        );
+        if at == "vorgang" {
+            ctx.path.push(crate::validate::Seg::Key("vorgang"));
+            ctx.violation_at("kommentare", detail);
+            ctx.path.pop();
+        } else {
+            ctx.violation_at(at, detail);
+        }
+    }
+    checked
+}
+
+fn is_known_top_level(key: &str) -> bool {
+    matches!(key, "vorgang" | "tippgeber" | "kommentare" | "partner")
+}
+
+/// Checks `vorgang` (not null); returns the number of `vorgang.kommentare`.
+fn check_vorgang<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> usize {
+    let Some(vorgang) = value.as_object() else {
+        ctx.violation("must be an object");
+        return 0;
+    };
+    let model = &*MODEL;
+    if let Some(root) = model.root {
+        ctx.check_object(model, root, vorgang);
+    }
+    // Required: antragsteller1.personendaten.vorname and nachname. Wrong types were reported
+    // by the schema walk already.
+    match vorgang.get("antragsteller1") {
+        None | Some(Value::Null) => ctx.violation_at("antragsteller1", "required"),
+        Some(Value::Object(antragsteller)) => {
+            ctx.path.push(crate::validate::Seg::Key("antragsteller1"));
+            match antragsteller.get("personendaten") {
+                None | Some(Value::Null) => ctx.violation_at("personendaten", "required"),
+                Some(Value::Object(personendaten)) => {
+                    ctx.path.push(crate::validate::Seg::Key("personendaten"));
+                    for name in ["vorname", "nachname"] {
+                        match personendaten.get(name) {
+                            None | Some(Value::Null) => ctx.violation_at(name, "required"),
+                            Some(Value::String(s)) if s.trim().is_empty() => {
+                                ctx.violation_at(name, "must not be empty");
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    ctx.path.pop();
+                }
+                Some(_) => {}
+            }
+            ctx.path.pop();
+        }
+        Some(_) => {}
+    }
+    // vorgang.kommentare: the schema walk checked the types; the length limit is ours.
+    match vorgang.get("kommentare") {
+        Some(Value::Array(items)) => {
+            ctx.path.push(crate::validate::Seg::Key("kommentare"));
+            check_comment_lengths(ctx, items);
+            ctx.path.pop();
+            items.len()
+        }
+        _ => 0,
+    }
+}
+
+fn check_comment_lengths(ctx: &mut Ctx<'_>, items: &[Value]) {
+    for (index, item) in items.iter().enumerate() {
+        if let Some(text) = item.as_str()
+            && text.chars().count() > MAX_KOMMENTAR_CHARS
+        {
+            ctx.path.push(crate::validate::Seg::Index(index));
+            ctx.violation(format!("must be at most {MAX_KOMMENTAR_CHARS} characters"));
+            ctx.path.pop();
+        }
+    }
+}
+
+/// Checks the top-level `kommentare` (not null).
+fn check_kommentare(ctx: &mut Ctx<'_>, value: &Value) -> Vec<String> {
+    let Some(items) = value.as_array() else {
+        ctx.violation("must be an array");
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        match item.as_str() {
+            Some(text) => out.push(text.to_owned()),
+            None => {
+                ctx.path.push(crate::validate::Seg::Index(index));
+                ctx.violation("must be a string");
+                ctx.path.pop();
+            }
+        }
+    }
+    check_comment_lengths(ctx, items);
+    out
+}
+
+/// A required string member: present, a string, non-empty after trimming.
+fn required_string<'a>(
+    ctx: &mut Ctx<'a>,
+    map: &'a Map<String, Value>,
+    key: &'a str,
+) -> Option<String> {
+    match map.get(key) {
+        None | Some(Value::Null) => {
+            ctx.violation_at(key, "required");
+            None
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            ctx.violation_at(key, "must not be empty");
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            ctx.violation_at(key, "must be a string");
+            None
+        }
+    }
+}
+
+/// An optional string member (`null` = absent).
+fn optional_string<'a>(
+    ctx: &mut Ctx<'a>,
+    map: &'a Map<String, Value>,
+    key: &'a str,
+) -> Option<String> {
+    match map.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            ctx.violation_at(key, "must be a string");
+            None
+        }
+    }
+}
+
+/// Names the members of `map` not in `known` as unknown fields.
+fn unknown_members<'a>(ctx: &mut Ctx<'a>, map: &'a Map<String, Value>, known: &[&str]) {
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) {
+            ctx.path.push(crate::validate::Seg::Key(key));
+            ctx.unknown_field();
+            ctx.path.pop();
+        }
+    }
+}
+
+const TIPPGEBER_FIELDS: &[&str] = &[
+    "externeMitarbeiternummer",
+    "vorname",
+    "nachname",
+    "anrede",
+    "telefon",
+    "email",
+];
+
+/// Checks `tippgeber` (not null).
+fn check_tippgeber<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Option<Tippgeber> {
+    let Some(map) = value.as_object() else {
+        ctx.violation("must be an object");
+        return None;
+    };
+    let externe_mitarbeiternummer = required_string(ctx, map, "externeMitarbeiternummer");
+    let vorname = required_string(ctx, map, "vorname");
+    let nachname = required_string(ctx, map, "nachname");
+    let anrede = match map.get("anrede") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "HERR" => Some(Anrede::Herr),
+        Some(Value::String(s)) if s == "FRAU" => Some(Anrede::Frau),
+        Some(_) => {
+            ctx.violation_at("anrede", "must be one of: HERR, FRAU");
+            None
+        }
+    };
+    let telefon = optional_string(ctx, map, "telefon");
+    let email = optional_string(ctx, map, "email");
+    if email.as_deref().is_some_and(|e| !is_valid_email(e)) {
+        ctx.violation_at("email", "must be a valid e-mail address");
+    }
+    unknown_members(ctx, map, TIPPGEBER_FIELDS);
+    Some(Tippgeber {
+        externe_mitarbeiternummer: externe_mitarbeiternummer?,
+        vorname: vorname?,
+        nachname: nachname?,
+        anrede,
+        telefon,
+        email,
+    })
+}
+
+const PARTNER_FIELDS: &[&str] = &[
+    "vertriebsschluessel",
+    "vertriebsschlüssel",
+    "kundennummer",
+    "kundenummer",
+    "custom",
+];
+
+/// A member with a canonical name and an alias; giving both is a violation (at the alias).
+fn aliased_string<'a>(
+    ctx: &mut Ctx<'a>,
+    map: &'a Map<String, Value>,
+    name: &'a str,
+    alias: &'a str,
+) -> Option<String> {
+    let has = |key: &str| map.get(key).is_some_and(|v| !v.is_null());
+    if has(name) && has(alias) {
+        ctx.violation_at(alias, format!("given both as {name} and {alias}"));
+        return None;
+    }
+    let key = if has(alias) { alias } else { name };
+    optional_string(ctx, map, key)
+}
+
+/// Checks `partner` (not null).
+fn check_partner<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> PartnerDaten {
+    let Some(map) = value.as_object() else {
+        ctx.violation("must be an object");
+        return PartnerDaten::default();
+    };
+    let vertriebsschluessel = aliased_string(ctx, map, "vertriebsschluessel", "vertriebsschlüssel");
+    let kundennummer = aliased_string(ctx, map, "kundennummer", "kundenummer");
+    let custom = match map.get("custom") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) => {
+            ctx.path.push(crate::validate::Seg::Key("custom"));
+            let custom = check_custom(ctx, value);
+            ctx.path.pop();
+            custom
+        }
+    };
+    unknown_members(ctx, map, PARTNER_FIELDS);
+    PartnerDaten {
+        vertriebsschluessel,
+        kundennummer,
+        custom,
+    }
+}
+
+/// Checks `partner.custom` (not null); the path is at `/partner/custom`.
+fn check_custom<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Vec<CustomEntry> {
+    let Some(items) = value.as_array() else {
+        ctx.violation("must be an array");
+        return Vec::new();
+    };
+    if items.len() > MAX_CUSTOM_ENTRIES {
+        ctx.violation(format!("must have at most {MAX_CUSTOM_ENTRIES} entries"));
+    }
+    let mut out: Vec<CustomEntry> = Vec::with_capacity(items.len());
+    let mut keys: Vec<&str> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        ctx.path.push(crate::validate::Seg::Index(index));
+        if let Some(entry) = item.as_object() {
+            let key = match entry.get("key") {
+                Some(Value::String(k)) if keys.contains(&k.as_str()) => {
+                    ctx.violation_at("key", "must be unique: an earlier entry has the same key");
+                    None
+                }
+                _ => required_string(ctx, entry, "key"),
+            };
+            if let Some(Value::String(k)) = entry.get("key") {
+                keys.push(k);
+            }
+            let value = match entry.get("value") {
+                None | Some(Value::Null) => {
+                    ctx.violation_at("value", "required");
+                    None
+                }
+                Some(Value::Bool(b)) => Some(CustomValue::Boolean(*b)),
+                Some(Value::String(s)) => Some(CustomValue::String(s.clone())),
+                Some(Value::Number(n)) => {
+                    if let Some(i) = n.as_i64() {
+                        Some(CustomValue::Integer(i))
+                    } else if n.is_u64() {
+                        ctx.violation_at(
+                            "value",
+                            "must be an integer that fits in 64 bits (signed)",
+                        );
+                        None
+                    } else {
+                        ctx.violation_at("value", "must be a boolean, an integer or a string");
+                        None
+                    }
+                }
+                Some(_) => {
+                    ctx.violation_at("value", "must be a boolean, an integer or a string");
+                    None
+                }
+            };
+            unknown_members(ctx, entry, &["key", "value"]);
+            if let (Some(key), Some(value)) = (key, value) {
+                out.push(CustomEntry { key, value });
+            }
+        } else {
+            ctx.violation("must be an object");
+        }
+        ctx.path.pop();
+    }
+    out
+}
+
+/// One readable comment line with the partner's data for the Finanzierungsberater, e.g.
+/// `Partnerdaten: Vertriebsschlüssel: X; Kundennummer: Y; telefonTermin: 2021-01-10 13:00:00`.
+///
+/// Empty strings are left out; line breaks and other control characters inside values become
+/// spaces so the result stays one line. `None` when there is nothing to show.
+#[must_use]
+pub fn render_partner_line(partner: &PartnerDaten) -> Option<String> {
+    fn clean(text: &str) -> String {
+        text.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .trim()
+            .to_owned()
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut push = |label: &str, value: &str| {
+        let value = clean(value);
+        if !value.is_empty() {
+            parts.push(format!("{}: {value}", clean(label)));
+        }
+    };
+    if let Some(v) = &partner.vertriebsschluessel {
+        push("Vertriebsschlüssel", v);
+    }
+    if let Some(v) = &partner.kundennummer {
+        push("Kundennummer", v);
+    }
+    for entry in &partner.custom {
+        let value = match &entry.value {
+            CustomValue::Boolean(b) => b.to_string(),
+            CustomValue::Integer(i) => i.to_string(),
+            CustomValue::String(s) => s.clone(),
+        };
+        push(&entry.key, &value);
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(format!("Partnerdaten: {}", parts.join("; ")))
+    }
 }

@@ -1,1 +1,18 @@
-fn main() {}
+//! `vorgang-server`: see `vorgang-server --help` and DESIGN.md §3.
+
+use clap::Parser as _;
+use vorgang_server::cli::Cli;
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    vorgang_server::telemetry::init();
+    let cli = Cli::parse();
+    match vorgang_server::commands::run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            // anyhow's chain: our own messages, never secrets or personal data.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

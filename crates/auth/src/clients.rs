@@ -1,0 +1,269 @@
+//! Partner clients: registration, listing, revocation, secret rotation and authentication.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use vorgang_core::Clock;
+
+use crate::IMPORT_SCOPE;
+use crate::error::{AuthError, Result};
+use crate::ports::{ClientRecord, ClientStore};
+use crate::secret::{SecretHasher, generate_client_id, generate_client_secret};
+
+/// Longest accepted client id or secret: longer ones cannot be ours and are rejected before
+/// any hashing.
+pub const MAX_CREDENTIAL_LEN: usize = 256;
+
+/// Longest accepted contact field (name, e-mail, phone, organisation), in characters.
+pub const MAX_FIELD_LEN: usize = 256;
+
+/// What is needed to register a partner client (`clients add`).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct NewClient {
+    /// Contact person.
+    pub name: String,
+    /// Contact e-mail.
+    pub email: String,
+    /// Contact phone.
+    pub telefonnummer: String,
+    /// Partner organisation.
+    pub organisation: String,
+    /// Scopes the client may request; empty means the default, [`IMPORT_SCOPE`].
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for NewClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Contact fields are personal data.
+        f.debug_struct("NewClient")
+            .field("organisation", &self.organisation)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of checking client credentials, for logging and throttling. Only
+/// [`Authenticated`](Self::Authenticated) means success; the caller must answer the three
+/// failures alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// Id and secret match an active client.
+    Authenticated(ClientRecord),
+    /// No client has this id.
+    UnknownClient,
+    /// The client exists but is revoked (whether the secret matched is not told).
+    Revoked,
+    /// The client exists, the secret is wrong.
+    WrongSecret,
+}
+
+/// Whether `token` is a valid OAuth scope token (RFC 6749 §3.3: printable ASCII except space,
+/// `"` and `\`).
+#[must_use]
+pub fn is_valid_scope_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+/// Registers and authenticates partner clients over a [`ClientStore`].
+#[derive(Clone)]
+pub struct ClientRegistry {
+    store: Arc<dyn ClientStore>,
+    clock: Arc<dyn Clock>,
+    hasher: SecretHasher,
+}
+
+impl std::fmt::Debug for ClientRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRegistry")
+            .field("hasher", &self.hasher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientRegistry {
+    /// A registry hashing with [`SecretHasher::owasp`].
+    #[must_use]
+    pub fn new(store: Arc<dyn ClientStore>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_hasher(store, clock, SecretHasher::owasp())
+    }
+
+    /// A registry with another hasher (tests: [`SecretHasher::with_cost`]).
+    #[must_use]
+    pub fn with_hasher(
+        store: Arc<dyn ClientStore>,
+        clock: Arc<dyn Clock>,
+        hasher: SecretHasher,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            hasher,
+        }
+    }
+
+    /// Registers a client with a fresh id and secret. The secret is returned this once; only
+    /// its Argon2id hash is stored.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidInput`] naming the field if a contact field is empty (after
+    /// trimming), longer than [`MAX_FIELD_LEN`] or contains control characters, or a scope is
+    /// not a valid scope token; [`AuthError::Store`], [`AuthError::Hashing`].
+    pub async fn register(&self, new: NewClient) -> Result<(ClientRecord, SecretString)> {
+        let name = contact_field(&new.name, "name")?;
+        let email = contact_field(&new.email, "email")?;
+        let telefonnummer = contact_field(&new.telefonnummer, "telefonnummer")?;
+        let organisation = contact_field(&new.organisation, "organisation")?;
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in new.scopes.iter().flat_map(|s| s.split(' ')) {
+            if scope.is_empty() {
+                continue;
+            }
+            if !is_valid_scope_token(scope) {
+                return Err(AuthError::InvalidInput("scope"));
+            }
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
+        if scopes.is_empty() {
+            scopes.push(IMPORT_SCOPE.to_owned());
+        }
+        let secret = generate_client_secret();
+        let record = ClientRecord {
+            client_id: generate_client_id(),
+            secret_hash: self.hasher.hash_async(secret.expose_secret()).await?,
+            name,
+            email,
+            telefonnummer,
+            organisation,
+            scopes,
+            revoked_at: None,
+            created_at: self.clock.now(),
+        };
+        self.store.insert_client(&record).await?;
+        tracing::info!(client_id = %record.client_id, "registered a client");
+        Ok((record, secret))
+    }
+
+    /// All clients, oldest first, revoked ones included. Records carry the secret hash, never
+    /// the secret; do not print the hash either.
+    ///
+    /// # Errors
+    /// [`AuthError::Store`].
+    pub async fn list(&self) -> Result<Vec<ClientRecord>> {
+        Ok(self.store.list_clients().await?)
+    }
+
+    /// The client with this id, revoked or not.
+    ///
+    /// # Errors
+    /// [`AuthError::Store`].
+    pub async fn get(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        if client_id.len() > MAX_CREDENTIAL_LEN {
+            return Ok(None);
+        }
+        Ok(self.store.get_client(client_id).await?)
+    }
+
+    /// Revokes a client: it cannot get tokens any more and its tokens stop working at once
+    /// (validators check [`is_active`](Self::is_active) on every request). `false` if there is
+    /// no such client; revoking twice is fine and keeps the first time.
+    ///
+    /// # Errors
+    /// [`AuthError::Store`].
+    pub async fn revoke(&self, client_id: &str) -> Result<bool> {
+        let revoked = self
+            .store
+            .revoke_client(client_id, self.clock.now())
+            .await?;
+        if revoked {
+            tracing::info!(%client_id, "revoked a client");
+        }
+        Ok(revoked)
+    }
+
+    /// Gives a client a new secret and returns it (once); the old secret stops working, tokens
+    /// already issued stay valid until they expire. `None` if there is no such client. A
+    /// revoked client stays revoked.
+    ///
+    /// # Errors
+    /// [`AuthError::Store`], [`AuthError::Hashing`].
+    pub async fn rotate(&self, client_id: &str) -> Result<Option<SecretString>> {
+        if self.get(client_id).await?.is_none() {
+            return Ok(None);
+        }
+        let secret = generate_client_secret();
+        let hash = self.hasher.hash_async(secret.expose_secret()).await?;
+        if self.store.set_client_secret_hash(client_id, &hash).await? {
+            tracing::info!(%client_id, "rotated a client secret");
+            Ok(Some(secret))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The active client with these credentials; `None` for an unknown or revoked client or a
+    /// wrong secret. Every case costs one store lookup and one Argon2id verification.
+    ///
+    /// # Errors
+    /// [`AuthError::Store`].
+    pub async fn authenticate(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<Option<ClientRecord>> {
+        Ok(match self.check_credentials(client_id, secret).await? {
+            AuthOutcome::Authenticated(client) => Some(client),
+            _ => None,
+        })
+    }
+
+    /// Like [`authenticate`](Self::authenticate), telling why it failed (for logs and
+    /// throttling; never for the answer). Every case does the same work; over-long ids or
+    /// secrets (more than [`MAX_CREDENTIAL_LEN`] bytes) are rejected before any.
+    ///
+    /// # Errors
+    /// [`AuthError::Store`].
+    pub async fn check_credentials(&self, client_id: &str, secret: &str) -> Result<AuthOutcome> {
+        if client_id.len() > MAX_CREDENTIAL_LEN || secret.len() > MAX_CREDENTIAL_LEN {
+            return Ok(AuthOutcome::UnknownClient);
+        }
+        let client = self.store.get_client(client_id).await?;
+        let matches = self
+            .hasher
+            .verify_async(secret, client.as_ref().map(|c| c.secret_hash.as_str()))
+            .await;
+        Ok(match client {
+            None => AuthOutcome::UnknownClient,
+            Some(client) if client.revoked_at.is_some() => AuthOutcome::Revoked,
+            Some(_) if !matches => AuthOutcome::WrongSecret,
+            Some(client) => AuthOutcome::Authenticated(client),
+        })
+    }
+
+    /// Whether the client exists and is not revoked. Asks the store every time (no cache), so
+    /// a revocation from the CLI applies at once.
+    ///
+    /// # Errors
+    /// [`AuthError::Store`].
+    pub async fn is_active(&self, client_id: &str) -> Result<bool> {
+        Ok(self
+            .get(client_id)
+            .await?
+            .is_some_and(|c| c.revoked_at.is_none()))
+    }
+}
+
+fn contact_field(value: &str, field: &'static str) -> Result<String> {
+    let value = value.trim();
+    if value.is_empty()
+        || value.chars().count() > MAX_FIELD_LEN
+        || value.chars().any(char::is_control)
+    {
+        return Err(AuthError::InvalidInput(field));
+    }
+    Ok(value.to_owned())
+}

@@ -1,0 +1,591 @@
+//! RFC 9068 access tokens: issuing (EdDSA-signed `at+jwt`) and validating them.
+//!
+//! Validation pins everything an attacker could choose: the algorithm (only `EdDSA`; `none`,
+//! HMAC, RSA and ECDSA are rejected before any key is looked at), the type (`at+jwt`), the key
+//! (a `kid` of our key ring; embedded `jwk`/`jku` are ignored, `crit` is rejected), the issuer
+//! and the audience; times are checked against the injected clock with a fixed leeway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, TimeDelta, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use vorgang_core::Clock;
+
+use crate::clients::ClientRegistry;
+use crate::error::{AuthError, Result};
+use crate::keys::KeyRing;
+use crate::{IMPORT_SCOPE, REALM};
+
+/// The JWT `typ` of our access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Longest token the validator looks at (bytes); longer ones are rejected unparsed.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Issuer, audience and lifetimes of our tokens (settings `issuer`, `audience`, `token_ttl_s`,
+/// `token_leeway_s`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// `iss` of our tokens, e.g. `http://127.0.0.1:8080`.
+    pub issuer: String,
+    /// `aud` of our tokens, default `drkleinrk-api`.
+    pub audience: String,
+    /// Token lifetime, default 900 s.
+    pub ttl: Duration,
+    /// Clock-skew tolerance for `exp`, `nbf` and `iat`, default 30 s.
+    pub leeway: Duration,
+}
+
+impl TokenSettings {
+    /// Settings with the default audience (`drkleinrk-api`), TTL (900 s) and leeway (30 s).
+    #[must_use]
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: "drkleinrk-api".to_owned(),
+            ttl: Duration::from_secs(900),
+            leeway: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The claims of our access tokens (RFC 9068 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Subject: the client id (client credentials grant).
+    pub sub: String,
+    /// The client id.
+    pub client_id: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+    /// Not before (Unix seconds); we do not set it, others may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Unique token id (UUID v4).
+    pub jti: String,
+}
+
+impl AccessClaims {
+    /// The granted scopes.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+
+    /// Whether `scope` was granted.
+    #[must_use]
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
+    }
+}
+
+/// A freshly issued access token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The signed JWT. A credential: never log it.
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// Its `jti`, fine to log.
+    pub jti: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("access_token", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("jti", &self.jti)
+            .finish()
+    }
+}
+
+/// Signs access tokens with the key ring's current key.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    keys: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    settings: TokenSettings,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenIssuer {
+    /// An issuer signing with `keys`.
+    #[must_use]
+    pub fn new(keys: Arc<KeyRing>, clock: Arc<dyn Clock>, settings: TokenSettings) -> Self {
+        Self {
+            keys,
+            clock,
+            settings,
+        }
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    /// Issues a token for `client_id` with the given scopes (already checked by the caller):
+    /// header `{"alg":"EdDSA","typ":"at+jwt","kid":…}`, claims
+    /// `iss aud sub client_id scope iat exp jti`, `exp = iat + ttl`.
+    ///
+    /// # Errors
+    /// [`AuthError::Signing`] if signing fails.
+    pub async fn issue(&self, client_id: &str, scopes: &[String]) -> Result<IssuedToken> {
+        let key = self.keys.signing_key().await;
+        let now = self.clock.now();
+        let ttl = TimeDelta::from_std(self.settings.ttl).map_err(|_| AuthError::Signing)?;
+        let expires_at = now.checked_add_signed(ttl).ok_or(AuthError::Signing)?;
+        let scope = scopes.join(" ");
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: client_id.to_owned(),
+            client_id: client_id.to_owned(),
+            scope: scope.clone(),
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+            nbf: None,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(key.kid().to_owned());
+        let access_token = jsonwebtoken::encode(&header, &claims, key.encoding_key())
+            .map_err(|_| AuthError::Signing)?;
+        Ok(IssuedToken {
+            access_token,
+            expires_in: self.settings.ttl.as_secs(),
+            scope,
+            jti: claims.jti,
+            expires_at,
+        })
+    }
+}
+
+/// Why a token was not accepted (for logs and tests; the answer is the same `invalid_token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidReason {
+    /// Not a compact JWS, not base64url/JSON, or too long.
+    Malformed,
+    /// `alg` other than `EdDSA` (including `none`).
+    Algorithm,
+    /// `typ` missing or other than `at+jwt` / `application/at+jwt`.
+    Type,
+    /// `crit` header present (no extension is understood).
+    CriticalHeader,
+    /// `kid` missing or not one of our verifying keys.
+    UnknownKey,
+    /// The signature does not verify.
+    Signature,
+    /// Wrong `iss`.
+    Issuer,
+    /// Wrong `aud`.
+    Audience,
+    /// A required claim missing or of the wrong type, or `sub` differing from `client_id`.
+    Claims,
+    /// `nbf` or `iat` in the future beyond the leeway.
+    NotYetValid,
+}
+
+impl InvalidReason {
+    /// A short name, e.g. `signature`, for logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Algorithm => "algorithm",
+            Self::Type => "type",
+            Self::CriticalHeader => "critical_header",
+            Self::UnknownKey => "unknown_key",
+            Self::Signature => "signature",
+            Self::Issuer => "issuer",
+            Self::Audience => "audience",
+            Self::Claims => "claims",
+            Self::NotYetValid => "not_yet_valid",
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a request to a protected resource is not authorized (RFC 6750 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No bearer token in the request.
+    #[error("no bearer token")]
+    Missing,
+    /// The token is not one of ours or was tampered with.
+    #[error("invalid token: {0}")]
+    Invalid(InvalidReason),
+    /// The token expired (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// The token's client is revoked (or no longer exists).
+    #[error("client revoked")]
+    Revoked,
+    /// The token is valid but lacks the scope.
+    #[error("insufficient scope")]
+    InsufficientScope {
+        /// The scope needed.
+        required: String,
+    },
+    /// The revocation check could not reach the store: answer 503, not 401.
+    #[error("client store unavailable")]
+    Unavailable,
+}
+
+impl TokenError {
+    /// HTTP status: 401, 403 for [`InsufficientScope`](Self::InsufficientScope), 503 for
+    /// [`Unavailable`](Self::Unavailable).
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Missing | Self::Invalid(_) | Self::Expired | Self::Revoked => 401,
+            Self::InsufficientScope { .. } => 403,
+            Self::Unavailable => 503,
+        }
+    }
+
+    /// The RFC 6750 error code: `invalid_token`, `insufficient_scope`, or none.
+    #[must_use]
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self {
+            Self::Invalid(_) | Self::Expired | Self::Revoked => Some("invalid_token"),
+            Self::InsufficientScope { .. } => Some("insufficient_scope"),
+            Self::Missing | Self::Unavailable => None,
+        }
+    }
+
+    /// The `WWW-Authenticate` header value: `Bearer realm="vorgang"` without a token,
+    /// `Bearer realm="vorgang", error="invalid_token"` for a bad one, and
+    /// `Bearer realm="vorgang", error="insufficient_scope", scope="…"` (403). `None` for
+    /// [`Unavailable`](Self::Unavailable).
+    #[must_use]
+    pub fn www_authenticate(&self) -> Option<String> {
+        match self {
+            Self::Missing => Some(format!("Bearer realm=\"{REALM}\"")),
+            Self::Invalid(_) | Self::Expired | Self::Revoked => {
+                Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""))
+            }
+            Self::InsufficientScope { required } => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{required}\""
+            )),
+            Self::Unavailable => None,
+        }
+    }
+
+    /// A human description for the problem+json `detail`, echoing nothing of the request.
+    #[must_use]
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::Missing => "A bearer access token is required.",
+            Self::Invalid(_) => "The access token is invalid.",
+            Self::Expired => "The access token expired.",
+            Self::Revoked => "The client of this access token was revoked.",
+            Self::InsufficientScope { .. } => "The access token lacks the required scope.",
+            Self::Unavailable => "Authorization is temporarily unavailable.",
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header value (scheme case-insensitive, RFC 6750
+/// §2.1). [`TokenError::Missing`] if there is no header or another scheme;
+/// [`InvalidReason::Malformed`] for `Bearer` with an empty or malformed token.
+///
+/// # Errors
+/// As described.
+pub fn bearer_token(authorization: Option<&str>) -> Result<&str, TokenError> {
+    let Some(value) = authorization else {
+        return Err(TokenError::Missing);
+    };
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("Bearer") {
+        return Err(TokenError::Missing);
+    }
+    let token = rest.trim_start_matches(' ');
+    // RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    let body = token.trim_end_matches('=');
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    {
+        return Err(TokenError::Invalid(InvalidReason::Malformed));
+    }
+    Ok(token)
+}
+
+/// The parts of the JOSE header we check before any verification.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: Option<serde_json::Value>,
+    typ: Option<serde_json::Value>,
+    kid: Option<serde_json::Value>,
+    crit: Option<serde_json::Value>,
+}
+
+/// Validates our access tokens.
+#[derive(Clone)]
+pub struct TokenValidator {
+    keys: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    settings: TokenSettings,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenValidator")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenValidator {
+    /// A validator of tokens signed by `keys` with the issuer and audience of `settings`.
+    #[must_use]
+    pub fn new(keys: Arc<KeyRing>, clock: Arc<dyn Clock>, settings: TokenSettings) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // Times are checked below against the injected clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        Self {
+            keys,
+            clock,
+            settings,
+            validation,
+        }
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    /// Validates a token: header (`alg` = `EdDSA`, `typ` = `at+jwt`, known `kid`, no `crit`),
+    /// signature, `iss`, `aud`, required claims, `exp`/`nbf`/`iat` with the leeway. Does not
+    /// check scope or revocation: see [`authorize`](Self::authorize).
+    ///
+    /// # Errors
+    /// [`TokenError::Invalid`] with the reason, or [`TokenError::Expired`].
+    pub async fn validate(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let invalid = TokenError::Invalid;
+        if token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {
+            return Err(invalid(InvalidReason::Malformed));
+        }
+        let kid = check_header(token)?;
+        let Some(key) = self.keys.find_verifying_key(&kid).await else {
+            return Err(invalid(InvalidReason::UnknownKey));
+        };
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
+            .map_err(|error| invalid(reason_of(error.kind())))?
+            .claims;
+        if claims.sub != claims.client_id {
+            return Err(invalid(InvalidReason::Claims));
+        }
+        let now = self.clock.now().timestamp();
+        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(i64::MAX);
+        if claims.exp.saturating_add(leeway) <= now {
+            return Err(TokenError::Expired);
+        }
+        let not_before = claims.nbf.unwrap_or(i64::MIN).max(claims.iat);
+        if not_before > now.saturating_add(leeway) {
+            return Err(invalid(InvalidReason::NotYetValid));
+        }
+        Ok(claims)
+    }
+
+    /// The whole check of a request to a protected resource: the bearer token of the
+    /// `Authorization` header value, [`validate`](Self::validate), the client still active
+    /// ([`ClientRegistry::is_active`], asked every time), then `required_scope`.
+    ///
+    /// # Errors
+    /// [`TokenError::Missing`], [`TokenError::Invalid`], [`TokenError::Expired`],
+    /// [`TokenError::Revoked`], [`TokenError::InsufficientScope`], or
+    /// [`TokenError::Unavailable`] when the client store cannot be reached.
+    pub async fn authorize(
+        &self,
+        authorization: Option<&str>,
+        registry: &ClientRegistry,
+        required_scope: &str,
+    ) -> Result<AccessClaims, TokenError> {
+        let token = bearer_token(authorization)?;
+        let claims = self.validate(token).await?;
+        match registry.is_active(&claims.client_id).await {
+            Ok(true) => {}
+            Ok(false) => return Err(TokenError::Revoked),
+            Err(error) => {
+                tracing::warn!(%error, "revocation check failed");
+                return Err(TokenError::Unavailable);
+            }
+        }
+        if !claims.has_scope(required_scope) {
+            return Err(TokenError::InsufficientScope {
+                required: required_scope.to_owned(),
+            });
+        }
+        Ok(claims)
+    }
+
+    /// [`authorize`](Self::authorize) for `POST /vorgang`: scope [`IMPORT_SCOPE`].
+    ///
+    /// # Errors
+    /// As [`authorize`](Self::authorize).
+    pub async fn authorize_import(
+        &self,
+        authorization: Option<&str>,
+        registry: &ClientRegistry,
+    ) -> Result<AccessClaims, TokenError> {
+        self.authorize(authorization, registry, IMPORT_SCOPE).await
+    }
+}
+
+/// Checks `alg`, `typ` and `crit` of the unverified header and returns the `kid`.
+fn check_header(token: &str) -> Result<String, TokenError> {
+    let invalid = TokenError::Invalid;
+    let encoded = token.split('.').next().unwrap_or_default();
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| invalid(InvalidReason::Malformed))?;
+    let header: RawHeader =
+        serde_json::from_slice(&bytes).map_err(|_| invalid(InvalidReason::Malformed))?;
+    if header.alg.as_ref().and_then(serde_json::Value::as_str) != Some("EdDSA") {
+        return Err(invalid(InvalidReason::Algorithm));
+    }
+    let typ_ok = header
+        .typ
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|typ| {
+            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                || typ.eq_ignore_ascii_case("application/at+jwt")
+        });
+    if !typ_ok {
+        return Err(invalid(InvalidReason::Type));
+    }
+    if header.crit.is_some() {
+        return Err(invalid(InvalidReason::CriticalHeader));
+    }
+    match header.kid {
+        Some(serde_json::Value::String(kid)) if !kid.is_empty() => Ok(kid),
+        _ => Err(invalid(InvalidReason::UnknownKey)),
+    }
+}
+
+fn reason_of(kind: &ErrorKind) -> InvalidReason {
+    match kind {
+        ErrorKind::InvalidSignature => InvalidReason::Signature,
+        ErrorKind::InvalidIssuer => InvalidReason::Issuer,
+        ErrorKind::InvalidAudience => InvalidReason::Audience,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::MissingAlgorithm => InvalidReason::Algorithm,
+        ErrorKind::MissingRequiredClaim(_)
+        | ErrorKind::InvalidClaimFormat(_)
+        | ErrorKind::InvalidSubject
+        | ErrorKind::Json(_) => InvalidReason::Claims,
+        ErrorKind::ImmatureSignature => InvalidReason::NotYetValid,
+        _ => InvalidReason::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(bearer_token(None), Err(TokenError::Missing));
+        assert_eq!(bearer_token(Some("Basic abc")), Err(TokenError::Missing));
+        assert_eq!(bearer_token(Some("Bearer a.b.c")), Ok("a.b.c"));
+        assert_eq!(bearer_token(Some("bearer  a.b-_c")), Ok("a.b-_c"));
+        assert_eq!(
+            bearer_token(Some("Bearer")),
+            Err(TokenError::Invalid(InvalidReason::Malformed))
+        );
+        assert_eq!(
+            bearer_token(Some("Bearer a b")),
+            Err(TokenError::Invalid(InvalidReason::Malformed))
+        );
+    }
+
+    #[test]
+    fn www_authenticate_values() {
+        assert_eq!(
+            TokenError::Missing.www_authenticate().as_deref(),
+            Some("Bearer realm=\"vorgang\"")
+        );
+        assert_eq!(
+            TokenError::Expired.www_authenticate().as_deref(),
+            Some("Bearer realm=\"vorgang\", error=\"invalid_token\"")
+        );
+        let scope = TokenError::InsufficientScope {
+            required: IMPORT_SCOPE.to_owned(),
+        };
+        assert_eq!(scope.status(), 403);
+        assert_eq!(
+            scope.www_authenticate().as_deref(),
+            Some(
+                "Bearer realm=\"vorgang\", error=\"insufficient_scope\", scope=\"drkleinrk-api/vorgang:import\""
+            )
+        );
+        assert_eq!(TokenError::Unavailable.status(), 503);
+    }
+
+    #[test]
+    fn scopes_split_on_spaces() {
+        let claims = AccessClaims {
+            iss: "i".into(),
+            aud: "a".into(),
+            sub: "c".into(),
+            client_id: "c".into(),
+            scope: "a b  drkleinrk-api/vorgang:import".into(),
+            iat: 0,
+            exp: 0,
+            nbf: None,
+            jti: "j".into(),
+        };
+        assert!(claims.has_scope(IMPORT_SCOPE));
+        assert!(claims.has_scope("a"));
+        assert!(!claims.has_scope("drkleinrk-api"));
+        assert!(!claims.has_scope(""));
+    }
+}

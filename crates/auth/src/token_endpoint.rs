@@ -1,0 +1,538 @@
+//! `POST /oauth2/token`: the client credentials grant (RFC 6749 §4.4) with `client_secret_basic`
+//! and `client_secret_post` (§2.3.1), errors as §5.2, brute-force throttling.
+//!
+//! Framework-agnostic: the server parses the urlencoded body into [`TokenRequest::form`] (all
+//! pairs, duplicates kept), passes the raw `Authorization` header and the peer address, and maps
+//! [`TokenResponse`] / [`OAuthError`] to HTTP, adding [`NO_STORE_HEADERS`] to both.
+
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde::Serialize;
+
+use crate::REALM;
+use crate::clients::{AuthOutcome, ClientRegistry, MAX_CREDENTIAL_LEN, is_valid_scope_token};
+use crate::error::AuthError;
+use crate::throttle::{Throttle, ThrottleKey};
+use crate::token::TokenIssuer;
+
+/// The only grant type supported.
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// Headers for every answer of the token endpoint (RFC 6749 §5.1).
+pub const NO_STORE_HEADERS: [(&str, &str); 2] =
+    [("Cache-Control", "no-store"), ("Pragma", "no-cache")];
+
+/// Seconds a client is asked to wait when the client store is unavailable.
+const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
+const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// One request to the token endpoint.
+#[derive(Clone, Default)]
+pub struct TokenRequest {
+    /// The raw `Authorization` header value, if any.
+    pub authorization: Option<String>,
+    /// The `application/x-www-form-urlencoded` body, decoded, in order, duplicates preserved.
+    pub form: Vec<(String, String)>,
+    /// The peer address (after trusted-proxy handling), for throttling.
+    pub remote_ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials: names only.
+        f.debug_struct("TokenRequest")
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field(
+                "form",
+                &self
+                    .form
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("remote_ip", &self.remote_ip)
+            .finish()
+    }
+}
+
+/// The successful answer (RFC 6749 §5.1), serialised as the JSON body.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct TokenResponse {
+    /// The access token (a credential: never log it).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[REDACTED]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// An error answer (RFC 6749 §5.2). The description never contains a submitted value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}: {description}")]
+pub struct OAuthError {
+    /// The error code: `invalid_request`, `invalid_client`, `unsupported_grant_type`,
+    /// `invalid_scope`, `slow_down`, `temporarily_unavailable` or `server_error`.
+    pub error: &'static str,
+    /// `error_description`.
+    pub description: String,
+    /// HTTP status: 400, 401 (`invalid_client`), 429 (`slow_down`), 500 or 503.
+    pub status: u16,
+    /// `WWW-Authenticate` header value (with 401).
+    pub www_authenticate: Option<String>,
+    /// `Retry-After` header value in seconds (with 429 and 503).
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct OAuthErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    error_description: &'a str,
+}
+
+impl OAuthError {
+    fn new(error: &'static str, status: u16, description: impl Into<String>) -> Self {
+        Self {
+            error,
+            description: description.into(),
+            status,
+            www_authenticate: None,
+            retry_after: None,
+        }
+    }
+
+    /// `invalid_request`, 400.
+    #[must_use]
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new("invalid_request", 400, description)
+    }
+
+    /// `invalid_client`, 401 with `WWW-Authenticate: Basic realm="vorgang"`.
+    #[must_use]
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        Self {
+            www_authenticate: Some(format!("Basic realm=\"{REALM}\"")),
+            ..Self::new("invalid_client", 401, description)
+        }
+    }
+
+    /// `unsupported_grant_type`, 400.
+    #[must_use]
+    pub fn unsupported_grant_type() -> Self {
+        Self::new(
+            "unsupported_grant_type",
+            400,
+            "only grant_type=client_credentials is supported",
+        )
+    }
+
+    /// `invalid_scope`, 400.
+    #[must_use]
+    pub fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::new("invalid_scope", 400, description)
+    }
+
+    /// `slow_down`, 429 with `Retry-After`.
+    #[must_use]
+    pub fn slow_down(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                "slow_down",
+                429,
+                "too many failed authentication attempts; retry later",
+            )
+        }
+    }
+
+    /// `temporarily_unavailable`, 503 with `Retry-After`.
+    #[must_use]
+    pub fn temporarily_unavailable() -> Self {
+        Self {
+            retry_after: Some(UNAVAILABLE_RETRY_AFTER),
+            ..Self::new(
+                "temporarily_unavailable",
+                503,
+                "the authorization server is temporarily unavailable",
+            )
+        }
+    }
+
+    /// `server_error`, 500.
+    #[must_use]
+    pub fn server_error() -> Self {
+        Self::new("server_error", 500, "the token could not be issued")
+    }
+
+    /// The JSON body: `{"error":…,"error_description":…}`.
+    #[must_use]
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::to_value(OAuthErrorBody {
+            error: self.error,
+            error_description: &self.description,
+        })
+        .unwrap_or_else(|_| serde_json::json!({ "error": self.error }))
+    }
+
+    fn from_auth_error(error: &AuthError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "token endpoint: store unavailable");
+            Self::temporarily_unavailable()
+        } else {
+            tracing::error!(%error, "token endpoint failed");
+            Self::server_error()
+        }
+    }
+}
+
+/// The token endpoint.
+#[derive(Debug)]
+pub struct TokenEndpoint {
+    registry: ClientRegistry,
+    issuer: TokenIssuer,
+    throttle: Throttle,
+}
+
+/// The parameters of a request after the checks that need no database.
+struct Parsed {
+    client_id: String,
+    secret: String,
+    scope: Option<Vec<String>>,
+}
+
+impl TokenEndpoint {
+    /// An endpoint authenticating with `registry`, issuing with `issuer`, throttling with
+    /// `throttle`.
+    #[must_use]
+    pub fn new(registry: ClientRegistry, issuer: TokenIssuer, throttle: Throttle) -> Self {
+        Self {
+            registry,
+            issuer,
+            throttle,
+        }
+    }
+
+    /// The throttle (e.g. for metrics).
+    #[must_use]
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    /// Handles one request: request checks, throttle, client authentication, scope, issue.
+    ///
+    /// # Errors
+    /// An [`OAuthError`] to send as it is.
+    pub async fn handle(&self, req: TokenRequest) -> Result<TokenResponse, OAuthError> {
+        let parsed = parse(&req)?;
+        let ip_key = req.remote_ip.map(ThrottleKey::ip);
+        let client_key = ThrottleKey::client(&parsed.client_id);
+        if let Some(retry_after) = self
+            .throttle
+            .check_all(ip_key.iter().chain(std::iter::once(&client_key)))
+        {
+            return Err(OAuthError::slow_down(retry_after));
+        }
+
+        let outcome = self
+            .registry
+            .check_credentials(&parsed.client_id, &parsed.secret)
+            .await
+            .map_err(|e| OAuthError::from_auth_error(&e))?;
+        let client = match outcome {
+            AuthOutcome::Authenticated(client) => client,
+            failure => {
+                if let Some(key) = &ip_key {
+                    self.throttle.record_failure(key);
+                }
+                // Unknown ids are counted per IP only, so the map holds real clients only.
+                if failure != AuthOutcome::UnknownClient {
+                    self.throttle.record_failure(&client_key);
+                    tracing::info!(
+                        client_id = %parsed.client_id,
+                        outcome = ?failure,
+                        "token endpoint: client authentication failed"
+                    );
+                } else {
+                    tracing::info!("token endpoint: unknown client");
+                }
+                return Err(OAuthError::invalid_client("client authentication failed"));
+            }
+        };
+        self.throttle.reset(&client_key);
+
+        let scopes = match parsed.scope {
+            None => client.scopes.clone(),
+            Some(requested) => {
+                if let Some(_missing) = requested.iter().find(|s| !client.scopes.contains(s)) {
+                    return Err(OAuthError::invalid_scope(
+                        "the requested scope exceeds the scopes granted to the client",
+                    ));
+                }
+                requested
+            }
+        };
+        let issued = self
+            .issuer
+            .issue(&client.client_id, &scopes)
+            .await
+            .map_err(|e| OAuthError::from_auth_error(&e))?;
+        tracing::info!(client_id = %client.client_id, jti = %issued.jti, "issued an access token");
+        Ok(TokenResponse {
+            access_token: issued.access_token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: issued.scope,
+        })
+    }
+}
+
+/// Form parameters we read; duplicates of others are ignored like the parameters themselves.
+const KNOWN_PARAMETERS: [&str; 4] = ["grant_type", "scope", "client_id", "client_secret"];
+
+/// Checks everything that needs no database and no hashing.
+fn parse(req: &TokenRequest) -> Result<Parsed, OAuthError> {
+    // RFC 6749 §3.2: parameters without a value are treated as omitted; none may repeat.
+    let mut params: [Option<&str>; 4] = [None; 4];
+    for (name, value) in &req.form {
+        if value.is_empty() {
+            continue;
+        }
+        if let Some(index) = KNOWN_PARAMETERS.iter().position(|known| known == name) {
+            if params[index].is_some() {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {} is repeated",
+                    KNOWN_PARAMETERS[index]
+                )));
+            }
+            params[index] = Some(value);
+        }
+    }
+    let [grant_type, scope, form_id, form_secret] = params;
+
+    match grant_type {
+        None => return Err(OAuthError::invalid_request("grant_type is missing")),
+        Some(CLIENT_CREDENTIALS) => {}
+        Some(_) => return Err(OAuthError::unsupported_grant_type()),
+    }
+
+    let authorization = req
+        .authorization
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty());
+    let (client_id, secret) = match authorization {
+        Some(header) => {
+            if form_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "more than one client authentication method used",
+                ));
+            }
+            let (id, secret) = parse_basic(header)?;
+            if form_id.is_some_and(|form_id| form_id != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id differs from the authenticated client",
+                ));
+            }
+            (id, secret)
+        }
+        None => match (form_id, form_secret) {
+            (Some(id), Some(secret)) => (id.to_owned(), secret.to_owned()),
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_request(
+                    "client_secret without client_id",
+                ));
+            }
+            (Some(_), None) | (None, None) => {
+                return Err(OAuthError::invalid_client(
+                    "client authentication required (HTTP Basic or client_id and client_secret)",
+                ));
+            }
+        },
+    };
+    if client_id.len() > MAX_CREDENTIAL_LEN || secret.len() > MAX_CREDENTIAL_LEN {
+        return Err(OAuthError::invalid_client("client authentication failed"));
+    }
+
+    let scope = match scope {
+        None => None,
+        Some(scope) => {
+            let mut scopes: Vec<String> = Vec::new();
+            for token in scope.split(' ').filter(|s| !s.is_empty()) {
+                if !is_valid_scope_token(token) {
+                    return Err(OAuthError::invalid_scope("scope is malformed"));
+                }
+                if !scopes.iter().any(|s| s == token) {
+                    scopes.push(token.to_owned());
+                }
+            }
+            // Only spaces: as if omitted.
+            (!scopes.is_empty()).then_some(scopes)
+        }
+    };
+
+    Ok(Parsed {
+        client_id,
+        secret,
+        scope,
+    })
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1).
+fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
+    let malformed = || OAuthError::invalid_client("malformed HTTP Basic credentials");
+    let (scheme, encoded) = header.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("Basic") {
+        return Err(OAuthError::invalid_client(
+            "unsupported authentication scheme; use HTTP Basic",
+        ));
+    }
+    let decoded = BASE64_LENIENT
+        .decode(encoded.trim())
+        .map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let id = form_urldecode(id).ok_or_else(malformed)?;
+    let secret = form_urldecode(secret).ok_or_else(malformed)?;
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    Ok((id, secret))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a byte;
+/// `None` for a bad escape or invalid UTF-8.
+fn form_urldecode(input: &str) -> Option<String> {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = hex_value(*bytes.get(i + 1)?)?;
+                let lo = hex_value(*bytes.get(i + 2)?)?;
+                out.push(hi << 4 | lo);
+                i += 2;
+            }
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+
+    fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn urldecoding() {
+        assert_eq!(form_urldecode("a+b%20c%2B%3a").as_deref(), Some("a b c+:"));
+        assert_eq!(form_urldecode("%C3%A4").as_deref(), Some("ä"));
+        assert_eq!(form_urldecode("%"), None);
+        assert_eq!(form_urldecode("%4"), None);
+        assert_eq!(form_urldecode("%zz"), None);
+        assert_eq!(form_urldecode("%FF"), None);
+    }
+
+    #[test]
+    fn basic_parsing() {
+        let header = format!("Basic {}", STANDARD.encode("my%3Aid:se%2Bcr+et:x"));
+        assert_eq!(
+            parse_basic(&header).unwrap(),
+            ("my:id".to_owned(), "se+cr et:x".to_owned())
+        );
+        let unpadded = format!("basic {}", STANDARD.encode("id:s").trim_end_matches('='));
+        assert_eq!(parse_basic(&unpadded).unwrap().0, "id");
+        assert_eq!(
+            parse_basic("Basic !!!").unwrap_err().error,
+            "invalid_client"
+        );
+        assert_eq!(
+            parse_basic(&format!("Basic {}", STANDARD.encode("nocolon")))
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            parse_basic("Bearer abc").unwrap_err().error,
+            "invalid_client"
+        );
+    }
+
+    #[test]
+    fn empty_values_count_as_omitted() {
+        let req = TokenRequest {
+            form: form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", ""),
+                ("scope", ""),
+                ("client_id", "id"),
+                ("client_secret", "s"),
+                ("unknown", "1"),
+                ("unknown", "2"),
+            ]),
+            ..TokenRequest::default()
+        };
+        let parsed = parse(&req).unwrap();
+        assert_eq!(parsed.scope, None);
+        assert_eq!(parsed.client_id, "id");
+    }
+
+    #[test]
+    fn error_bodies_and_debug_hide_values() {
+        let error = OAuthError::slow_down(7);
+        assert_eq!(error.body()["error"], "slow_down");
+        assert_eq!(error.retry_after, Some(7));
+        let req = TokenRequest {
+            authorization: Some("Basic c2VjcmV0".into()),
+            form: form(&[("client_secret", "hunter2")]),
+            remote_ip: None,
+        };
+        let debug = format!("{req:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("c2VjcmV0"),
+            "{debug}"
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! Helpers shared by the adapters: headers, `Retry-After`, backoff, bounded body reads.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use vorgang_core::TraceId;
+
+use crate::config::RetryPolicy;
+
+/// Name of the correlation header Europace reads.
+pub(crate) const TRACE_HEADER: &str = "X-TraceId";
+
+/// Largest answer body we read from Europace; more is treated as unreadable.
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The trace id as a header value. Characters a header cannot carry are replaced by `_`, so this
+/// never fails (our trace ids are plain ASCII anyway).
+pub(crate) fn trace_header(trace: &TraceId) -> HeaderValue {
+    let cleaned: String = trace
+        .as_str()
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    HeaderValue::from_str(&cleaned).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// `Retry-After` as delay-seconds or HTTP-date; `None` when absent or unreadable.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Attempts in total allowed by `policy` (at least one).
+pub(crate) fn max_attempts(policy: &RetryPolicy) -> u32 {
+    policy.max_attempts.max(1)
+}
+
+/// How long to wait before retry number `retry` (1 = the first retry).
+///
+/// `Retry-After` wins when given; both are capped at `policy.max_delay`. The computed delay is
+/// "equal jitter": half fixed, half random, so concurrent callers spread out.
+pub(crate) fn backoff(policy: &RetryPolicy, retry: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(wait) = retry_after {
+        return wait.min(policy.max_delay);
+    }
+    let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+    let exponential = policy
+        .base_delay
+        .checked_mul(factor)
+        .unwrap_or(policy.max_delay)
+        .min(policy.max_delay);
+    let half = exponential / 2;
+    let half_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    let jitter = if half_nanos == 0 {
+        0
+    } else {
+        rand::rng().random_range(0..=half_nanos)
+    };
+    half + Duration::from_nanos(jitter)
+}
+
+/// Why an answer body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// The connection failed while reading (reset, timeout, incomplete body).
+    Transport(reqwest::Error),
+    /// The body exceeds [`MAX_BODY_BYTES`].
+    TooLarge,
+}
+
+/// Reads the whole answer body, at most [`MAX_BODY_BYTES`].
+pub(crate) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A short, fixed description of a transport error for logs: never the URL (it may carry an
+/// `externePartnerId`), never a body.
+pub(crate) fn describe(error: &reqwest::Error) -> &'static str {
+    if error.is_connect() {
+        if error.is_timeout() {
+            "connect timeout"
+        } else {
+            "connect failed"
+        }
+    } else if error.is_timeout() {
+        "timeout"
+    } else if error.is_builder() {
+        "request could not be built"
+    } else if error.is_body() || error.is_decode() {
+        "body transfer failed"
+    } else {
+        "connection error"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for _ in 0..50 {
+            let first = backoff(&policy(), 1, None);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = backoff(&policy(), 3, None);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            let tenth = backoff(&policy(), 10, None);
+            assert!(tenth >= Duration::from_millis(250) && tenth <= Duration::from_millis(500));
+            assert!(backoff(&policy(), 40, None) <= Duration::from_millis(500));
+        }
+    }
+
+    #[test]
+    fn retry_after_wins_but_is_capped() {
+        assert_eq!(
+            backoff(&policy(), 1, Some(Duration::from_millis(300))),
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            backoff(&policy(), 1, Some(Duration::from_secs(3600))),
+            Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn parses_retry_after() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn trace_header_is_always_valid() {
+        assert_eq!(trace_header(&TraceId("drkleinrk-1".into())), "drkleinrk-1");
+        assert_eq!(trace_header(&TraceId("a b\nc".into())), "a_b_c");
+    }
+}

@@ -1,0 +1,377 @@
+//! Europace Partnermanagement (API v2): finding and creating Tippgeber.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION};
+use serde::Deserialize;
+use url::Url;
+use vorgang_core::{EuropaceError, NewTippgeber, PartnerDirectory, PartnerRecord, TraceId};
+
+use crate::config::{EuropaceConfig, RetryPolicy, append_path};
+use crate::http::{self, BodyError, TRACE_HEADER};
+use crate::token::{AccessToken, TokenCache};
+
+/// [`PartnerDirectory`] over the Europace Partnermanagement API.
+///
+/// - Lookup: `GET {partner_url}/v2/partners?externePartnerId=…`, then
+///   `GET {partner_url}/v2/partner/{id}` for every hit to learn its `parent.partnerId`. A hit we
+///   may not read (403/404) is reported without parent: it is not under our parents.
+/// - Creation: `POST {partner_url}/v2/partner/{parent}/untergeordnete` with a `PERSON`; 201
+///   (created) and 205 (the `externePartnerId` existed) both give the partnerId, taken from the
+///   body or else from the last segment of `Location`.
+///
+/// Every call carries the Bearer token of the partner scope and `X-TraceId`. Both operations are
+/// safe to repeat, so [`EuropaceError::Unavailable`] (5xx, 429, connection errors, timeouts) is
+/// retried with jittered backoff honouring `Retry-After`, up to [`RetryPolicy::max_attempts`]; a
+/// 401 drops the token and sends once more with a fresh one; any other 4xx is
+/// [`EuropaceError::Rejected`]. [`EuropaceError::InDoubt`] is never returned.
+#[derive(Debug, Clone)]
+pub struct PartnerApi {
+    http: reqwest::Client,
+    root: Url,
+    tokens: TokenCache,
+    retry: RetryPolicy,
+}
+
+/// A successful (2xx) answer.
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    body: Vec<u8>,
+}
+
+/// Outcome of one request.
+enum Once {
+    Success(Answer),
+    Unauthorized,
+    Failed(EuropaceError),
+}
+
+impl PartnerApi {
+    /// An adapter sending through `http` (configured by [`crate::EuropaceClient::new`]) with tokens
+    /// from `tokens`. `config.partner_url` must be an `http`/`https` URL.
+    pub(crate) fn new(http: reqwest::Client, config: &EuropaceConfig, tokens: TokenCache) -> Self {
+        Self {
+            http,
+            root: config.partner_url.clone(),
+            tokens,
+            retry: config.retry,
+        }
+    }
+
+    /// The token cache this adapter uses (partner scope).
+    #[must_use]
+    pub fn tokens(&self) -> &TokenCache {
+        &self.tokens
+    }
+
+    /// `{root}/v2/{segments…}`, every segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = append_path(&self.root, "/v2");
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// Sends the request `build` makes, with token and trace, retrying what may be retried.
+    async fn call(
+        &self,
+        operation: &'static str,
+        trace: &TraceId,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Answer, EuropaceError> {
+        let attempts = http::max_attempts(&self.retry);
+        let mut attempt = 1;
+        let mut refreshed = false;
+        loop {
+            let token = self.tokens.token(trace).await?;
+            match self.send_once(operation, &token, trace, &build).await {
+                Once::Success(answer) => return Ok(answer),
+                Once::Unauthorized if !refreshed => {
+                    tracing::info!(
+                        trace = %trace,
+                        operation,
+                        "Europace answered 401, refreshing the token and sending once more"
+                    );
+                    self.tokens.invalidate(&token);
+                    refreshed = true;
+                }
+                Once::Unauthorized => {
+                    tracing::warn!(trace = %trace, operation, "Europace answered 401 again");
+                    return Err(EuropaceError::Rejected {
+                        status: StatusCode::UNAUTHORIZED.as_u16(),
+                    });
+                }
+                Once::Failed(EuropaceError::Unavailable {
+                    reason,
+                    retry_after,
+                }) if attempt < attempts => {
+                    let wait = http::backoff(&self.retry, attempt, retry_after);
+                    tracing::warn!(
+                        trace = %trace,
+                        operation,
+                        attempt,
+                        reason = %reason,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "Europace call failed, retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Once::Failed(error) => {
+                    tracing::warn!(trace = %trace, operation, attempt, error = %error, "Europace call failed");
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        operation: &'static str,
+        token: &AccessToken,
+        trace: &TraceId,
+        build: &impl Fn() -> reqwest::RequestBuilder,
+    ) -> Once {
+        let sent = build()
+            .header(AUTHORIZATION, token.authorization())
+            .header(TRACE_HEADER, http::trace_header(trace))
+            .header(ACCEPT, "application/json")
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => {
+                return Once::Failed(EuropaceError::Unavailable {
+                    reason: format!("{operation} failed: {}", http::describe(&error)),
+                    retry_after: None,
+                });
+            }
+        };
+        let status = response.status();
+        if status.is_success() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            return match http::read_body(response).await {
+                Ok(body) => Once::Success(Answer {
+                    status,
+                    location,
+                    body,
+                }),
+                Err(BodyError::Transport(error)) => Once::Failed(EuropaceError::Unavailable {
+                    reason: format!("{operation} answer lost: {}", http::describe(&error)),
+                    retry_after: None,
+                }),
+                Err(BodyError::TooLarge) => Once::Failed(protocol(operation, "answer too large")),
+            };
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            return Once::Unauthorized;
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Once::Failed(EuropaceError::Unavailable {
+                reason: format!("{operation} answered {}", status.as_u16()),
+                retry_after: http::retry_after(response.headers()),
+            });
+        }
+        Once::Failed(EuropaceError::Rejected {
+            status: status.as_u16(),
+        })
+    }
+
+    /// The parent of partner `partner_id`; `Ok(None)` when Europace names none or does not let us
+    /// see the partner (then it is not under any of our parents).
+    async fn parent_of(
+        &self,
+        partner_id: &str,
+        trace: &TraceId,
+    ) -> Result<Option<String>, EuropaceError> {
+        let url = self.url(&["partner", partner_id]);
+        match self
+            .call("partner details", trace, || self.http.get(url.clone()))
+            .await
+        {
+            Ok(answer) => {
+                let details: PartnerDetails = serde_json::from_slice(&answer.body)
+                    .map_err(|_| protocol("partner details", "answer unreadable"))?;
+                Ok(details.parent.and_then(|parent| parent.partner_id))
+            }
+            Err(EuropaceError::Rejected { status: 403 | 404 }) => {
+                tracing::info!(
+                    trace = %trace,
+                    partner_id,
+                    "partner found by externePartnerId is not visible to us; ignoring its parent"
+                );
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+#[async_trait]
+impl PartnerDirectory for PartnerApi {
+    async fn find_by_externe_partner_id(
+        &self,
+        externe_partner_id: &str,
+        trace: &TraceId,
+    ) -> Result<Vec<PartnerRecord>, EuropaceError> {
+        let mut url = self.url(&["partners"]);
+        url.query_pairs_mut()
+            .append_pair("externePartnerId", externe_partner_id);
+        let answer = self
+            .call("partner lookup", trace, || self.http.get(url.clone()))
+            .await?;
+        let found: FoundPartners = serde_json::from_slice(&answer.body)
+            .map_err(|_| protocol("partner lookup", "answer unreadable"))?;
+        let mut seen = HashSet::new();
+        let mut records = Vec::new();
+        for hit in found.partners {
+            if hit.partner_id.is_empty() || !seen.insert(hit.partner_id.clone()) {
+                continue;
+            }
+            let parent_partner_id = self.parent_of(&hit.partner_id, trace).await?;
+            records.push(PartnerRecord {
+                partner_id: hit.partner_id,
+                parent_partner_id,
+            });
+        }
+        tracing::debug!(trace = %trace, hits = records.len(), "partner lookup done");
+        Ok(records)
+    }
+
+    async fn create_tippgeber(
+        &self,
+        parent_partner_id: &str,
+        tippgeber: &NewTippgeber,
+        trace: &TraceId,
+    ) -> Result<String, EuropaceError> {
+        let url = self.url(&["partner", parent_partner_id, "untergeordnete"]);
+        let body = create_body(tippgeber);
+        let answer = self
+            .call("partner create", trace, || {
+                self.http.post(url.clone()).json(&body)
+            })
+            .await?;
+        let partner_id = partner_id_from_body(&answer.body)
+            .or_else(|| {
+                answer
+                    .location
+                    .as_deref()
+                    .and_then(|location| partner_id_from_location(&url, location))
+            })
+            .ok_or_else(|| protocol("partner create", "answer names no partnerId"))?;
+        tracing::info!(
+            trace = %trace,
+            partner_id = %partner_id,
+            parent = parent_partner_id,
+            status = answer.status.as_u16(),
+            existed = answer.status == StatusCode::RESET_CONTENT,
+            "Tippgeber partner created or found"
+        );
+        Ok(partner_id)
+    }
+}
+
+fn protocol(operation: &str, what: &str) -> EuropaceError {
+    EuropaceError::Protocol {
+        reason: format!("{operation}: {what}"),
+    }
+}
+
+/// The JSON of a new PERSON partner; absent fields are left out.
+fn create_body(tippgeber: &NewTippgeber) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    let mut put = |key: &str, value: Option<&String>| {
+        if let Some(value) = value {
+            body.insert(key.to_owned(), serde_json::Value::String(value.clone()));
+        }
+    };
+    put("typ", Some(&"PERSON".to_owned()));
+    put("anrede", tippgeber.anrede.as_ref());
+    put("vorname", Some(&tippgeber.vorname));
+    put("nachname", Some(&tippgeber.nachname));
+    put("email", tippgeber.email.as_ref());
+    put("telefonnummer", tippgeber.telefonnummer.as_ref());
+    put("externePartnerId", Some(&tippgeber.externe_partner_id));
+    serde_json::Value::Object(body)
+}
+
+fn partner_id_from_body(body: &[u8]) -> Option<String> {
+    let partner: PartnerId = serde_json::from_slice(body).ok()?;
+    partner.partner_id.filter(|id| !id.is_empty())
+}
+
+/// The last non-empty path segment of `location`, resolved against the request URL.
+fn partner_id_from_location(request: &Url, location: &str) -> Option<String> {
+    let url = request.join(location).ok()?;
+    url.path_segments()?
+        .rfind(|segment| !segment.is_empty())
+        .map(str::to_owned)
+}
+
+#[derive(Deserialize)]
+struct FoundPartners {
+    #[serde(default)]
+    partners: Vec<FoundPartner>,
+}
+
+#[derive(Deserialize)]
+struct FoundPartner {
+    #[serde(rename = "partnerId")]
+    partner_id: String,
+}
+
+#[derive(Deserialize)]
+struct PartnerId {
+    #[serde(rename = "partnerId")]
+    partner_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PartnerDetails {
+    parent: Option<PartnerId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_fallback() -> Result<(), url::ParseError> {
+        let request = Url::parse("http://host/v2/partner/TGP01/untergeordnete")?;
+        assert_eq!(
+            partner_id_from_location(&request, "/v2/partner/ABC12").as_deref(),
+            Some("ABC12")
+        );
+        assert_eq!(
+            partner_id_from_location(&request, "https://api.europace.de/v2/partner/XYZ98/")
+                .as_deref(),
+            Some("XYZ98")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn create_body_omits_absent_fields() {
+        let body = create_body(&NewTippgeber {
+            externe_partner_id: "c-1".into(),
+            anrede: None,
+            vorname: "V".into(),
+            nachname: "N".into(),
+            email: Some("e@example.org".into()),
+            telefonnummer: None,
+        });
+        assert_eq!(
+            body,
+            serde_json::json!({"typ":"PERSON","vorname":"V","nachname":"N",
+                "email":"e@example.org","externePartnerId":"c-1"})
+        );
+    }
+}

@@ -1,0 +1,406 @@
+//! The KEX import: request shape, answer parsing, and the never-resend rules.
+
+use std::time::Duration;
+
+use vorgang_core::model::Environment;
+use vorgang_core::{EuropaceError, KexImported};
+use wiremock::matchers::{
+    bearer_token, body_json, body_string_contains, header, method, path, query_param,
+    query_param_is_missing,
+};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::{KEX_SCOPE, RawPeer, TRACE, client, config, mount_token, trace};
+
+fn vorgang() -> serde_json::Value {
+    serde_json::from_str(
+        r#"{
+            "leadquelle": "drkleinrk",
+            "eigeneVorgangsnummer": "00000000-0000-0000-0000-000000000001",
+            "kundenbetreuer": {"partnerId": "KBT01"},
+            "tippgeber": {"partnerId": "NEW01"},
+            "finanzbedarf": {"kreditbetrag": 200.01, "laufzeitInMonaten": 24},
+            "antragsteller1": {"personendaten": {"vorname": "Erika", "nachname": "Mustermann"}},
+            "unbekanntesFeld": {"bleibt": [1, 2.5, "drei", null, true]},
+            "kommentare": ["Hallo", "Vertriebsschlüssel: X"]
+        }"#,
+    )
+    .expect("valid JSON")
+}
+
+fn created() -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(serde_json::json!({
+        "vorgangsnummer": "AB1234",
+        "messages": ["Vorgang angelegt"],
+        "antragsteller1": {"id": "x"}
+    }))
+}
+
+fn kex_mock() -> wiremock::MockBuilder {
+    Mock::given(method("POST")).and(path("/vorgang"))
+}
+
+async fn import(
+    server: &MockServer,
+    environment: Environment,
+) -> Result<KexImported, EuropaceError> {
+    client(config(server))
+        .kex_importer()
+        .import(environment, &vorgang(), &trace())
+        .await
+}
+
+#[tokio::test]
+async fn test_import_posts_the_body_unchanged_without_environment() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    kex_mock()
+        .and(query_param_is_missing("environment"))
+        .and(bearer_token("tok-k"))
+        .and(header("X-TraceId", TRACE))
+        .and(header("content-type", "application/json"))
+        .and(body_json(vorgang()))
+        .and(body_string_contains("200.01"))
+        .and(body_string_contains("2.5"))
+        .respond_with(created())
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert_eq!(
+        imported,
+        Ok(KexImported {
+            vorgangsnummer: "AB1234".into(),
+            messages: vec!["Vorgang angelegt".into()],
+        })
+    );
+}
+
+#[tokio::test]
+async fn production_import_sends_environment_parameter() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    kex_mock()
+        .and(query_param("environment", "PRODUCTION"))
+        .and(body_json(vorgang()))
+        .respond_with(created())
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Production).await;
+
+    assert!(imported.is_ok(), "{imported:?}");
+}
+
+#[tokio::test]
+async fn messages_may_be_absent_or_objects() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    kex_mock()
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "vorgangsnummer": "AB1234",
+            "messages": ["text", {"code": "W1", "text": "Hinweis"}]
+        })))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    kex_mock()
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(serde_json::json!({"vorgangsnummer": "CD5678"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let importer = client(config(&server)).kex_importer();
+
+    let first = importer
+        .import(Environment::Test, &vorgang(), &trace())
+        .await;
+    let second = importer
+        .import(Environment::Test, &vorgang(), &trace())
+        .await;
+
+    assert_eq!(
+        first.map(|i| i.messages),
+        Ok(vec![
+            "text".into(),
+            r#"{"code":"W1","text":"Hinweis"}"#.into()
+        ])
+    );
+    assert_eq!(
+        second,
+        Ok(KexImported {
+            vorgangsnummer: "CD5678".into(),
+            messages: vec![]
+        })
+    );
+}
+
+#[tokio::test]
+async fn success_without_vorgangsnummer_is_protocol_error() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    kex_mock()
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"messages": []})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert!(
+        matches!(imported, Err(EuropaceError::Protocol { .. })),
+        "{imported:?}"
+    );
+}
+
+#[tokio::test]
+async fn rejected_400_is_not_resent_and_not_echoed() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    kex_mock()
+        .respond_with(ResponseTemplate::new(400).set_body_string("vorname Erika ungültig"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert_eq!(imported, Err(EuropaceError::Rejected { status: 400 }));
+}
+
+#[tokio::test]
+async fn unavailable_503_is_not_resent() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    kex_mock()
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "7"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert_eq!(
+        imported,
+        Err(EuropaceError::Unavailable {
+            reason: "KEX import answered 503".into(),
+            retry_after: Some(Duration::from_secs(7)),
+        })
+    );
+}
+
+#[tokio::test]
+async fn throttled_429_is_not_resent() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    kex_mock()
+        .respond_with(ResponseTemplate::new(429))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert!(
+        matches!(
+            imported,
+            Err(EuropaceError::Unavailable {
+                retry_after: None,
+                ..
+            })
+        ),
+        "{imported:?}"
+    );
+}
+
+#[tokio::test]
+async fn unauthorized_refreshes_the_token_and_resends_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/auth/token"))
+        .respond_with(crate::support::token_answer("tok-old", 3600))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_token(&server, KEX_SCOPE, "tok-new", 3600, 1).await;
+    kex_mock()
+        .and(bearer_token("tok-old"))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(1)
+        .mount(&server)
+        .await;
+    kex_mock()
+        .and(bearer_token("tok-new"))
+        .and(body_json(vorgang()))
+        .respond_with(created())
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert_eq!(imported.map(|i| i.vorgangsnummer), Ok("AB1234".into()));
+}
+
+#[tokio::test]
+async fn second_unauthorized_is_rejected() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 2).await;
+    kex_mock()
+        .respond_with(ResponseTemplate::new(401))
+        .expect(2)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert_eq!(imported, Err(EuropaceError::Rejected { status: 401 }));
+}
+
+#[tokio::test]
+async fn answer_slower_than_request_timeout_is_in_doubt() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    kex_mock()
+        .respond_with(created().set_delay(Duration::from_millis(1500)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut config = config(&server);
+    config.connect_timeout = Duration::from_millis(200);
+    config.request_timeout = Duration::from_millis(300);
+
+    let imported = client(config)
+        .kex_importer()
+        .import(Environment::Test, &vorgang(), &trace())
+        .await;
+
+    assert_eq!(
+        imported,
+        Err(EuropaceError::InDoubt {
+            reason: "KEX import timed out after sending".into()
+        })
+    );
+}
+
+#[tokio::test]
+async fn refused_connection_is_unavailable() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let mut config = config(&server);
+    config.kex_url = crate::support::closed_port_url("/vorgang").await;
+
+    let imported = client(config)
+        .kex_importer()
+        .import(Environment::Test, &vorgang(), &trace())
+        .await;
+
+    assert_eq!(
+        imported,
+        Err(EuropaceError::Unavailable {
+            reason: "KEX import: connect failed; nothing was sent".into(),
+            retry_after: None
+        })
+    );
+}
+
+#[tokio::test]
+async fn connection_closed_after_sending_is_in_doubt() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let peer = RawPeer::start(b"", "/vorgang").await;
+    let mut config = config(&server);
+    config.kex_url = peer.url.clone();
+
+    let imported = client(config)
+        .kex_importer()
+        .import(Environment::Test, &vorgang(), &trace())
+        .await;
+
+    assert_eq!(
+        imported,
+        Err(EuropaceError::InDoubt {
+            reason: "KEX import connection lost after sending".into()
+        })
+    );
+    assert_eq!(peer.requests(), 1);
+}
+
+#[tokio::test]
+async fn success_answer_cut_off_is_in_doubt() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let peer = RawPeer::start(
+        b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n{\"vorgangsnummer\":\"AB",
+        "/vorgang",
+    )
+    .await;
+    let mut config = config(&server);
+    config.kex_url = peer.url.clone();
+
+    let imported = client(config)
+        .kex_importer()
+        .import(Environment::Test, &vorgang(), &trace())
+        .await;
+
+    assert_eq!(
+        imported,
+        Err(EuropaceError::InDoubt {
+            reason: "KEX import answer lost while reading: body transfer failed".into()
+        })
+    );
+    assert_eq!(peer.requests(), 1);
+}
+
+#[tokio::test]
+async fn token_failure_sends_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/auth/token"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(3)
+        .mount(&server)
+        .await;
+    kex_mock()
+        .respond_with(created())
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert!(
+        matches!(imported, Err(EuropaceError::Unavailable { .. })),
+        "{imported:?}"
+    );
+}
+
+#[tokio::test]
+async fn unusable_token_answer_sends_nothing_and_is_not_in_doubt() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/auth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    kex_mock()
+        .respond_with(created())
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert!(
+        matches!(imported, Err(EuropaceError::Unavailable { .. })),
+        "{imported:?}"
+    );
+}

@@ -1,0 +1,480 @@
+//! Validation of a parsed body: the KEX schema walk, the field rules and the helpers to report
+//! violations by JSON pointer.
+
+use std::cmp::Ordering;
+
+use chrono::NaiveDate;
+use serde_json::{Map, Value};
+
+use crate::request::Violation;
+use crate::schema::{Model, Node, Rule};
+
+/// Longest accepted e-mail address.
+const MAX_EMAIL_LEN: usize = 254;
+
+/// One step of a path into the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seg<'a> {
+    /// An object member.
+    Key(&'a str),
+    /// An array element.
+    Index(usize),
+}
+
+/// The RFC 6901 JSON pointer of a path (`~` as `~0`, `/` as `~1`).
+pub(crate) fn pointer_of(path: &[Seg<'_>]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        out.push('/');
+        match seg {
+            Seg::Key(key) => {
+                for c in key.chars() {
+                    match c {
+                        '~' => out.push_str("~0"),
+                        '/' => out.push_str("~1"),
+                        c => out.push(c),
+                    }
+                }
+            }
+            Seg::Index(i) => out.push_str(&i.to_string()),
+        }
+    }
+    out
+}
+
+/// Orders JSON pointers segment by segment, array indexes numerically (`/a/2` before `/a/10`).
+pub(crate) fn cmp_pointers(a: &str, b: &str) -> Ordering {
+    let mut left = a.split('/');
+    let mut right = b.split('/');
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => {
+                let order = match (x.parse::<u64>(), y.parse::<u64>()) {
+                    (Ok(m), Ok(n)) => m.cmp(&n).then_with(|| x.cmp(y)),
+                    _ => x.cmp(y),
+                };
+                if order != Ordering::Equal {
+                    return order;
+                }
+            }
+        }
+    }
+}
+
+/// Where the validation is and what it found.
+pub(crate) struct Ctx<'a> {
+    /// Path of the value being checked.
+    pub(crate) path: Vec<Seg<'a>>,
+    /// Violations found so far.
+    pub(crate) violations: Vec<Violation>,
+    /// Pointers of unknown fields found so far.
+    pub(crate) unknown: Vec<String>,
+    /// The date geburtsdatum must lie before.
+    pub(crate) today: NaiveDate,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(today: NaiveDate) -> Self {
+        Self {
+            path: Vec::with_capacity(16),
+            violations: Vec::new(),
+            unknown: Vec::new(),
+            today,
+        }
+    }
+
+    /// A violation at the current path.
+    pub(crate) fn violation(&mut self, detail: impl Into<String>) {
+        self.violations.push(Violation {
+            pointer: pointer_of(&self.path),
+            detail: detail.into(),
+        });
+    }
+
+    /// A violation at member `key` of the current path.
+    pub(crate) fn violation_at(&mut self, key: &'a str, detail: impl Into<String>) {
+        self.path.push(Seg::Key(key));
+        self.violation(detail);
+        self.path.pop();
+    }
+
+    /// The current path names an unknown field.
+    pub(crate) fn unknown_field(&mut self) {
+        self.unknown.push(pointer_of(&self.path));
+    }
+
+    /// Sorted violations (by pointer, then detail; duplicates removed).
+    pub(crate) fn sorted_violations(&mut self) -> Vec<Violation> {
+        let mut violations = std::mem::take(&mut self.violations);
+        violations.sort_by(|a, b| {
+            cmp_pointers(&a.pointer, &b.pointer).then_with(|| a.detail.cmp(&b.detail))
+        });
+        violations.dedup();
+        violations
+    }
+
+    /// Sorted unknown-field warnings, `WARN unknown-field /pointer`.
+    pub(crate) fn sorted_warnings(&mut self) -> Vec<String> {
+        let mut unknown = std::mem::take(&mut self.unknown);
+        unknown.sort_by(|a, b| cmp_pointers(a, b));
+        unknown.dedup();
+        unknown
+            .into_iter()
+            .map(|p| format!("WARN unknown-field {p}"))
+            .collect()
+    }
+
+    /// Walks an object of type `type_id`: every known member is checked against its schema,
+    /// every unknown one is named as a warning. `null` members count as absent.
+    pub(crate) fn check_object(
+        &mut self,
+        model: &Model,
+        type_id: usize,
+        map: &'a Map<String, Value>,
+    ) {
+        let Some(ty) = model.object(type_id) else {
+            return;
+        };
+        for (key, value) in map {
+            self.path.push(Seg::Key(key));
+            match ty.props.get(key.as_str()) {
+                None => self.unknown_field(),
+                Some(_) if value.is_null() => {}
+                Some(prop) if prop.rule == Rule::ServiceOwned => {
+                    self.violation("is set by the service and must not be sent");
+                }
+                Some(prop) => {
+                    if self.check_node(model, &prop.node, value) {
+                        self.check_rule(prop.rule, value);
+                    }
+                }
+            }
+            self.path.pop();
+        }
+    }
+
+    /// Checks `value` against `node`; `false` (with a violation) if its type is wrong.
+    fn check_node(&mut self, model: &Model, node: &Node, value: &'a Value) -> bool {
+        let ok = match node {
+            Node::Any => true,
+            Node::Object(id) => {
+                if let Some(map) = value.as_object() {
+                    self.check_object(model, *id, map);
+                    true
+                } else {
+                    self.violation("must be an object");
+                    return false;
+                }
+            }
+            Node::Array(item) => {
+                if let Some(items) = value.as_array() {
+                    for (index, element) in items.iter().enumerate() {
+                        self.path.push(Seg::Index(index));
+                        self.check_node(model, item, element);
+                        self.path.pop();
+                    }
+                    true
+                } else {
+                    self.violation("must be an array");
+                    return false;
+                }
+            }
+            Node::String => value.is_string(),
+            Node::Date => {
+                let Some(text) = value.as_str() else {
+                    self.violation("must be a string");
+                    return false;
+                };
+                if parse_date(text).is_none() {
+                    self.violation("must be a date YYYY-MM-DD that exists");
+                    return false;
+                }
+                true
+            }
+            Node::Enum(id) => {
+                let Some(text) = value.as_str() else {
+                    self.violation("must be a string");
+                    return false;
+                };
+                match model.enumeration(*id) {
+                    Some(en) if !en.contains(text) => {
+                        self.violation(en.detail.clone());
+                        return false;
+                    }
+                    _ => true,
+                }
+            }
+            Node::Integer => {
+                if !(value.is_i64() || value.is_u64()) {
+                    self.violation("must be an integer");
+                    return false;
+                }
+                true
+            }
+            Node::Number => value.is_number(),
+            Node::Boolean => value.is_boolean(),
+        };
+        if !ok {
+            self.violation(match node {
+                Node::String => "must be a string",
+                Node::Number => "must be a number",
+                _ => "must be a boolean",
+            });
+        }
+        ok
+    }
+
+    /// Applies `rule` to a value whose type is already right.
+    fn check_rule(&mut self, rule: Rule, value: &Value) {
+        match rule {
+            Rule::None | Rule::ServiceOwned => {}
+            Rule::Iban => {
+                if let Some(text) = value.as_str() {
+                    match check_iban(text) {
+                        Ok(()) => {}
+                        Err(IbanError::Format) => self.violation(
+                            "must be an IBAN in electronic format (uppercase letters and digits, no spaces)",
+                        ),
+                        Err(IbanError::Checksum) => self.violation("IBAN checksum is wrong"),
+                    }
+                }
+            }
+            Rule::Email => {
+                if value.as_str().is_some_and(|text| !is_valid_email(text)) {
+                    self.violation("must be a valid e-mail address");
+                }
+            }
+            Rule::NonNegative => {
+                if value.as_f64().is_some_and(|n| n < 0.0) {
+                    self.violation("must not be negative");
+                }
+            }
+            Rule::Positive => {
+                if value.as_f64().is_some_and(|n| n <= 0.0) {
+                    self.violation("must be greater than 0");
+                }
+            }
+            Rule::IntRange(min, max) => {
+                if !value.as_i64().is_some_and(|n| (min..=max).contains(&n)) {
+                    self.violation(format!("must be between {min} and {max}"));
+                }
+            }
+            Rule::IntMin(min) => {
+                // A u64 beyond i64 is certainly at least `min`.
+                if value.as_i64().is_some_and(|n| n < min) {
+                    self.violation(format!("must be at least {min}"));
+                }
+            }
+            Rule::Past => {
+                if let Some(date) = value.as_str().and_then(parse_date)
+                    && date >= self.today
+                {
+                    self.violation("must be a date in the past");
+                }
+            }
+        }
+    }
+}
+
+/// A string `YYYY-MM-DD` naming a date that exists.
+pub(crate) fn parse_date(text: &str) -> Option<NaiveDate> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes.get(4) != Some(&b'-') || bytes.get(7) != Some(&b'-') {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = text.get(range)?;
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    };
+    let year = i32::try_from(number(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)
+}
+
+/// Why an IBAN was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IbanError {
+    /// Not in electronic format: 2 uppercase letters, 2 digits, 11 to 30 uppercase letters or
+    /// digits, nothing else.
+    Format,
+    /// The mod-97 checksum does not hold.
+    Checksum,
+}
+
+/// Checks an IBAN in electronic format (ISO 13616) with the mod-97 checksum (ISO 7064).
+pub(crate) fn check_iban(iban: &str) -> Result<(), IbanError> {
+    let bytes = iban.as_bytes();
+    if !(15..=34).contains(&bytes.len()) {
+        return Err(IbanError::Format);
+    }
+    let (head, bban) = bytes.split_at(4);
+    let (country, check) = head.split_at(2);
+    if !country.iter().all(u8::is_ascii_uppercase)
+        || !check.iter().all(u8::is_ascii_digit)
+        || !bban
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return Err(IbanError::Format);
+    }
+    // Move the first four characters to the end, letters become 10..=35, remainder mod 97.
+    let remainder = bban.iter().chain(head).fold(0_u32, |rem, &b| {
+        if b.is_ascii_digit() {
+            (rem * 10 + u32::from(b - b'0')) % 97
+        } else {
+            (rem * 100 + u32::from(b - b'A') + 10) % 97
+        }
+    });
+    if remainder == 1 {
+        Ok(())
+    } else {
+        Err(IbanError::Checksum)
+    }
+}
+
+/// A sane e-mail syntax check: one `@`, a non-empty local part, a domain with a dot between
+/// non-empty labels, no whitespace or control characters, at most 254 bytes.
+pub(crate) fn is_valid_email(email: &str) -> bool {
+    if email.is_empty()
+        || email.len() > MAX_EMAIL_LEN
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return false;
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.contains('.')
+        && domain.split('.').all(|label| !label.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_escape_tilde_and_slash() {
+        assert_eq!(pointer_of(&[]), "");
+        assert_eq!(
+            pointer_of(&[
+                Seg::Key("a/b"),
+                Seg::Index(3),
+                Seg::Key("m~n"),
+                Seg::Key("")
+            ]),
+            "/a~1b/3/m~0n/"
+        );
+    }
+
+    #[test]
+    fn pointers_sort_indexes_numerically() {
+        let mut pointers = vec!["/b", "/a/10", "/a/2/x", "/a/2", "/a", "", "/a/b"];
+        pointers.sort_by(|a, b| cmp_pointers(a, b));
+        assert_eq!(
+            pointers,
+            ["", "/a", "/a/2", "/a/2/x", "/a/10", "/a/b", "/b"]
+        );
+    }
+
+    #[test]
+    fn dates_must_be_iso_and_exist() {
+        assert_eq!(
+            parse_date("2016-01-01"),
+            NaiveDate::from_ymd_opt(2016, 1, 1)
+        );
+        assert!(parse_date("2024-02-29").is_some());
+        for bad in [
+            "2023-02-29",
+            "2016-02-30",
+            "2016-13-01",
+            "2016-00-10",
+            "2016-01-00",
+            "2016-1-01",
+            "01.01.2016",
+            "2016-01-01T00:00:00",
+            "+016-01-01",
+            "2016/01/01",
+            "",
+            "20160101",
+            "2016-01-0١",
+        ] {
+            assert!(parse_date(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn iban_mod_97() {
+        for good in [
+            "DE98600100700160451700",
+            "DE89370400440532013000",
+            "GB82WEST12345698765432",
+            "NL91ABNA0417164300",
+            "AT611904300234573201",
+            "MT84MALT011000012345MTLCAST001S",
+            "NO9386011117947",
+        ] {
+            assert_eq!(check_iban(good), Ok(()), "{good}");
+        }
+        assert_eq!(
+            check_iban("DE98600100700160451701"),
+            Err(IbanError::Checksum)
+        );
+        assert_eq!(
+            check_iban("DE99600100700160451700"),
+            Err(IbanError::Checksum)
+        );
+        assert_eq!(
+            check_iban("DE98 6001 0070 0160 4517 00"),
+            Err(IbanError::Format)
+        );
+        assert_eq!(check_iban("de98600100700160451700"), Err(IbanError::Format));
+        assert_eq!(check_iban("gb82west12345698765432"), Err(IbanError::Format));
+        assert_eq!(check_iban("DE98"), Err(IbanError::Format));
+        assert_eq!(check_iban(""), Err(IbanError::Format));
+        assert_eq!(check_iban("DEXX600100700160451700"), Err(IbanError::Format));
+        assert_eq!(
+            check_iban("DE98600100700160451700ÄÄ"),
+            Err(IbanError::Format)
+        );
+        assert_eq!(check_iban(&"DE98".repeat(9)), Err(IbanError::Format));
+    }
+
+    #[test]
+    fn email_syntax() {
+        for good in [
+            "max.mustermann@partner.de",
+            "a@b.co",
+            "x+tag@sub.example.org",
+            "ä@ö.de",
+        ] {
+            assert!(is_valid_email(good), "{good}");
+        }
+        let long = format!("{}@example.org", "a".repeat(250));
+        for bad in [
+            "",
+            "max",
+            "max@",
+            "@partner.de",
+            "max@partner",
+            "max@@partner.de",
+            "a@b@c.de",
+            "max @partner.de",
+            "max@partner.de ",
+            "max@.de",
+            "max@partner.",
+            "max@partner..de",
+            "max\n@partner.de",
+            long.as_str(),
+        ] {
+            assert!(!is_valid_email(bad), "{bad}");
+        }
+    }
+}

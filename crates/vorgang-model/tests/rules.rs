@@ -1,0 +1,731 @@
+//! One test per validation rule, through the public API, with the exact details.
+
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+use vorgang_model::{
+    Anrede, CustomEntry, CustomValue, MAX_BODY_BYTES, PartnerDaten, RequestError, Violation,
+    parse_import_request, parse_import_request_at, render_partner_line,
+};
+
+const SEED: &str = include_str!("fixtures/valid/seed.json");
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 6, 15).unwrap()
+}
+
+fn seed() -> Value {
+    serde_json::from_str(SEED).unwrap()
+}
+
+/// `seed()` changed by `edit`.
+fn with(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut body = seed();
+    edit(&mut body);
+    serde_json::to_vec(&body).unwrap()
+}
+
+fn violations(body: &[u8]) -> Vec<(String, String)> {
+    match parse_import_request_at(body, today()) {
+        Err(RequestError::Invalid(v)) => v.into_iter().map(|v| (v.pointer, v.detail)).collect(),
+        other => panic!("expected 422, got {other:?}"),
+    }
+}
+
+/// The only violation of `body`.
+fn only(body: &[u8]) -> (String, String) {
+    let mut v = violations(body);
+    assert_eq!(v.len(), 1, "{v:?}");
+    v.remove(0)
+}
+
+fn malformed(body: &[u8]) -> String {
+    match parse_import_request_at(body, today()) {
+        Err(RequestError::Malformed(detail)) => detail,
+        other => panic!("expected 400, got {other:?}"),
+    }
+}
+
+fn pair(pointer: &str, detail: &str) -> (String, String) {
+    (pointer.to_owned(), detail.to_owned())
+}
+
+/// The member at `pointer`; the last segment is created (as `null`) if absent.
+fn ptr<'a>(body: &'a mut Value, pointer: &str) -> &'a mut Value {
+    let (parent, last) = pointer.rsplit_once('/').unwrap();
+    let parent = body
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no {parent}"));
+    match parent {
+        Value::Array(items) => &mut items[last.parse::<usize>().unwrap()],
+        Value::Object(map) => map.entry(last).or_insert(Value::Null),
+        _ => panic!("{pointer}: parent is no container"),
+    }
+}
+
+const PD: &str = "/vorgang/antragsteller1/personendaten";
+const WS: &str = "/vorgang/antragsteller1/wohnsituation";
+const FW: &str = "/vorgang/finanzbedarf/finanzierungswunsch";
+
+#[test]
+fn the_published_example_is_accepted_and_typed() {
+    let request = parse_import_request(SEED.as_bytes()).unwrap();
+    assert_eq!(Value::Object(request.vorgang.clone()), seed()["vorgang"]);
+    assert_eq!(request.tippgeber.externe_mitarbeiternummer, "078181726-121");
+    assert_eq!(request.tippgeber.vorname, "Max");
+    assert_eq!(request.tippgeber.nachname, "Mustermann");
+    assert_eq!(request.tippgeber.anrede, Some(Anrede::Herr));
+    assert_eq!(request.tippgeber.telefon.as_deref(), Some("0612-298-xxxx"));
+    assert_eq!(
+        request.tippgeber.email.as_deref(),
+        Some("max.mustermann@partner.de")
+    );
+    assert_eq!(request.kommentare, ["Max Mustermann hat 3 Kreditkarten."]);
+    assert_eq!(
+        request.partner,
+        PartnerDaten {
+            vertriebsschluessel: Some("KOOPERATION_MIT_DRKLEIN-RK".into()),
+            kundennummer: Some("143251ab".into()),
+            custom: vec![
+                CustomEntry {
+                    key: "telefonTermin".into(),
+                    value: CustomValue::String("2021-01-10 13:00:00".into()),
+                },
+                CustomEntry {
+                    key: "filialId".into(),
+                    value: CustomValue::String("123123".into()),
+                },
+            ],
+        }
+    );
+    assert!(request.warnings.is_empty());
+    // 200.01 stays 200.01.
+    let text = serde_json::to_string(&request.vorgang).unwrap();
+    assert!(text.contains(r#""betragMonatlich":200.01"#), "{text}");
+}
+
+#[test]
+fn required_top_level_members() {
+    let body = with(|b| {
+        b.as_object_mut().unwrap().remove("vorgang");
+        b["tippgeber"] = Value::Null;
+    });
+    assert_eq!(
+        violations(&body),
+        [pair("/tippgeber", "required"), pair("/vorgang", "required")]
+    );
+    assert_eq!(
+        only(&with(|b| b["vorgang"] = json!([]))),
+        pair("/vorgang", "must be an object")
+    );
+    assert_eq!(
+        only(&with(|b| b["tippgeber"] = json!("x"))),
+        pair("/tippgeber", "must be an object")
+    );
+}
+
+#[test]
+fn tippgeber_rules() {
+    let body = with(|b| {
+        b["tippgeber"] = json!({
+            "externeMitarbeiternummer": " ",
+            "nachname": 7,
+            "anrede": "DIVERS",
+            "telefon": 123,
+            "email": "kein-at-zeichen.de"
+        });
+    });
+    assert_eq!(
+        violations(&body),
+        [
+            pair("/tippgeber/anrede", "must be one of: HERR, FRAU"),
+            pair("/tippgeber/email", "must be a valid e-mail address"),
+            pair("/tippgeber/externeMitarbeiternummer", "must not be empty"),
+            pair("/tippgeber/nachname", "must be a string"),
+            pair("/tippgeber/telefon", "must be a string"),
+            pair("/tippgeber/vorname", "required"),
+        ]
+    );
+    let request = parse_import_request_at(
+        &with(|b| {
+            b["tippgeber"]["anrede"] = json!("FRAU");
+            b["tippgeber"]["email"] = Value::Null;
+        }),
+        today(),
+    )
+    .unwrap();
+    assert_eq!(request.tippgeber.anrede, Some(Anrede::Frau));
+    assert_eq!(request.tippgeber.email, None);
+}
+
+#[test]
+fn required_antragsteller1_names() {
+    assert_eq!(
+        violations(&with(|b| {
+            *ptr(b, &format!("{PD}/vorname")) = json!("  ");
+            ptr(b, PD).as_object_mut().unwrap().remove("nachname");
+        })),
+        [
+            pair(&format!("{PD}/nachname"), "required"),
+            pair(&format!("{PD}/vorname"), "must not be empty"),
+        ]
+    );
+    assert_eq!(
+        only(&with(|b| {
+            ptr(b, "/vorgang/antragsteller1")
+                .as_object_mut()
+                .unwrap()
+                .remove("personendaten");
+        })),
+        pair(PD, "required")
+    );
+    assert_eq!(
+        only(&with(|b| b["vorgang"]["antragsteller1"] = Value::Null)),
+        pair("/vorgang/antragsteller1", "required")
+    );
+    // A wrong type is reported once, by the schema walk.
+    assert_eq!(
+        only(&with(|b| *ptr(b, &format!("{PD}/vorname")) = json!(1))),
+        pair(&format!("{PD}/vorname"), "must be a string")
+    );
+}
+
+#[test]
+fn schema_types() {
+    let body = with(|b| {
+        b["vorgang"]["leadquelle"] = json!(1);
+        *ptr(b, &format!("{WS}/gemeinsamerHaushalt")) = json!("ja");
+        *ptr(b, &format!("{FW}/laufzeitInMonaten")) = json!(24.0);
+        *ptr(b, &format!("{FW}/kreditbetrag")) = json!("10000");
+        *ptr(b, "/vorgang/haushalt/ausgaben/mietausgaben") = json!({});
+        *ptr(b, "/vorgang/haushalt/kontoverbindung") = json!([]);
+    });
+    assert_eq!(
+        violations(&body),
+        [
+            pair(&format!("{WS}/gemeinsamerHaushalt"), "must be a boolean"),
+            pair(&format!("{FW}/kreditbetrag"), "must be a number"),
+            pair(&format!("{FW}/laufzeitInMonaten"), "must be an integer"),
+            pair(
+                "/vorgang/haushalt/ausgaben/mietausgaben",
+                "must be an array"
+            ),
+            pair("/vorgang/haushalt/kontoverbindung", "must be an object"),
+            pair("/vorgang/leadquelle", "must be a string"),
+        ]
+    );
+    // 24 is fine, 24.0 and 1e1 are not integers.
+    assert!(
+        parse_import_request_at(
+            &with(|b| *ptr(b, &format!("{FW}/laufzeitInMonaten")) = json!(24)),
+            today()
+        )
+        .is_ok()
+    );
+    let text = SEED.replace(
+        r#""anzahlPersonenImHaushalt": 1"#,
+        r#""anzahlPersonenImHaushalt": 1e0"#,
+    );
+    assert_eq!(
+        only(text.as_bytes()),
+        pair(
+            &format!("{WS}/anzahlPersonenImHaushalt"),
+            "must be an integer"
+        )
+    );
+    // Array items: null is not an object.
+    assert_eq!(
+        only(&with(|b| {
+            ptr(b, "/vorgang/haushalt/ausgaben/mietausgaben")
+                .as_array_mut()
+                .unwrap()
+                .insert(0, Value::Null);
+        })),
+        pair(
+            "/vorgang/haushalt/ausgaben/mietausgaben/0",
+            "must be an object"
+        )
+    );
+}
+
+#[test]
+fn enums_including_inherited_and_nested_ones() {
+    let body = with(|b| {
+        *ptr(b, &format!("{WS}/wohnart")) = json!("ZELT");
+        *ptr(b, &format!("{WS}/anschrift/land")) = json!("XX");
+        *ptr(
+            b,
+            "/vorgang/haushalt/kontoverbindung/gehoertZuAntragsteller",
+        ) = json!("X");
+        *ptr(b, &format!("{PD}/titel")) = json!(["DOKTOR", "DR"]);
+        b["vorgang"]["haushalt"]["verbindlichkeiten"] =
+            json!({"sonstigeVerbindlichkeiten": [{"gehoertZuAntragsteller": 1}]});
+    });
+    assert_eq!(
+        violations(&body),
+        [
+            pair(
+                &format!("{PD}/titel/1"),
+                "must be one of: DOKTOR, PROFESSOR"
+            ),
+            pair(
+                &format!("{WS}/anschrift/land"),
+                "must be a country code of the KEX schema: ISO 3166-1 alpha-2 in capitals (e.g. DE) or SONSTIGE"
+            ),
+            pair(
+                &format!("{WS}/wohnart"),
+                "must be one of: ZUR_MIETE, ZUR_UNTERMIETE, IM_EIGENEN_HAUS, BEI_DEN_ELTERN"
+            ),
+            pair(
+                "/vorgang/haushalt/kontoverbindung/gehoertZuAntragsteller",
+                "must be one of: ANTRAGSTELLER_1, ANTRAGSTELLER_2, BEIDE"
+            ),
+            pair(
+                "/vorgang/haushalt/verbindlichkeiten/sonstigeVerbindlichkeiten/0/gehoertZuAntragsteller",
+                "must be a string"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn dates_and_geburtsdatum_in_the_past() {
+    let at = |date: &str| {
+        with(|b| {
+            *ptr(b, &format!("{PD}")) =
+                json!({"vorname": "A", "nachname": "B", "geburtsdatum": date})
+        })
+    };
+    assert!(parse_import_request_at(&at("2024-06-14"), today()).is_ok());
+    assert_eq!(
+        only(&at("2024-06-15")),
+        pair(&format!("{PD}/geburtsdatum"), "must be a date in the past")
+    );
+    assert_eq!(
+        only(&at("2031-01-01")),
+        pair(&format!("{PD}/geburtsdatum"), "must be a date in the past")
+    );
+    assert_eq!(
+        only(&at("1990-02-29")),
+        pair(
+            &format!("{PD}/geburtsdatum"),
+            "must be a date YYYY-MM-DD that exists"
+        )
+    );
+    // Other dates may lie in the future, but must exist.
+    assert!(
+        parse_import_request_at(
+            &with(|b| *ptr(b, &format!("{WS}/anschrift/wohnhaftSeit")) = json!("2099-12-31")),
+            today()
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        only(&with(|b| *ptr(
+            b,
+            &format!("{WS}/anschrift/wohnhaftSeit")
+        ) = json!("2016-1-1"))),
+        pair(
+            &format!("{WS}/anschrift/wohnhaftSeit"),
+            "must be a date YYYY-MM-DD that exists"
+        )
+    );
+}
+
+#[test]
+fn iban_and_email() {
+    let iban = "/vorgang/haushalt/kontoverbindung/iban";
+    assert_eq!(
+        only(&with(|b| *ptr(b, iban) = json!("DE98600100700160451701"))),
+        pair(iban, "IBAN checksum is wrong")
+    );
+    let format = "must be an IBAN in electronic format (uppercase letters and digits, no spaces)";
+    assert_eq!(
+        only(&with(
+            |b| *ptr(b, iban) = json!("DE98 6001 0070 0160 4517 00")
+        )),
+        pair(iban, format)
+    );
+    assert_eq!(
+        only(&with(|b| *ptr(b, iban) = json!("de98600100700160451700"))),
+        pair(iban, format)
+    );
+    // Every property named iban, inherited ones included.
+    assert_eq!(
+        only(&with(|b| {
+            b["vorgang"]["haushalt"]["verbindlichkeiten"] =
+                json!({"kreditkarten": [{"iban": "GB82WEST12345698765431"}]});
+        })),
+        pair(
+            "/vorgang/haushalt/verbindlichkeiten/kreditkarten/0/iban",
+            "IBAN checksum is wrong"
+        )
+    );
+    assert_eq!(
+        only(&with(
+            |b| *ptr(b, PD) = json!({"vorname": "A", "nachname": "B", "email": "a@b"})
+        )),
+        pair(&format!("{PD}/email"), "must be a valid e-mail address")
+    );
+}
+
+#[test]
+fn ranges_and_signs() {
+    let body = with(|b| {
+        *ptr(b, &format!("{FW}/kreditbetrag")) = json!(0);
+        *ptr(b, &format!("{FW}/laufzeitInMonaten")) = json!(121);
+        *ptr(b, &format!("{FW}/rateMonatlich")) = json!(-1);
+        *ptr(b, &format!("{WS}/anzahlPersonenImHaushalt")) = json!(0);
+        *ptr(
+            b,
+            "/vorgang/haushalt/ausgaben/mietausgaben/0/betragMonatlich",
+        ) = json!(-0.01);
+    });
+    let mut v = violations(&body);
+    v.sort();
+    assert_eq!(
+        v,
+        [
+            pair(
+                &format!("{WS}/anzahlPersonenImHaushalt"),
+                "must be at least 1"
+            ),
+            pair(&format!("{FW}/kreditbetrag"), "must be greater than 0"),
+            pair(
+                &format!("{FW}/laufzeitInMonaten"),
+                "must be between 1 and 120"
+            ),
+            pair(&format!("{FW}/rateMonatlich"), "must not be negative"),
+            pair(
+                "/vorgang/haushalt/ausgaben/mietausgaben/0/betragMonatlich",
+                "must not be negative"
+            ),
+        ]
+    );
+    assert_eq!(
+        only(&with(|b| *ptr(b, &format!("{FW}/kreditbetrag")) = json!(-5))),
+        pair(&format!("{FW}/kreditbetrag"), "must be greater than 0")
+    );
+    // Incomes, percentages and asset values may be negative.
+    assert!(
+        parse_import_request_at(
+            &with(|b| {
+                *ptr(b, &format!("{FW}/provisionswunschInProzent")) = json!(-1);
+                b["vorgang"]["antragsteller1"]["beschaeftigung"] =
+                    json!({"hausfrau": {"sonstigesEinkommenMonatlich": -10}});
+                b["vorgang"]["haushalt"]["immobilien"] = json!([{"wert": -1}]);
+            }),
+            today()
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn service_owned_fields() {
+    let body = with(|b| {
+        b["vorgang"]["kundenbetreuer"] = json!({"partnerId": "X"});
+        b["vorgang"]["tippgeber"] = json!({"partnerId": "Y"});
+        b["vorgang"]["bearbeiter"] = json!("wrong type too");
+        b["vorgang"]["eigeneVorgangsnummer"] = json!("1");
+    });
+    let detail = "is set by the service and must not be sent";
+    assert_eq!(
+        violations(&body),
+        [
+            pair("/vorgang/bearbeiter", detail),
+            pair("/vorgang/eigeneVorgangsnummer", detail),
+            pair("/vorgang/kundenbetreuer", detail),
+            pair("/vorgang/tippgeber", detail),
+        ]
+    );
+}
+
+#[test]
+fn comment_limits_count_characters_and_both_lists() {
+    let ok = with(|b| {
+        b["kommentare"] = json!(["ä".repeat(4000)]);
+        b["vorgang"]["kommentare"] = json!(vec!["x"; 49]);
+    });
+    assert!(parse_import_request_at(&ok, today()).is_ok());
+    assert_eq!(
+        only(&with(|b| b["kommentare"] = json!(["ä".repeat(4001)]))),
+        pair("/kommentare/0", "must be at most 4000 characters")
+    );
+    assert_eq!(
+        only(&with(|b| {
+            b["kommentare"] = json!(vec!["x"; 25]);
+            b["vorgang"]["kommentare"] = json!(vec!["y"; 26]);
+        })),
+        pair(
+            "/kommentare",
+            "at most 50 comments in total (kommentare and vorgang.kommentare)"
+        )
+    );
+    assert_eq!(
+        only(&with(|b| {
+            b["kommentare"] = Value::Null;
+            b["vorgang"]["kommentare"] = json!(vec!["y"; 51]);
+        })),
+        pair(
+            "/vorgang/kommentare",
+            "at most 50 comments in total (kommentare and vorgang.kommentare)"
+        )
+    );
+    assert_eq!(
+        violations(&with(|b| {
+            b["kommentare"] = json!([1]);
+            b["vorgang"]["kommentare"] = json!([null, "x".repeat(4001)]);
+        })),
+        [
+            pair("/kommentare/0", "must be a string"),
+            pair("/vorgang/kommentare/0", "must be a string"),
+            pair("/vorgang/kommentare/1", "must be at most 4000 characters"),
+        ]
+    );
+    // vorgang.kommentare stays inside the vorgang; kommentare holds the top-level ones.
+    let request = parse_import_request_at(&ok, today()).unwrap();
+    assert_eq!(request.kommentare.len(), 1);
+    assert_eq!(request.vorgang["kommentare"].as_array().unwrap().len(), 49);
+}
+
+#[test]
+fn partner_aliases() {
+    let request = parse_import_request_at(
+        &with(|b| {
+            b["partner"] =
+                json!({"vertriebsschlüssel": "VS", "kundenummer": "K", "kundennummer": null});
+        }),
+        today(),
+    )
+    .unwrap();
+    assert_eq!(request.partner.vertriebsschluessel.as_deref(), Some("VS"));
+    assert_eq!(request.partner.kundennummer.as_deref(), Some("K"));
+    assert!(request.warnings.is_empty());
+    assert_eq!(
+        violations(&with(|b| {
+            b["partner"]["vertriebsschlüssel"] = json!("VS");
+            b["partner"]["kundenummer"] = json!("K");
+        })),
+        [
+            pair(
+                "/partner/kundenummer",
+                "given both as kundennummer and kundenummer"
+            ),
+            pair(
+                "/partner/vertriebsschlüssel",
+                "given both as vertriebsschluessel and vertriebsschlüssel"
+            ),
+        ]
+    );
+    assert_eq!(
+        only(&with(|b| b["partner"] = json!("x"))),
+        pair("/partner", "must be an object")
+    );
+}
+
+#[test]
+fn partner_custom_entries() {
+    let request = parse_import_request_at(
+        &with(|b| {
+            b["partner"]["custom"] = json!([
+                {"key": "b", "value": true},
+                {"key": "i", "value": -7},
+                {"key": "s", "value": "2021-01-10"}
+            ]);
+        }),
+        today(),
+    )
+    .unwrap();
+    let values: Vec<CustomValue> = request
+        .partner
+        .custom
+        .into_iter()
+        .map(|e| e.value)
+        .collect();
+    assert_eq!(
+        values,
+        [
+            CustomValue::Boolean(true),
+            CustomValue::Integer(-7),
+            CustomValue::String("2021-01-10".into())
+        ]
+    );
+    let body = with(|b| {
+        b["partner"]["custom"] = json!([
+            {"key": "a", "value": null},
+            {"key": "a", "value": 1},
+            {"value": 1},
+            {"key": "", "value": 1.5},
+            {"key": 3, "value": {}},
+            {"key": "big", "value": 9_223_372_036_854_775_808_u64},
+            {"key": "f", "value": 2.0},
+            "x"
+        ]);
+    });
+    let typed = "must be a boolean, an integer or a string";
+    assert_eq!(
+        violations(&body),
+        [
+            pair("/partner/custom/0/value", "required"),
+            pair(
+                "/partner/custom/1/key",
+                "must be unique: an earlier entry has the same key"
+            ),
+            pair("/partner/custom/2/key", "required"),
+            pair("/partner/custom/3/key", "must not be empty"),
+            pair("/partner/custom/3/value", typed),
+            pair("/partner/custom/4/key", "must be a string"),
+            pair("/partner/custom/4/value", typed),
+            pair(
+                "/partner/custom/5/value",
+                "must be an integer that fits in 64 bits (signed)"
+            ),
+            pair("/partner/custom/6/value", typed),
+            pair("/partner/custom/7", "must be an object"),
+        ]
+    );
+    let too_many: Vec<Value> = (0..101)
+        .map(|i| json!({"key": i.to_string(), "value": i}))
+        .collect();
+    assert_eq!(
+        only(&with(|b| b["partner"]["custom"] = json!(too_many))),
+        pair("/partner/custom", "must have at most 100 entries")
+    );
+    assert_eq!(
+        only(&with(|b| b["partner"]["custom"] = json!({}))),
+        pair("/partner/custom", "must be an array")
+    );
+}
+
+#[test]
+fn nulls_are_absent_and_kept_in_the_vorgang() {
+    let body = with(|b| {
+        b["kommentare"] = Value::Null;
+        b["partner"] = Value::Null;
+        b["tippgeber"]["email"] = Value::Null;
+        b["vorgang"]["haushalt"] = Value::Null;
+        b["vorgang"]["kundenbetreuer"] = Value::Null;
+        *ptr(b, &format!("{FW}/laufzeitInMonaten")) = Value::Null;
+    });
+    let request = parse_import_request_at(&body, today()).unwrap();
+    assert!(request.kommentare.is_empty());
+    assert_eq!(request.partner, PartnerDaten::default());
+    assert_eq!(request.vorgang["haushalt"], Value::Null);
+    assert_eq!(request.vorgang["kundenbetreuer"], Value::Null);
+    assert_eq!(
+        request.vorgang["finanzbedarf"]["finanzierungswunsch"]["laufzeitInMonaten"],
+        Value::Null
+    );
+}
+
+#[test]
+fn unknown_fields_are_warnings_and_kept() {
+    let body = with(|b| {
+        b["extra"] = json!(1);
+        b["vorgang"]["a/b"] = json!({"tief": [1]});
+        b["vorgang"]["haushalt"]["ausgaben"]["mietausgaben"][0]["x~y"] = json!(null);
+        b["tippgeber"]["rolle"] = json!("x");
+        b["partner"]["custom"][0]["typ"] = json!("x");
+        b["partner"]["neu"] = json!("x");
+    });
+    let request = parse_import_request_at(&body, today()).unwrap();
+    assert_eq!(
+        request.warnings,
+        [
+            "WARN unknown-field /extra",
+            "WARN unknown-field /partner/custom/0/typ",
+            "WARN unknown-field /partner/neu",
+            "WARN unknown-field /tippgeber/rolle",
+            "WARN unknown-field /vorgang/a~1b",
+            "WARN unknown-field /vorgang/haushalt/ausgaben/mietausgaben/0/x~0y",
+        ]
+    );
+    assert_eq!(request.vorgang["a/b"], json!({"tief": [1]}));
+}
+
+#[test]
+fn every_violation_is_reported_sorted() {
+    let body = with(|b| {
+        b["tippgeber"]["vorname"] = json!("");
+        b["vorgang"]["haushalt"]["ausgaben"]["mietausgaben"] = json!(
+            (0..12)
+                .map(|_| json!({"betragMonatlich": -1}))
+                .collect::<Vec<_>>()
+        );
+        *ptr(b, &format!("{FW}/laufzeitInMonaten")) = json!(0);
+    });
+    let pointers: Vec<String> = violations(&body).into_iter().map(|(p, _)| p).collect();
+    let mut expected = vec![
+        "/tippgeber/vorname".to_owned(),
+        format!("{FW}/laufzeitInMonaten"),
+    ];
+    expected.extend(
+        (0..12).map(|i| format!("/vorgang/haushalt/ausgaben/mietausgaben/{i}/betragMonatlich")),
+    );
+    assert_eq!(pointers, expected);
+}
+
+#[test]
+fn malformed_bodies() {
+    assert_eq!(
+        malformed(&vec![b' '; MAX_BODY_BYTES + 1]),
+        "body larger than 262144 bytes"
+    );
+    assert!(malformed(b"{\"a\":1,\"a\":2}").starts_with("duplicate key in the top-level object"));
+    assert_eq!(malformed(b"[1]"), "the body must be a JSON object");
+    assert!(malformed(b"{}x").starts_with("trailing data"));
+    let mut bom = b"\xef\xbb\xbf".to_vec();
+    bom.extend_from_slice(SEED.as_bytes());
+    assert!(parse_import_request_at(&bom, today()).is_ok());
+}
+
+#[test]
+fn violations_serialize_as_pointer_and_detail() {
+    let v = Violation {
+        pointer: "/a".into(),
+        detail: "required".into(),
+    };
+    assert_eq!(
+        serde_json::to_value(&v).unwrap(),
+        json!({"pointer": "/a", "detail": "required"})
+    );
+}
+
+#[test]
+fn partner_line() {
+    let request = parse_import_request(SEED.as_bytes()).unwrap();
+    assert_eq!(
+        render_partner_line(&request.partner).as_deref(),
+        Some(
+            "Partnerdaten: Vertriebsschlüssel: KOOPERATION_MIT_DRKLEIN-RK; Kundennummer: 143251ab; \
+             telefonTermin: 2021-01-10 13:00:00; filialId: 123123"
+        )
+    );
+    assert_eq!(render_partner_line(&PartnerDaten::default()), None);
+    let partner = PartnerDaten {
+        vertriebsschluessel: Some("  ".into()),
+        kundennummer: None,
+        custom: vec![
+            CustomEntry {
+                key: "mehr\nzeilig".into(),
+                value: CustomValue::String("a\r\nb".into()),
+            },
+            CustomEntry {
+                key: "ok".into(),
+                value: CustomValue::Boolean(false),
+            },
+            CustomEntry {
+                key: "n".into(),
+                value: CustomValue::Integer(-3),
+            },
+            CustomEntry {
+                key: "leer".into(),
+                value: CustomValue::String(String::new()),
+            },
+        ],
+    };
+    assert_eq!(
+        render_partner_line(&partner).as_deref(),
+        Some("Partnerdaten: mehr zeilig: a  b; ok: false; n: -3")
+    );
+}

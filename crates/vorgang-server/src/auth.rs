@@ -1,0 +1,255 @@
+//! Wiring of the `auth` crate: our token endpoint, the bearer-token extractor, client management.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use anyhow::Context as _;
+use auth::{ClientRegistry, KeyRing, KeyRingConfig, NewClient, TokenIssuer, TokenSettings, TokenValidator};
+use secrecy::{ExposeSecret as _, SecretString};
+use vorgang_core::SystemClock;
+use vorgang_store::Store;
+
+use crate::problem::Problem;
+use crate::settings::{Settings, decode_kek};
+use crate::state::AppState;
+
+/// Token issuing and validation, client management.
+pub struct AuthService {
+    /// Partner clients.
+    pub registry: ClientRegistry,
+    /// Signing keys.
+    pub keys: Arc<KeyRing>,
+    /// Issues access tokens.
+    pub issuer: TokenIssuer,
+    /// Validates access tokens.
+    pub validator: TokenValidator,
+    /// The token endpoint.
+    pub endpoint: auth::TokenEndpoint,
+}
+
+/// Credentials of a newly registered (or rotated) client, shown once.
+pub struct DemoClient {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: SecretString,
+}
+
+impl DemoClient {
+    /// `{"client_id","client_secret"}`, the one line `clients add` prints.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.expose_secret(),
+        })
+    }
+}
+
+impl AuthService {
+    /// Loads (or creates) the signing keys and builds the token pieces.
+    ///
+    /// # Errors
+    /// Database or key problems (e.g. a wrong `key_encryption_key`).
+    pub async fn build(settings: &Settings, store: &Store, issuer: String) -> anyhow::Result<Self> {
+        let clock = Arc::new(SystemClock);
+        let kek = settings.key_encryption_key.as_ref().and_then(decode_kek);
+        if kek.is_none() {
+            tracing::warn!("key_encryption_key is not set: token signing keys are stored UNENCRYPTED in the database");
+        }
+        let token_ttl = Duration::from_secs(settings.token_ttl_s);
+        let leeway = Duration::from_secs(settings.token_leeway_s);
+        let keys = Arc::new(
+            KeyRing::load_or_create(
+                store.as_signing_key_store(),
+                kek,
+                clock.clone(),
+                KeyRingConfig {
+                    token_ttl,
+                    leeway,
+                    ..KeyRingConfig::default()
+                },
+            )
+            .await
+            .context("loading the token signing keys")?,
+        );
+        let token_settings = TokenSettings {
+            issuer,
+            audience: settings.audience.clone(),
+            ttl: token_ttl,
+            leeway,
+        };
+        let registry = ClientRegistry::new(store.as_client_store(), clock.clone());
+        let issuer = TokenIssuer::new(keys.clone(), clock.clone(), token_settings.clone());
+        let validator = TokenValidator::new(keys.clone(), clock.clone(), token_settings);
+        let throttle = auth::Throttle::new(auth::ThrottleConfig::default(), clock.clone());
+        let endpoint = auth::TokenEndpoint::new(registry.clone(), issuer.clone(), throttle);
+        Ok(Self {
+            registry,
+            keys,
+            issuer,
+            validator,
+            endpoint,
+        })
+    }
+
+    /// Registers a client.
+    ///
+    /// # Errors
+    /// Invalid input or database problems.
+    pub async fn register_client(
+        &self,
+        name: String,
+        email: String,
+        telefonnummer: String,
+        organisation: String,
+        scopes: Vec<String>,
+    ) -> anyhow::Result<DemoClient> {
+        let (record, secret) = self
+            .registry
+            .register(NewClient {
+                name,
+                email,
+                telefonnummer,
+                organisation,
+                scopes,
+            })
+            .await?;
+        tracing::info!(client = %record.client_id, "client registered");
+        Ok(DemoClient {
+            client_id: record.client_id,
+            client_secret: secret,
+        })
+    }
+
+    /// Registers the demo client when no client exists yet.
+    ///
+    /// # Errors
+    /// Database problems.
+    pub async fn demo_client_if_none(&self) -> anyhow::Result<Option<DemoClient>> {
+        if !self.registry.list().await?.is_empty() {
+            return Ok(None);
+        }
+        self.register_client(
+            "Demo Partner".into(),
+            "demo@example.org".into(),
+            "000".into(),
+            "Demo (embedded sandbox)".into(),
+            Vec::new(),
+        )
+        .await
+        .map(Some)
+    }
+
+    /// Clients as JSON lines (never a secret).
+    ///
+    /// # Errors
+    /// Database problems.
+    pub async fn list_clients(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        Ok(self
+            .registry
+            .list()
+            .await?
+            .into_iter()
+            .map(|c| {
+                serde_json::json!({
+                    "client_id": c.client_id,
+                    "name": c.name,
+                    "email": c.email,
+                    "telefonnummer": c.telefonnummer,
+                    "organisation": c.organisation,
+                    "scopes": c.scopes,
+                    "revoked": c.revoked_at.is_some(),
+                    "revokedAt": c.revoked_at,
+                    "createdAt": c.created_at,
+                })
+            })
+            .collect())
+    }
+
+    /// Revokes a client. `false` if unknown.
+    ///
+    /// # Errors
+    /// Database problems.
+    pub async fn revoke_client(&self, client_id: &str) -> anyhow::Result<bool> {
+        Ok(self.registry.revoke(client_id).await?)
+    }
+
+    /// A new secret for a client; `None` if unknown.
+    ///
+    /// # Errors
+    /// Database problems.
+    pub async fn rotate_client(&self, client_id: &str) -> anyhow::Result<Option<DemoClient>> {
+        Ok(self.registry.rotate(client_id).await?.map(|secret| DemoClient {
+            client_id: client_id.to_owned(),
+            client_secret: secret,
+        }))
+    }
+
+    /// A new signing key; returns its kid.
+    ///
+    /// # Errors
+    /// Database or crypto problems.
+    pub async fn rotate_keys(&self) -> anyhow::Result<String> {
+        Ok(self.keys.rotate().await?)
+    }
+}
+
+/// The authenticated partner client of a request (valid token, active client, import scope).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The client id.
+    pub client_id: String,
+}
+
+impl FromRequest for Caller {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let authorization = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
+        Box::pin(async move {
+            let Some(state) = state else {
+                return Err(Problem::unavailable("service not ready"));
+            };
+            match state
+                .auth
+                .validator
+                .authorize_import(authorization.as_deref(), &state.auth.registry)
+                .await
+            {
+                Ok(claims) => Ok(Self {
+                    client_id: claims.client_id,
+                }),
+                Err(error) => {
+                    let status = StatusCode::from_u16(error.status())
+                        .unwrap_or(StatusCode::UNAUTHORIZED);
+                    let slug = match status {
+                        StatusCode::FORBIDDEN => "insufficient-scope",
+                        StatusCode::SERVICE_UNAVAILABLE => "service-unavailable",
+                        _ => "unauthorized",
+                    };
+                    let title = match status {
+                        StatusCode::FORBIDDEN => "Forbidden",
+                        StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
+                        _ => "Unauthorized",
+                    };
+                    let mut problem = Problem::new(status, slug, title, error.description());
+                    if let Some(value) = error.www_authenticate() {
+                        problem = problem.with_header(header::WWW_AUTHENTICATE, value);
+                    }
+                    Err(problem)
+                }
+            }
+        })
+    }
+}

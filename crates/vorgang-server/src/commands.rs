@@ -1,0 +1,216 @@
+//! The CLI commands: results for programs on stdout as JSON lines, logs on stderr.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
+use vorgang_core::{
+    BuiltinCrm, ImportStatus, Importer, ImporterConfig, Ports, RandomIds, Resolution, SystemClock,
+};
+use vorgang_store::Store;
+
+use crate::auth::AuthService;
+use crate::cli::{Cli, ClientsCommand, Command, ConfigCommand, ImportsCommand, KeysCommand};
+use crate::settings::Settings;
+use crate::startup::Application;
+
+/// Prints one JSON line on stdout.
+fn print_line(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Any failure, reported by `main` on stderr with exit code 1.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Sandbox { listen } = command {
+        return sandbox(listen).await;
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            if matches!(command, Command::Config(ConfigCommand::Check)) {
+                println!("{error}");
+                return Ok(ExitCode::FAILURE);
+            }
+            return Err(error.into());
+        }
+    };
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Config(ConfigCommand::Check) => {
+            print_line(&settings.masked_json())?;
+            let problems = settings.problems();
+            for problem in &problems {
+                println!("{problem}");
+            }
+            Ok(if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Clients(command) => clients(settings, command).await,
+        Command::Imports(command) => imports(settings, command).await,
+        Command::Keys(KeysCommand::Rotate) => {
+            let store = connect(&settings).await?;
+            let auth = AuthService::build(&settings, &store, String::new()).await?;
+            let kid = auth.rotate_keys().await?;
+            print_line(&serde_json::json!({ "kid": kid }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sandbox { .. } => Ok(ExitCode::SUCCESS),
+    }
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Store> {
+    let problems = settings.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("invalid settings:\n{}", problems.join("\n"));
+    }
+    Store::connect(settings.database_url.expose_secret())
+        .await
+        .context("connecting the database")
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    let application = Application::build(settings).await?;
+    if let Some(demo) = application.demo_client() {
+        print_line(&demo.to_json())?;
+        tracing::warn!("registered a demo client for the embedded sandbox; its credentials are on stdout");
+    }
+    application.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
+    let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    let server = europace_sandbox::Sandbox::new(europace_sandbox::SandboxConfig::default())
+        .serve(listener)
+        .context("starting the sandbox")?;
+    tracing::info!(url = %server.base_url(), "Europace sandbox running; stop with Ctrl-C");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    server.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn clients(settings: Settings, command: ClientsCommand) -> anyhow::Result<ExitCode> {
+    let store = connect(&settings).await?;
+    let auth = AuthService::build(&settings, &store, String::new()).await?;
+    match command {
+        ClientsCommand::Add {
+            name,
+            email,
+            telefonnummer,
+            organisation,
+            scope,
+        } => {
+            let scopes: Vec<String> = scope
+                .iter()
+                .flat_map(|s| s.split_whitespace())
+                .map(str::to_owned)
+                .collect();
+            let created = auth
+                .register_client(name, email, telefonnummer, organisation, scopes)
+                .await?;
+            print_line(&created.to_json())?;
+        }
+        ClientsCommand::List => {
+            for client in auth.list_clients().await? {
+                print_line(&client)?;
+            }
+        }
+        ClientsCommand::Revoke { id } => {
+            if !auth.revoke_client(&id).await? {
+                anyhow::bail!("no client with this id");
+            }
+            print_line(&serde_json::json!({"client_id": id, "revoked": true}))?;
+        }
+        ClientsCommand::Rotate { id } => match auth.rotate_client(&id).await? {
+            Some(created) => print_line(&created.to_json())?,
+            None => anyhow::bail!("no active client with this id"),
+        },
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An importer for operator commands: Europace is only needed to finish a resolved import's CRM
+/// step, which never calls Europace, so unreachable adapters are fine here.
+fn operator_importer(settings: &Settings, store: &Store) -> Importer {
+    let offline = Arc::new(vorgang_core::memory::InMemoryEuropace::default());
+    Importer::new(
+        ImporterConfig {
+            kundenbetreuer_partner_id: settings.europace.kundenbetreuer_partner_id.clone(),
+            tippgeber_parent_id: settings.europace.tippgeber_parent_id.clone(),
+            test_tippgeber_parent_id: settings.europace.test_tippgeber_parent_id.clone(),
+        },
+        Ports {
+            store: store.as_import_store(),
+            partners: offline.clone(),
+            kex: offline,
+            crm: Arc::new(BuiltinCrm),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+        },
+    )
+}
+
+async fn imports(settings: Settings, command: ImportsCommand) -> anyhow::Result<ExitCode> {
+    let store = connect(&settings).await?;
+    let importer = operator_importer(&settings, &store);
+    match command {
+        ImportsCommand::List { status } => {
+            let status = status
+                .map(|s| {
+                    s.parse::<ImportStatus>()
+                        .map_err(|_| anyhow::anyhow!("unknown status; one of ACCEPTED, PARTNER_READY, SENDING, IMPORTED, COMPLETED, FAILED, IN_DOUBT"))
+                })
+                .transpose()?;
+            for record in store.as_import_store().list(status).await? {
+                let mut line = serde_json::json!({
+                    "drkleinrkVorgangsnummer": record.id,
+                    "status": record.status,
+                    "environment": record.environment,
+                    "client_id": record.client_id,
+                    "createdAt": record.created_at,
+                });
+                if let Some(number) = &record.europace_vorgangsnummer {
+                    line["europaceVorgangsnummer"] = serde_json::json!(number);
+                }
+                print_line(&line)?;
+            }
+        }
+        ImportsCommand::Resolve {
+            id,
+            europace_vorgangsnummer,
+            failed,
+        } => {
+            let resolution = match (europace_vorgangsnummer, failed) {
+                (Some(number), false) => Resolution::Imported {
+                    europace_vorgangsnummer: number,
+                },
+                (None, true) => Resolution::Failed,
+                _ => anyhow::bail!("give exactly one of --europace-vorgangsnummer or --failed"),
+            };
+            let record = importer.resolve(id, resolution).await?;
+            print_line(&serde_json::json!({
+                "drkleinrkVorgangsnummer": record.id,
+                "status": record.status,
+                "europaceVorgangsnummer": record.europace_vorgangsnummer,
+                "crmKennung": record.crm_kennung,
+            }))?;
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,15 @@
+//! The Vorgang Import Service: HTTP API, CLI and the wiring of the adapters.
+//!
+//! The binary `vorgang-server` is a thin layer over this library; the API tests build the same
+//! [`startup::Application`] on a random port.
+
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod metrics;
+pub mod problem;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,127 @@
+//! RFC 9457 problem details: every error answer of the API except the token endpoint's.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use vorgang_model::Violation;
+
+/// Base of our problem `type` URIs; each is documented in docs/partner-guide.md.
+pub const TYPE_BASE: &str = "https://api.drkleinservice.de/problems/";
+
+/// A problem+json answer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// URI identifying the problem type.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short, fixed summary of the type.
+    pub title: &'static str,
+    /// HTTP status.
+    pub status: u16,
+    /// Explanation of this occurrence, never quoting submitted values.
+    pub detail: String,
+    /// Every validation failure (422).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<Violation>,
+    /// Our Vorgangsnummer, when an import exists (502/503/504).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drkleinrk_vorgangsnummer: Option<String>,
+    /// `FAILED` or `IN_DOUBT` (502/503/504).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import_status: Option<String>,
+    #[serde(skip)]
+    headers: Vec<(header::HeaderName, String)>,
+}
+
+impl Problem {
+    /// A problem of `slug` (the last part of its type URI).
+    #[must_use]
+    pub fn new(status: StatusCode, slug: &str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: format!("{TYPE_BASE}{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            drkleinrk_vorgangsnummer: None,
+            import_status: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a response header.
+    #[must_use]
+    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Adds the import it concerns.
+    #[must_use]
+    pub fn for_import(mut self, id: uuid::Uuid, status: &str) -> Self {
+        self.drkleinrk_vorgangsnummer = Some(id.to_string());
+        self.import_status = Some(status.to_owned());
+        self
+    }
+
+    /// 400: the body is not a well-formed JSON object.
+    #[must_use]
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", detail)
+    }
+
+    /// 422 with every violation.
+    #[must_use]
+    pub fn validation(errors: Vec<Violation>) -> Self {
+        let mut problem = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+            "Validation failed",
+            format!("{} field(s) violate the rules; see errors", errors.len()),
+        );
+        problem.errors = errors;
+        problem
+    }
+
+    /// 503: a dependency (database) is unavailable; nothing was stored.
+    #[must_use]
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service-unavailable", "Service unavailable", detail)
+            .with_header(header::RETRY_AFTER, "5")
+    }
+
+    /// 404.
+    #[must_use]
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such resource for this client")
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.title)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        for (name, value) in &self.headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                response.insert_header((name.clone(), value));
+            }
+        }
+        response.body(serde_json::to_vec(self).unwrap_or_default())
+    }
+}

@@ -1,0 +1,295 @@
+//! `POST /vorgang` and `GET /vorgang/{id}`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures::StreamExt as _;
+use serde::Serialize;
+use uuid::Uuid;
+use vorgang_core::{FailureKind, ImportError, ImportRecord, ImportStatus, NewImport};
+use vorgang_model::{Environment, MAX_BODY_BYTES, RequestError, parse_import_request};
+
+use crate::auth::Caller;
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Seconds a partner should wait before retrying after a 503.
+const RETRY_AFTER_S: &str = "30";
+
+/// The 201 answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportCreated {
+    /// Our Vorgangsnummer (UUID).
+    pub drkleinrk_vorgangsnummer: Uuid,
+    /// Europace's Vorgangsnummer.
+    pub europace_vorgangsnummer: Option<String>,
+    /// CRM id of the Finanzierungsberater case.
+    pub crm_kennung: Option<String>,
+    /// Europace's messages, then ours.
+    pub messages: Vec<String>,
+}
+
+/// The `GET /vorgang/{id}` answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportView {
+    /// Our Vorgangsnummer.
+    pub drkleinrk_vorgangsnummer: Uuid,
+    /// Current state.
+    pub status: ImportStatus,
+    /// Europace environment.
+    pub environment: Environment,
+    /// Europace's Vorgangsnummer, once imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub europace_vorgangsnummer: Option<String>,
+    /// CRM id, once completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crm_kennung: Option<String>,
+    /// Messages.
+    pub messages: Vec<String>,
+    /// When accepted (RFC 3339).
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&ImportRecord> for ImportView {
+    fn from(record: &ImportRecord) -> Self {
+        Self {
+            drkleinrk_vorgangsnummer: record.id,
+            status: record.status,
+            environment: record.environment,
+            europace_vorgangsnummer: record.europace_vorgangsnummer.clone(),
+            crm_kennung: record.crm_kennung.clone(),
+            messages: record.messages.clone(),
+            created_at: record.created_at,
+        }
+    }
+}
+
+/// Parses the query string: only `environment` (once) is allowed.
+fn environment_of(request: &HttpRequest) -> Result<Environment, Problem> {
+    let mut environment = None;
+    for (name, value) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
+        if name != "environment" {
+            return Err(Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Bad query", "unknown query parameter; only environment is allowed"));
+        }
+        if environment.is_some() {
+            return Err(Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Bad query", "environment given more than once"));
+        }
+        environment = Some(value.parse::<Environment>().map_err(|_| {
+            Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Bad query", "environment must be TEST or PRODUCTION")
+        })?);
+    }
+    Ok(environment.unwrap_or_default())
+}
+
+/// JSON, or JSON labelled as a form (as in the published example).
+fn check_content_type(request: &HttpRequest) -> Result<(), Problem> {
+    let unsupported = || {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the JSON body as application/json (application/x-www-form-urlencoded is accepted too)",
+        )
+        .with_header(header::HeaderName::from_static("accept-post"), "application/json")
+    };
+    let value = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unsupported)?;
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "application/x-www-form-urlencoded" => Ok(()),
+        _ => Err(unsupported()),
+    }
+}
+
+fn idempotency_key_of(request: &HttpRequest) -> Result<Option<String>, Problem> {
+    let Some(value) = request.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-idempotency-key",
+            "Bad Idempotency-Key",
+            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+        )
+    };
+    let key = value.to_str().map_err(|_| bad())?.trim();
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(bad());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        "Payload too large",
+        format!("the body must not exceed {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// Reads the body up to the limit, refusing larger ones before reading them when announced.
+async fn read_body(request: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, Problem> {
+    if let Some(length) = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && length > MAX_BODY_BYTES
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| Problem::malformed("the body could not be read completely"))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Maps a stored import to its HTTP answer.
+#[must_use]
+pub fn answer(record: &ImportRecord) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    match record.status {
+        ImportStatus::Completed | ImportStatus::Imported => HttpResponse::Created()
+            .insert_header((header::LOCATION, format!("/vorgang/{}", record.id)))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(ImportCreated {
+                drkleinrk_vorgangsnummer: record.id,
+                europace_vorgangsnummer: record.europace_vorgangsnummer.clone(),
+                crm_kennung: record.crm_kennung.clone(),
+                messages: record.messages.clone(),
+            }),
+        ImportStatus::Failed => {
+            let kind = record.failure.as_ref().map(|f| f.kind);
+            let problem = if kind == Some(FailureKind::Unavailable) {
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "europace-unavailable",
+                    "Europace unavailable",
+                    "Europace could not be reached or was overloaded; nothing was created. Retry later, with the same Idempotency-Key.",
+                )
+                .with_header(header::RETRY_AFTER, RETRY_AFTER_S)
+            } else {
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "europace-rejected",
+                    "Europace rejected the import",
+                    "Europace refused our request; nothing was created. Our operators have been alerted.",
+                )
+            };
+            problem.for_import(record.id, "FAILED").error_response()
+        }
+        ImportStatus::InDoubt => in_doubt(record.id).error_response(),
+        ImportStatus::Accepted | ImportStatus::PartnerReady | ImportStatus::Sending => {
+            in_progress(record.id).error_response()
+        }
+    }
+}
+
+fn in_doubt(id: Uuid) -> Problem {
+    Problem::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "import-in-doubt",
+        "Import outcome unknown",
+        "Europace's answer was lost after the import was sent; the case may exist. Do not resend: our operators resolve it, see GET /vorgang/{id}.",
+    )
+    .for_import(id, "IN_DOUBT")
+}
+
+fn in_progress(id: Uuid) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "import-in-progress",
+        "Import in progress",
+        "an import with this Idempotency-Key is still being processed; retry shortly",
+    )
+    .with_header(header::RETRY_AFTER, "1")
+    .for_import(id, "IN_PROGRESS")
+}
+
+/// `POST /vorgang`.
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let environment = environment_of(&request)?;
+    check_content_type(&request)?;
+    let idempotency_key = idempotency_key_of(&request)?;
+    let body = read_body(&request, payload).await?;
+    let parsed = parse_import_request(&body).map_err(|error| match error {
+        RequestError::Malformed(detail) => Problem::malformed(detail),
+        RequestError::Invalid(violations) => Problem::validation(violations),
+    })?;
+    let outcome = state
+        .importer
+        .submit(NewImport {
+            client_id: &caller.client_id,
+            environment,
+            idempotency_key: idempotency_key.as_deref(),
+            raw_body: &body,
+            request: parsed,
+        })
+        .await;
+    match outcome {
+        Ok(record) => Ok(answer(&record)),
+        Err(ImportError::IdempotencyKeyReused) => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "this Idempotency-Key was already used with a different body or environment",
+        )),
+        Err(ImportError::InProgress { id }) => Err(in_progress(id)),
+        Err(ImportError::StoreAfterSend { id, source }) => {
+            tracing::error!(import = %id, error = %source, "could not store the outcome of a sent import");
+            Err(in_doubt(id))
+        }
+        Err(ImportError::Store(error)) => {
+            tracing::error!(error = %error, "could not store an import");
+            Err(Problem::unavailable("our database is unavailable; nothing was stored, retry later"))
+        }
+        Err(error @ (ImportError::NotFound | ImportError::WrongState(_))) => {
+            tracing::error!(error = %error, "unexpected import state");
+            Err(Problem::unavailable("the import could not be processed; retry later"))
+        }
+    }
+}
+
+/// `GET /vorgang/{id}`: the calling client's own import.
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return Err(Problem::not_found());
+    };
+    let record = state.importer.store().get(id).await.map_err(|error| {
+        tracing::error!(error = %error, "could not read an import");
+        Problem::unavailable("our database is unavailable, retry later")
+    })?;
+    match record {
+        Some(record) if record.client_id == caller.client_id => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(ImportView::from(&record))),
+        _ => Err(Problem::not_found()),
+    }
+}

@@ -1,0 +1,224 @@
+//! Building and running the service from [`Settings`].
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use europace_client::{EuropaceClient, EuropaceConfig};
+use europace_sandbox::{Sandbox, SandboxConfig, SandboxServer};
+use secrecy::{ExposeSecret, SecretString};
+use vorgang_core::{BuiltinCrm, Importer, ImporterConfig, Ports, RandomIds, SystemClock};
+use vorgang_store::Store;
+
+use crate::auth::{AuthService, DemoClient};
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// A built, not yet running service.
+pub struct Application {
+    server: Server,
+    port: u16,
+    sandbox: Option<SandboxServer>,
+    demo_client: Option<DemoClient>,
+    background: tokio::task::JoinHandle<()>,
+    store: Store,
+}
+
+/// How long after its last change an unfinished import counts as abandoned by a crashed process.
+fn stale_after(settings: &Settings) -> Duration {
+    Duration::from_millis(
+        settings
+            .europace
+            .connect_timeout_ms
+            .saturating_add(settings.europace.request_timeout_ms)
+            .saturating_mul(2),
+    )
+    .max(Duration::from_secs(2))
+}
+
+/// Builds the Europace adapters: the real ones, or the embedded sandbox's.
+async fn europace(settings: &Settings) -> anyhow::Result<(EuropaceClient, Option<SandboxServer>)> {
+    let e = &settings.europace;
+    let (base, client_id, client_secret, sandbox) = match &e.base_url {
+        Some(base) => (
+            base.clone(),
+            e.client_id.clone().unwrap_or_default(),
+            e.client_secret
+                .clone()
+                .unwrap_or_else(|| SecretString::from(String::new())),
+            None,
+        ),
+        None => {
+            let listener = TcpListener::bind("127.0.0.1:0").context("binding the embedded sandbox")?;
+            let sandbox = Sandbox::new(SandboxConfig::default())
+                .serve(listener)
+                .context("starting the embedded sandbox")?;
+            tracing::warn!(
+                sandbox = %sandbox.base_url(),
+                "europace.base_url is not set: using the EMBEDDED EUROPACE SANDBOX. Nothing reaches Europace; imports are kept in memory only. Set europace.base_url for real use."
+            );
+            let base = url::Url::parse(&sandbox.base_url()).context("sandbox URL")?;
+            (base, "sandbox".to_owned(), SecretString::from("sandbox"), Some(sandbox))
+        }
+    };
+    let mut config = EuropaceConfig::from_base_url(&base, client_id, client_secret);
+    if let Some(url) = &e.auth_url {
+        config.auth_url = url.clone();
+    }
+    if let Some(url) = &e.partner_url {
+        config.partner_url = url.clone();
+    }
+    if let Some(url) = &e.kex_url {
+        config.kex_url = url.clone();
+    }
+    config.kex_scope.clone_from(&e.kex_scope);
+    config.partner_scope.clone_from(&e.partner_scope);
+    config.connect_timeout = Duration::from_millis(e.connect_timeout_ms);
+    config.request_timeout = Duration::from_millis(e.request_timeout_ms);
+    let client = EuropaceClient::new(config).context("configuring the Europace client")?;
+    Ok((client, sandbox))
+}
+
+impl Application {
+    /// Connects the database, starts the sandbox if needed, binds the listener and prepares the
+    /// HTTP server (not yet polled: call [`Application::run_until_stopped`]).
+    ///
+    /// # Errors
+    /// Invalid settings, an unreachable database, an unusable listen address or signing key.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let problems = settings.problems();
+        if !problems.is_empty() {
+            anyhow::bail!("invalid settings:\n{}", problems.join("\n"));
+        }
+        let store = Store::connect(settings.database_url.expose_secret())
+            .await
+            .context("connecting the database")?;
+        let (europace, sandbox) = europace(&settings).await?;
+        let importer = Importer::new(
+            ImporterConfig {
+                kundenbetreuer_partner_id: settings.europace.kundenbetreuer_partner_id.clone(),
+                tippgeber_parent_id: settings.europace.tippgeber_parent_id.clone(),
+                test_tippgeber_parent_id: settings.europace.test_tippgeber_parent_id.clone(),
+            },
+            Ports {
+                store: store.as_import_store(),
+                partners: europace.partner_directory(),
+                kex: europace.kex_importer(),
+                crm: Arc::new(BuiltinCrm),
+                clock: Arc::new(SystemClock),
+                ids: Arc::new(RandomIds),
+            },
+        );
+
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        let issuer = settings
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let auth = Arc::new(AuthService::build(&settings, &store, issuer).await?);
+        let demo_client = if sandbox.is_some() {
+            auth.demo_client_if_none().await?
+        } else {
+            None
+        };
+
+        let metrics = crate::metrics::Metrics::new();
+        let state = web::Data::new(AppState {
+            importer: importer.clone(),
+            auth,
+            metrics,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(crate::routes::configure)
+        })
+        .shutdown_timeout(30)
+        .listen(listener)
+        .context("listening")?
+        .run();
+
+        let background = tokio::spawn(background_work(
+            importer,
+            stale_after(&settings),
+            Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+        ));
+        tracing::info!(%address, "vorgang-server listening");
+        Ok(Self {
+            server,
+            port: address.port(),
+            sandbox,
+            demo_client,
+            background,
+            store,
+        })
+    }
+
+    /// The port the service listens on.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The embedded sandbox's URL, if one runs.
+    #[must_use]
+    pub fn sandbox_url(&self) -> Option<String> {
+        self.sandbox.as_ref().map(SandboxServer::base_url)
+    }
+
+    /// The demo client registered at start (embedded sandbox, empty database), if any.
+    #[must_use]
+    pub fn demo_client(&self) -> Option<&DemoClient> {
+        self.demo_client.as_ref()
+    }
+
+    /// A handle to stop the server gracefully.
+    #[must_use]
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM/SIGINT or [`ServerHandle::stop`]); in-flight requests get up
+    /// to 30 s to finish.
+    ///
+    /// # Errors
+    /// When the HTTP server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.background.abort();
+        if let Some(sandbox) = self.sandbox {
+            sandbox.stop().await;
+        }
+        self.store.close().await;
+        result
+    }
+}
+
+/// Resumes abandoned imports now and every 30 s; purges finished ones hourly.
+async fn background_work(importer: Importer, stale_after: Duration, retention: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let mut ticks: u64 = 0;
+    loop {
+        tick.tick().await;
+        match importer.resume_stale(stale_after).await {
+            Ok(touched) if !touched.is_empty() => {
+                tracing::info!(count = touched.len(), "resumed abandoned imports");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(error = %error, "could not resume imports"),
+        }
+        if ticks % 120 == 0 {
+            match importer.purge_finished(retention).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "purged finished imports past retention"),
+                Err(error) => tracing::error!(error = %error, "could not purge imports"),
+            }
+        }
+        ticks = ticks.wrapping_add(1);
+    }
+}

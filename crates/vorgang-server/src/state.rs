@@ -1,0 +1,17 @@
+//! Shared state of the HTTP handlers.
+
+use std::sync::Arc;
+
+use vorgang_core::Importer;
+
+use crate::auth::AuthService;
+
+/// What every handler may use. Built once by [`crate::startup::Application::build`].
+pub struct AppState {
+    /// The import use case.
+    pub importer: Importer,
+    /// Token issuing and validation.
+    pub auth: Arc<AuthService>,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
+}

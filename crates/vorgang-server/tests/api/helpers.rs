@@ -1,0 +1,216 @@
+//! `spawn_app()`: the real server on a random port with a fresh database and its own sandbox.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use europace_sandbox::{Sandbox, SandboxConfig, SandboxServer};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::Value;
+use vorgang_server::auth::AuthService;
+use vorgang_server::settings::Settings;
+use vorgang_server::startup::Application;
+use vorgang_store::Store;
+
+/// The published example request.
+pub fn seed() -> Value {
+    serde_json::from_str(include_str!("../../../../examples/seed-request.json")).unwrap()
+}
+
+/// Which database a test app uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub sandbox: Sandbox,
+    pub sandbox_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    _sandbox_server: SandboxServer,
+    _dir: tempfile::TempDir,
+    _postgres: Option<vorgang_store::testing::PostgresTestDatabase>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Db::Sqlite, |_| {}).await
+}
+
+pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let sandbox = Sandbox::new(SandboxConfig::default());
+    let sandbox_server = sandbox
+        .serve(TcpListener::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut postgres = None;
+    let database_url = match db {
+        Db::Sqlite => format!("sqlite://{}/vorgang.db?mode=rwc", dir.path().display()),
+        Db::Postgres => {
+            let database = vorgang_store::testing::fresh_postgres_database(&postgres_admin_url())
+                .await
+                .unwrap();
+            let url = database.url().to_owned();
+            postgres = Some(database);
+            url
+        }
+    };
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        database_url: SecretString::from(database_url),
+        ..Settings::default()
+    };
+    settings.europace.base_url = Some(url::Url::parse(&sandbox_server.base_url()).unwrap());
+    settings.europace.client_id = Some("dkr".into());
+    settings.europace.client_secret = Some(SecretString::from("dkr-secret"));
+    settings.europace.connect_timeout_ms = 500;
+    settings.europace.request_timeout_ms = 1_500;
+    configure(&mut settings);
+
+    let store = Store::connect(settings.database_url.expose_secret())
+        .await
+        .unwrap();
+    let auth = AuthService::build(&settings, &store, String::new())
+        .await
+        .unwrap();
+    let client = auth
+        .register_client(
+            "Erika Partner".into(),
+            "erika@partner.example".into(),
+            "030 1234".into(),
+            "Vergleichsportal GmbH".into(),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+
+    let application = Application::build(settings.clone()).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        sandbox,
+        sandbox_url: sandbox_server.base_url(),
+        client_id: client.client_id,
+        client_secret: client.client_secret.expose_secret().to_owned(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        settings,
+        _sandbox_server: sandbox_server,
+        _dir: dir,
+        _postgres: postgres,
+    }
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("VORGANG_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+impl TestApp {
+    pub async fn token_response(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}/oauth2/token", self.address))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn token(&self) -> String {
+        let response = self
+            .token_response(&[("grant_type", "client_credentials")])
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn post_vorgang_raw(
+        &self,
+        query: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/vorgang{query}", self.address))
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn post_vorgang(&self, token: &str, body: &Value) -> reqwest::Response {
+        self.post_vorgang_raw(
+            "",
+            Some(token),
+            Some("application/json"),
+            serde_json::to_vec(body).unwrap(),
+            None,
+        )
+        .await
+    }
+
+    pub async fn get_vorgang(&self, token: &str, id: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/vorgang/{id}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn sandbox_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sandbox_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn sandbox_fault(&self, fault: Value) {
+        let response = self
+            .http
+            .post(format!("{}/_sandbox/faults", self.sandbox_url))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "fault not accepted");
+    }
+}
+
+/// Asserts a problem+json answer and returns its body.
+pub async fn problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert!(body["type"].as_str().unwrap().starts_with("https://"));
+    assert!(body["title"].is_string());
+    body
+}

@@ -1,0 +1,294 @@
+//! Conversions between the domain records and their stored columns, shared by both backends.
+//!
+//! Both backends select their columns with the same names and as the same Rust types (text, i64,
+//! bytes, bool), so one row struct per table decodes either.
+
+use auth::{ClientRecord, SigningKeyRecord};
+use chrono::{DateTime, SecondsFormat, Utc};
+use uuid::Uuid;
+use vorgang_core::model::Environment;
+use vorgang_core::{Failure, ImportRecord, ImportStatus, StoreError};
+
+use crate::error::corrupt;
+
+/// Stored form of a timestamp: RFC 3339, UTC (`Z`), exactly nine fractional digits.
+///
+/// Fixed width (for years 0000 to 9999), so comparing the text compares the instants, and
+/// parsing it back gives the same `DateTime<Utc>` to the nanosecond.
+pub(crate) fn encode_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// Reads a timestamp stored by [`encode_time`].
+pub(crate) fn decode_time(
+    context: &'static str,
+    column: &'static str,
+    text: &str,
+) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| corrupt(context, column))
+}
+
+fn decode_optional_time(
+    context: &'static str,
+    column: &'static str,
+    text: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    text.map(|text| decode_time(context, column, text))
+        .transpose()
+}
+
+fn encode_json<T: serde::Serialize + ?Sized>(
+    context: &'static str,
+    column: &'static str,
+    value: &T,
+) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|_| StoreError::Corrupt(format!("{context}: cannot encode {column}")))
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(
+    context: &'static str,
+    column: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|_| corrupt(context, column))
+}
+
+/// Parses a stored environment name.
+pub(crate) fn decode_environment(
+    context: &'static str,
+    text: &str,
+) -> Result<Environment, StoreError> {
+    text.parse().map_err(|_| corrupt(context, "environment"))
+}
+
+/// An [`ImportRecord`] as bound to SQL parameters.
+pub(crate) struct ImportParams {
+    pub id: Uuid,
+    pub client_id: String,
+    pub environment: &'static str,
+    pub status: &'static str,
+    pub idempotency_key: Option<String>,
+    pub fingerprint: String,
+    pub request: Option<String>,
+    pub tippgeber_externe_partner_id: String,
+    pub tippgeber_partner_id: Option<String>,
+    pub europace_vorgangsnummer: Option<String>,
+    pub crm_kennung: Option<String>,
+    pub messages: String,
+    pub failure: Option<String>,
+    pub attempts: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl ImportParams {
+    /// Encodes a record for `context` (a fixed phrase naming the operation).
+    pub(crate) fn new(context: &'static str, record: &ImportRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: record.id,
+            client_id: record.client_id.clone(),
+            environment: record.environment.as_str(),
+            status: record.status.as_str(),
+            idempotency_key: record.idempotency_key.clone(),
+            fingerprint: record.fingerprint.clone(),
+            request: record
+                .request
+                .as_ref()
+                .map(|request| encode_json(context, "request", request))
+                .transpose()?,
+            tippgeber_externe_partner_id: record.tippgeber_externe_partner_id.clone(),
+            tippgeber_partner_id: record.tippgeber_partner_id.clone(),
+            europace_vorgangsnummer: record.europace_vorgangsnummer.clone(),
+            crm_kennung: record.crm_kennung.clone(),
+            messages: encode_json(context, "messages", &record.messages)?,
+            failure: record
+                .failure
+                .as_ref()
+                .map(|failure| encode_json(context, "failure", failure))
+                .transpose()?,
+            attempts: i64::from(record.attempts),
+            created_at: encode_time(record.created_at),
+            updated_at: encode_time(record.updated_at),
+        })
+    }
+}
+
+/// One row of `imports`, every column as text or integer.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ImportRow {
+    id: String,
+    client_id: String,
+    environment: String,
+    status: String,
+    idempotency_key: Option<String>,
+    fingerprint: String,
+    request: Option<String>,
+    tippgeber_externe_partner_id: String,
+    tippgeber_partner_id: Option<String>,
+    europace_vorgangsnummer: Option<String>,
+    crm_kennung: Option<String>,
+    messages: String,
+    failure: Option<String>,
+    attempts: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl ImportRow {
+    /// Decodes the row into the record it stores.
+    pub(crate) fn into_record(self) -> Result<ImportRecord, StoreError> {
+        const CONTEXT: &str = "read import";
+        Ok(ImportRecord {
+            id: Uuid::parse_str(&self.id).map_err(|_| corrupt(CONTEXT, "id"))?,
+            client_id: self.client_id,
+            environment: decode_environment(CONTEXT, &self.environment)?,
+            status: self
+                .status
+                .parse::<ImportStatus>()
+                .map_err(|_| corrupt(CONTEXT, "status"))?,
+            idempotency_key: self.idempotency_key,
+            fingerprint: self.fingerprint,
+            request: self
+                .request
+                .as_deref()
+                .map(|text| decode_json(CONTEXT, "request", text))
+                .transpose()?,
+            tippgeber_externe_partner_id: self.tippgeber_externe_partner_id,
+            tippgeber_partner_id: self.tippgeber_partner_id,
+            europace_vorgangsnummer: self.europace_vorgangsnummer,
+            crm_kennung: self.crm_kennung,
+            messages: decode_json(CONTEXT, "messages", &self.messages)?,
+            failure: self
+                .failure
+                .as_deref()
+                .map(|text| decode_json::<Failure>(CONTEXT, "failure", text))
+                .transpose()?,
+            attempts: u32::try_from(self.attempts).map_err(|_| corrupt(CONTEXT, "attempts"))?,
+            created_at: decode_time(CONTEXT, "created_at", &self.created_at)?,
+            updated_at: decode_time(CONTEXT, "updated_at", &self.updated_at)?,
+        })
+    }
+}
+
+/// Decodes a list of import rows.
+pub(crate) fn import_records(rows: Vec<ImportRow>) -> Result<Vec<ImportRecord>, StoreError> {
+    rows.into_iter().map(ImportRow::into_record).collect()
+}
+
+/// A [`ClientRecord`] as bound to SQL parameters.
+pub(crate) struct ClientParams {
+    pub scopes: String,
+    pub revoked_at: Option<String>,
+    pub created_at: String,
+}
+
+impl ClientParams {
+    /// Encodes the columns of a client that are not stored as they are.
+    pub(crate) fn new(client: &ClientRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            scopes: encode_json("insert client", "scopes", &client.scopes)?,
+            revoked_at: client.revoked_at.map(encode_time),
+            created_at: encode_time(client.created_at),
+        })
+    }
+}
+
+/// One row of `clients`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClientRow {
+    client_id: String,
+    secret_hash: String,
+    name: String,
+    email: String,
+    telefonnummer: String,
+    organisation: String,
+    scopes: String,
+    revoked_at: Option<String>,
+    created_at: String,
+}
+
+impl ClientRow {
+    /// Decodes the row into the client it stores.
+    pub(crate) fn into_record(self) -> Result<ClientRecord, StoreError> {
+        const CONTEXT: &str = "read client";
+        Ok(ClientRecord {
+            client_id: self.client_id,
+            secret_hash: self.secret_hash,
+            name: self.name,
+            email: self.email,
+            telefonnummer: self.telefonnummer,
+            organisation: self.organisation,
+            scopes: decode_json(CONTEXT, "scopes", &self.scopes)?,
+            revoked_at: decode_optional_time(CONTEXT, "revoked_at", self.revoked_at.as_deref())?,
+            created_at: decode_time(CONTEXT, "created_at", &self.created_at)?,
+        })
+    }
+}
+
+/// Decodes a list of client rows.
+pub(crate) fn client_records(rows: Vec<ClientRow>) -> Result<Vec<ClientRecord>, StoreError> {
+    rows.into_iter().map(ClientRow::into_record).collect()
+}
+
+/// One row of `signing_keys`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SigningKeyRow {
+    kid: String,
+    algorithm: String,
+    private_key: Vec<u8>,
+    encrypted: bool,
+    public_key: Vec<u8>,
+    created_at: String,
+    retired_at: Option<String>,
+}
+
+impl SigningKeyRow {
+    /// Decodes the row into the key it stores.
+    pub(crate) fn into_record(self) -> Result<SigningKeyRecord, StoreError> {
+        const CONTEXT: &str = "read signing key";
+        Ok(SigningKeyRecord {
+            kid: self.kid,
+            algorithm: self.algorithm,
+            private_key: self.private_key,
+            encrypted: self.encrypted,
+            public_key: self.public_key,
+            created_at: decode_time(CONTEXT, "created_at", &self.created_at)?,
+            retired_at: decode_optional_time(CONTEXT, "retired_at", self.retired_at.as_deref())?,
+        })
+    }
+}
+
+/// Decodes a list of signing-key rows.
+pub(crate) fn signing_key_records(
+    rows: Vec<SigningKeyRow>,
+) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    rows.into_iter().map(SigningKeyRow::into_record).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn times_round_trip_to_the_nanosecond_and_sort_as_text() {
+        let early = Utc.timestamp_opt(1_700_000_000, 5).unwrap();
+        let late = Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap();
+        let (early_text, late_text) = (encode_time(early), encode_time(late));
+        assert_eq!(early_text, "2023-11-14T22:13:20.000000005Z");
+        assert_eq!(early_text.len(), late_text.len());
+        assert!(early_text < late_text);
+        assert_eq!(decode_time("t", "c", &early_text).unwrap(), early);
+        assert_eq!(decode_time("t", "c", &late_text).unwrap(), late);
+    }
+
+    #[test]
+    fn corrupt_values_are_not_echoed() {
+        let err = decode_time("read import", "created_at", "Max Mustermann").unwrap_err();
+        assert!(!err.to_string().contains("Mustermann"));
+    }
+}

@@ -1,0 +1,177 @@
+//! Test support: a fresh, empty PostgreSQL database per test, so tests run in parallel.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), vorgang_core::StoreError> {
+//! use vorgang_store::testing::{fresh_postgres_database, postgres_admin_url};
+//!
+//! let database = fresh_postgres_database(&postgres_admin_url()).await?;
+//! let store = vorgang_store::Store::connect(database.url()).await?;
+//! // … the test …
+//! store.close().await;
+//! database.drop_database().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The admin URL must name a role that may `CREATE DATABASE`. A database not dropped explicitly
+//! (e.g. because the test panicked) is dropped when its [`PostgresTestDatabase`] is dropped.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+use uuid::Uuid;
+use vorgang_core::StoreError;
+
+use crate::error::map_sqlx;
+
+/// The admin URL used when `VORGANG_TEST_POSTGRES_URL` is not set: the local test server.
+pub const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The environment variable overriding [`DEFAULT_POSTGRES_ADMIN_URL`].
+pub const POSTGRES_ADMIN_URL_VAR: &str = "VORGANG_TEST_POSTGRES_URL";
+
+/// The admin URL for test databases: `$VORGANG_TEST_POSTGRES_URL`, else
+/// [`DEFAULT_POSTGRES_ADMIN_URL`].
+#[must_use]
+pub fn postgres_admin_url() -> String {
+    std::env::var(POSTGRES_ADMIN_URL_VAR)
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_ADMIN_URL.to_owned())
+}
+
+/// A database created by [`fresh_postgres_database`]; dropped (with its connections) by
+/// [`PostgresTestDatabase::drop_database`] or, failing that, when this value is dropped.
+#[derive(Debug)]
+pub struct PostgresTestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+    dropped: bool,
+}
+
+/// Creates an empty database `vorgang_test_<uuid>` on the server of `admin_url` and returns it;
+/// its [`url`](PostgresTestDatabase::url) is `admin_url` with the database name replaced.
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] if the server cannot be reached or refuses `CREATE DATABASE`.
+pub async fn fresh_postgres_database(
+    admin_url: &str,
+) -> Result<PostgresTestDatabase, StoreError> {
+    const CONTEXT: &str = "create test database";
+    let name = format!("vorgang_test_{}", Uuid::new_v4().simple());
+    let mut admin = connect_admin(CONTEXT, admin_url).await?;
+    // The name is ours (letters, digits, underscores): safe to splice into the statement.
+    let created = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .map_err(|err| map_sqlx(CONTEXT, &err));
+    let _ = admin.close().await;
+    created?;
+    Ok(PostgresTestDatabase {
+        admin_url: admin_url.to_owned(),
+        url: with_database(admin_url, &name),
+        name,
+        dropped: false,
+    })
+}
+
+impl PostgresTestDatabase {
+    /// The URL of the new database (pass it to [`crate::Store::connect`]).
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Drops the database now, terminating any connections still open to it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the server cannot be reached or refuses.
+    pub async fn drop_database(mut self) -> Result<(), StoreError> {
+        self.dropped = true;
+        drop_database(&self.admin_url, &self.name).await
+    }
+}
+
+impl Drop for PostgresTestDatabase {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // Best effort, on a thread of its own: this may run inside (or outside) any runtime.
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropper = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = runtime.block_on(drop_database(&admin_url, &name));
+            }
+        });
+        let _ = dropper.join();
+    }
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
+    const CONTEXT: &str = "drop test database";
+    let mut admin = connect_admin(CONTEXT, admin_url).await?;
+    // The name was made by `fresh_postgres_database`: safe to splice into the statement.
+    let dropped = sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .map_err(|err| map_sqlx(CONTEXT, &err));
+    let _ = admin.close().await;
+    dropped.map(|_| ())
+}
+
+async fn connect_admin(
+    context: &'static str,
+    admin_url: &str,
+) -> Result<PgConnection, StoreError> {
+    let options = PgConnectOptions::from_str(admin_url)
+        .map_err(|err| map_sqlx(context, &err))?
+        .disable_statement_logging();
+    PgConnection::connect_with(&options)
+        .await
+        .map_err(|err| map_sqlx(context, &err))
+}
+
+/// `url` with its path (the database name) replaced by `name`, keeping credentials, host and
+/// query parameters.
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let query = tail.find('?').map_or("", |at| &tail[at..]);
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_only_the_database_name() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "db1"),
+            "postgres://postgres@127.0.0.1:5432/db1"
+        );
+        assert_eq!(
+            with_database("postgresql://u:p@host/test?sslmode=disable", "db1"),
+            "postgresql://u:p@host/db1?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://host:5432?sslmode=disable", "db1"),
+            "postgres://host:5432/db1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://host", "db1"), "postgres://host/db1");
+    }
+}

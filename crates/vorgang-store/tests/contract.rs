@@ -1,0 +1,528 @@
+//! The storage contract, written once and run against both backends.
+//!
+//! Every case in [`cases`] gets a fresh store: SQLite in a new file of its own temporary
+//! directory, PostgreSQL in a new database created for the test (see
+//! `vorgang_store::testing`; server from `VORGANG_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`). The macro at the bottom generates
+//! `sqlite::<case>` and `postgres::<case>` for each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use chrono::{DateTime, TimeZone, Utc};
+use uuid::Uuid;
+use vorgang_core::model::Environment;
+use vorgang_core::{Failure, FailureKind, ImportRecord, ImportStatus, InsertOutcome, StoreError};
+use vorgang_store::Store;
+use vorgang_store::testing::{PostgresTestDatabase, fresh_postgres_database, postgres_admin_url};
+
+/// A point in time with nanoseconds, so truncation anywhere would show.
+fn at(secs: i64, nanos: u32) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_750_000_000 + secs, nanos).unwrap()
+}
+
+/// An `ACCEPTED` import of `client_id` with an `Idempotency-Key` if given.
+fn import(client_id: &str, key: Option<&str>, created_at: DateTime<Utc>) -> ImportRecord {
+    ImportRecord {
+        id: Uuid::new_v4(),
+        client_id: client_id.to_owned(),
+        environment: Environment::Test,
+        status: ImportStatus::Accepted,
+        idempotency_key: key.map(str::to_owned),
+        fingerprint: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_owned(),
+        // Key order not alphabetical, a float, an escape and non-ASCII: all must survive.
+        request: Some(serde_json::json!({
+            "vorgang": {
+                "antragsteller1": {"personendaten": {"vorname": "Jörg", "nachname": "Mü\"ller"}},
+                "finanzbedarf": {"kreditbetrag": 10000.5, "laufzeitInMonaten": 24},
+                "aaa": [1, null, true, "x"]
+            },
+            "tippgeber": {"externeMitarbeiternummer": "42", "vorname": "A", "nachname": "B"}
+        })),
+        tippgeber_externe_partner_id: format!("{client_id}-42"),
+        tippgeber_partner_id: None,
+        europace_vorgangsnummer: None,
+        crm_kennung: None,
+        messages: vec!["WARN unknown-field /vorgang/foo".to_owned()],
+        failure: None,
+        attempts: 1,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+fn inserted(outcome: &InsertOutcome) -> bool {
+    matches!(outcome, InsertOutcome::Inserted)
+}
+
+/// The contract cases, each given a fresh, empty store.
+mod cases {
+    use std::sync::Arc;
+
+    use auth::{ClientRecord, SigningKeyRecord};
+
+    use super::*;
+
+    pub async fn insert_then_get_returns_the_same_record(store: &Store) {
+        let imports = store.as_import_store();
+        let mut record = import("client-a", Some("key-1"), Utc::now());
+        record.environment = Environment::Production;
+        record.tippgeber_partner_id = Some("TG123".to_owned());
+        record.failure = Some(Failure {
+            kind: FailureKind::InDoubt,
+            detail: "timeout after sending".to_owned(),
+        });
+        record.attempts = u32::MAX;
+        assert!(inserted(&imports.insert(&record).await.unwrap()));
+
+        let stored = imports.get(record.id).await.unwrap().unwrap();
+        assert_eq!(stored, record);
+        // Byte for byte, including the key order of the request.
+        assert_eq!(
+            serde_json::to_string(&stored.request).unwrap(),
+            serde_json::to_string(&record.request).unwrap()
+        );
+        assert_eq!(imports.get(Uuid::new_v4()).await.unwrap(), None);
+    }
+
+    pub async fn optional_fields_round_trip_empty(store: &Store) {
+        let imports = store.as_import_store();
+        let mut record = import("client-a", None, at(0, 0));
+        record.request = None;
+        record.messages = Vec::new();
+        record.attempts = 0;
+        assert!(inserted(&imports.insert(&record).await.unwrap()));
+        assert_eq!(imports.get(record.id).await.unwrap(), Some(record));
+    }
+
+    pub async fn duplicate_id_is_a_conflict(store: &Store) {
+        let imports = store.as_import_store();
+        let record = import("client-a", None, at(0, 1));
+        imports.insert(&record).await.unwrap();
+        let mut again = import("client-b", Some("k"), at(1, 1));
+        again.id = record.id;
+        let err = imports.insert(&again).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert_eq!(imports.get(record.id).await.unwrap(), Some(record));
+    }
+
+    pub async fn update_is_compare_and_set(store: &Store) {
+        let imports = store.as_import_store();
+        let record = import("client-a", Some("key-1"), at(0, 123_456_789));
+        imports.insert(&record).await.unwrap();
+
+        let mut next = record.clone();
+        next.status = ImportStatus::Completed;
+        next.request = None;
+        next.tippgeber_partner_id = Some("TG1".to_owned());
+        next.europace_vorgangsnummer = Some("AB1234".to_owned());
+        next.crm_kennung = Some("DKR-X1".to_owned());
+        next.messages.push("Vorgang angelegt".to_owned());
+        next.failure = None;
+        next.attempts = 2;
+        next.updated_at = at(5, 987_654_321);
+        assert!(imports.update(&next, ImportStatus::Accepted).await.unwrap());
+        assert_eq!(imports.get(record.id).await.unwrap().as_ref(), Some(&next));
+
+        // Another writer moved on: the stale expectation changes nothing.
+        let mut stale = record.clone();
+        stale.status = ImportStatus::Failed;
+        stale.failure = Some(Failure {
+            kind: FailureKind::Unavailable,
+            detail: "503".to_owned(),
+        });
+        assert!(!imports.update(&stale, ImportStatus::Accepted).await.unwrap());
+        assert_eq!(imports.get(record.id).await.unwrap().as_ref(), Some(&next));
+
+        // Unknown import.
+        let ghost = import("client-a", None, at(0, 0));
+        assert!(!imports.update(&ghost, ImportStatus::Accepted).await.unwrap());
+        assert_eq!(imports.get(ghost.id).await.unwrap(), None);
+    }
+
+    pub async fn list_filters_by_status_oldest_first(store: &Store) {
+        let imports = store.as_import_store();
+        assert!(imports.list(None).await.unwrap().is_empty());
+        let mut newest = import("c", None, at(30, 0));
+        newest.status = ImportStatus::InDoubt;
+        let oldest = import("c", None, at(10, 5));
+        let middle = import("c", None, at(10, 6));
+        let mut other = import("c", None, at(20, 0));
+        other.status = ImportStatus::InDoubt;
+        for record in [&newest, &oldest, &middle, &other] {
+            imports.insert(record).await.unwrap();
+        }
+
+        let all = imports.list(None).await.unwrap();
+        assert_eq!(all, vec![oldest.clone(), middle.clone(), other.clone(), newest.clone()]);
+        let in_doubt = imports.list(Some(ImportStatus::InDoubt)).await.unwrap();
+        assert_eq!(in_doubt, vec![other, newest]);
+        let accepted = imports.list(Some(ImportStatus::Accepted)).await.unwrap();
+        assert_eq!(accepted, vec![oldest, middle]);
+        assert!(
+            imports
+                .list(Some(ImportStatus::Sending))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    pub async fn same_idempotency_key_returns_the_first_import(store: &Store) {
+        let imports = store.as_import_store();
+        let first = import("client-a", Some("key-1"), at(0, 0));
+        assert!(inserted(&imports.insert(&first).await.unwrap()));
+
+        let mut second = import("client-a", Some("key-1"), at(1, 0));
+        second.fingerprint = "another body".to_owned();
+        assert_eq!(
+            imports.insert(&second).await.unwrap(),
+            InsertOutcome::IdempotencyKeyExists(Box::new(first.clone()))
+        );
+        assert_eq!(imports.get(second.id).await.unwrap(), None);
+        assert_eq!(imports.list(None).await.unwrap(), vec![first]);
+    }
+
+    pub async fn idempotency_keys_are_per_client(store: &Store) {
+        let imports = store.as_import_store();
+        let a = import("client-a", Some("key-1"), at(0, 0));
+        let b = import("client-b", Some("key-1"), at(1, 0));
+        assert!(inserted(&imports.insert(&a).await.unwrap()));
+        assert!(inserted(&imports.insert(&b).await.unwrap()));
+        assert_eq!(imports.list(None).await.unwrap(), vec![a, b]);
+    }
+
+    pub async fn imports_without_key_never_conflict(store: &Store) {
+        let imports = store.as_import_store();
+        for n in 0..3 {
+            let record = import("client-a", None, at(n, 0));
+            assert!(inserted(&imports.insert(&record).await.unwrap()));
+        }
+        assert_eq!(imports.list(None).await.unwrap().len(), 3);
+    }
+
+    pub async fn concurrent_inserts_with_one_key_store_exactly_one(store: &Store) {
+        let imports = store.as_import_store();
+        let tasks: Vec<_> = (0..20)
+            .map(|n| {
+                let imports = Arc::clone(&imports);
+                let record = import("client-a", Some("shared-key"), at(n, 0));
+                tokio::spawn(async move {
+                    let outcome = imports.insert(&record).await.unwrap();
+                    (record, outcome)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        let mut replays = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (record, InsertOutcome::Inserted) => winners.push(record),
+                (_, InsertOutcome::IdempotencyKeyExists(existing)) => replays.push(*existing),
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one insert wins");
+        assert_eq!(replays.len(), 19);
+        let winner = winners.remove(0);
+        assert!(replays.iter().all(|existing| *existing == winner));
+        assert_eq!(imports.list(None).await.unwrap(), vec![winner]);
+    }
+
+    pub async fn purge_deletes_only_finished_imports_before_cutoff(store: &Store) {
+        let imports = store.as_import_store();
+        let cutoff = at(100, 500);
+        let with = |status: ImportStatus, updated_at: DateTime<Utc>| {
+            let mut record = import("c", None, at(0, 0));
+            record.status = status;
+            record.updated_at = updated_at;
+            record
+        };
+        let old_completed = with(ImportStatus::Completed, at(0, 0));
+        let old_failed = with(ImportStatus::Failed, at(100, 499));
+        let keep = [
+            with(ImportStatus::Completed, cutoff),
+            with(ImportStatus::Failed, at(100, 501)),
+            with(ImportStatus::InDoubt, at(0, 0)),
+            with(ImportStatus::Accepted, at(0, 0)),
+            with(ImportStatus::PartnerReady, at(0, 0)),
+            with(ImportStatus::Sending, at(0, 0)),
+            with(ImportStatus::Imported, at(0, 0)),
+        ];
+        for record in keep.iter().chain([&old_completed, &old_failed]) {
+            imports.insert(record).await.unwrap();
+        }
+
+        assert_eq!(imports.purge_finished_before(cutoff).await.unwrap(), 2);
+        assert_eq!(imports.get(old_completed.id).await.unwrap(), None);
+        assert_eq!(imports.get(old_failed.id).await.unwrap(), None);
+        for record in &keep {
+            assert_eq!(imports.get(record.id).await.unwrap().as_ref(), Some(record));
+        }
+        assert_eq!(imports.purge_finished_before(cutoff).await.unwrap(), 0);
+    }
+
+    pub async fn tippgeber_partner_ids_per_environment(store: &Store) {
+        let imports = store.as_import_store();
+        let (test, prod) = (Environment::Test, Environment::Production);
+        assert_eq!(imports.tippgeber_partner_id(test, "c-42").await.unwrap(), None);
+
+        imports.save_tippgeber_partner_id(test, "c-42", "TG1").await.unwrap();
+        imports.save_tippgeber_partner_id(test, "c-42", "TG1").await.unwrap();
+        assert_eq!(
+            imports.tippgeber_partner_id(test, "c-42").await.unwrap().as_deref(),
+            Some("TG1")
+        );
+        assert_eq!(imports.tippgeber_partner_id(prod, "c-42").await.unwrap(), None);
+        assert_eq!(imports.tippgeber_partner_id(test, "c-43").await.unwrap(), None);
+
+        imports.save_tippgeber_partner_id(prod, "c-42", "PG9").await.unwrap();
+        imports.save_tippgeber_partner_id(test, "c-42", "TG2").await.unwrap();
+        assert_eq!(
+            imports.tippgeber_partner_id(test, "c-42").await.unwrap().as_deref(),
+            Some("TG2")
+        );
+        assert_eq!(
+            imports.tippgeber_partner_id(prod, "c-42").await.unwrap().as_deref(),
+            Some("PG9")
+        );
+    }
+
+    fn client(client_id: &str, created_at: DateTime<Utc>) -> ClientRecord {
+        ClientRecord {
+            client_id: client_id.to_owned(),
+            secret_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_owned(),
+            name: "Erika Mustermann".to_owned(),
+            email: "erika@example.org".to_owned(),
+            telefonnummer: "+49 30 123456".to_owned(),
+            organisation: "Vergleichsportal GmbH".to_owned(),
+            scopes: vec!["drkleinrk-api/vorgang:import".to_owned(), "other".to_owned()],
+            revoked_at: None,
+            created_at,
+        }
+    }
+
+    pub async fn clients_round_trip_oldest_first(store: &Store) {
+        let clients = store.as_client_store();
+        assert!(clients.list_clients().await.unwrap().is_empty());
+        let newer = client("client-b", at(20, 1));
+        let older = client("client-a-later-name", at(10, 999_999_999));
+        let mut no_scopes = client("client-c", at(15, 0));
+        no_scopes.scopes = Vec::new();
+        no_scopes.revoked_at = Some(at(16, 7));
+        for record in [&newer, &older, &no_scopes] {
+            clients.insert_client(record).await.unwrap();
+        }
+        assert_eq!(clients.get_client("client-b").await.unwrap().as_ref(), Some(&newer));
+        assert_eq!(clients.get_client("client-c").await.unwrap().as_ref(), Some(&no_scopes));
+        assert_eq!(clients.get_client("nobody").await.unwrap(), None);
+        assert_eq!(clients.list_clients().await.unwrap(), vec![older, no_scopes, newer]);
+    }
+
+    pub async fn clients_revoke_and_rotate(store: &Store) {
+        let clients = store.as_client_store();
+        let record = client("client-a", at(0, 0));
+        clients.insert_client(&record).await.unwrap();
+
+        assert!(clients.set_client_secret_hash("client-a", "$argon2id$new").await.unwrap());
+        assert!(!clients.set_client_secret_hash("nobody", "$argon2id$new").await.unwrap());
+        let rotated = clients.get_client("client-a").await.unwrap().unwrap();
+        assert_eq!(rotated.secret_hash, "$argon2id$new");
+        assert_eq!(rotated.revoked_at, None);
+
+        assert!(clients.revoke_client("client-a", at(5, 5)).await.unwrap());
+        assert!(!clients.revoke_client("nobody", at(5, 5)).await.unwrap());
+        let revoked = clients.get_client("client-a").await.unwrap().unwrap();
+        assert_eq!(revoked.revoked_at, Some(at(5, 5)));
+        assert_eq!(
+            revoked,
+            ClientRecord {
+                secret_hash: "$argon2id$new".to_owned(),
+                revoked_at: Some(at(5, 5)),
+                ..record
+            }
+        );
+        // Revoking again keeps the first revocation time.
+        assert!(clients.revoke_client("client-a", at(9, 0)).await.unwrap());
+        let again = clients.get_client("client-a").await.unwrap().unwrap();
+        assert_eq!(again.revoked_at, Some(at(5, 5)));
+    }
+
+    pub async fn duplicate_client_is_a_conflict_without_personal_data(store: &Store) {
+        let clients = store.as_client_store();
+        let record = client("client-a", at(0, 0));
+        clients.insert_client(&record).await.unwrap();
+        let mut again = client("client-a", at(1, 0));
+        again.email = "someone-else@example.org".to_owned();
+        let err = clients.insert_client(&again).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        let text = format!("{err} {err:?}");
+        for value in ["client-a", "example.org", "Mustermann", "123456"] {
+            assert!(!text.contains(value), "{text}");
+        }
+        assert_eq!(clients.get_client("client-a").await.unwrap(), Some(record));
+    }
+
+    fn key(kid: &str, created_at: DateTime<Utc>, retired_at: Option<DateTime<Utc>>) -> SigningKeyRecord {
+        SigningKeyRecord {
+            kid: kid.to_owned(),
+            algorithm: "EdDSA".to_owned(),
+            private_key: vec![0, 1, 2, 255, 254, 0, 128],
+            encrypted: kid.ends_with('e'),
+            public_key: (0..=255).collect(),
+            created_at,
+            retired_at,
+        }
+    }
+
+    pub async fn signing_keys_newest_first_and_retirement(store: &Store) {
+        let keys = store.as_signing_key_store();
+        assert!(keys.list_keys(at(0, 0)).await.unwrap().is_empty());
+        let long_retired = key("k0", at(0, 0), Some(at(5, 0)));
+        let k1 = key("k1e", at(10, 1), None);
+        let k2 = key("k2", at(10, 2), None);
+        let k3 = key("k3e", at(30, 0), None);
+        for record in [&k2, &long_retired, &k3, &k1] {
+            keys.insert_key(record).await.unwrap();
+        }
+        assert_eq!(
+            keys.list_keys(at(0, 0)).await.unwrap(),
+            vec![k3.clone(), k2.clone(), k1.clone(), long_retired.clone()]
+        );
+        // Retired before (or exactly at) `retired_after`: no longer listed.
+        assert_eq!(
+            keys.list_keys(at(5, 0)).await.unwrap(),
+            vec![k3.clone(), k2.clone(), k1.clone()]
+        );
+
+        let retired = at(40, 40);
+        keys.retire_other_keys("k3e", retired).await.unwrap();
+        let retired_k1 = SigningKeyRecord {
+            retired_at: Some(retired),
+            ..k1
+        };
+        let retired_k2 = SigningKeyRecord {
+            retired_at: Some(retired),
+            ..k2
+        };
+        assert_eq!(
+            keys.list_keys(at(40, 39)).await.unwrap(),
+            vec![k3.clone(), retired_k2, retired_k1]
+        );
+        assert_eq!(keys.list_keys(retired).await.unwrap(), vec![k3.clone()]);
+        // The already retired key kept its time.
+        assert_eq!(
+            keys.list_keys(at(4, 0)).await.unwrap().last(),
+            Some(&long_retired)
+        );
+        // Retiring around the only active key changes nothing.
+        keys.retire_other_keys("k3e", at(50, 0)).await.unwrap();
+        assert_eq!(keys.list_keys(retired).await.unwrap(), vec![k3]);
+    }
+
+    pub async fn duplicate_kid_is_a_conflict(store: &Store) {
+        let keys = store.as_signing_key_store();
+        let record = key("k1", at(0, 0), None);
+        keys.insert_key(&record).await.unwrap();
+        let err = keys.insert_key(&key("k1", at(1, 0), None)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert_eq!(keys.list_keys(at(0, 0)).await.unwrap(), vec![record]);
+    }
+
+    pub async fn ping_answers(store: &Store) {
+        store.as_import_store().ping().await.unwrap();
+    }
+
+    pub async fn closed_store_is_unavailable(store: &Store) {
+        store.close().await;
+        let err = store.as_import_store().ping().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+}
+
+/// A fresh SQLite file in a temporary directory.
+struct SqliteFixture {
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+impl SqliteFixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("vorgang.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        assert_eq!(store.backend(), "sqlite");
+        Self { store, _dir: dir }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+    }
+}
+
+/// A fresh PostgreSQL database.
+struct PostgresFixture {
+    store: Store,
+    database: PostgresTestDatabase,
+}
+
+impl PostgresFixture {
+    async fn new() -> Self {
+        let database = fresh_postgres_database(&postgres_admin_url())
+            .await
+            .expect("PostgreSQL test server (VORGANG_TEST_POSTGRES_URL) reachable");
+        let store = Store::connect(database.url()).await.unwrap();
+        assert_eq!(store.backend(), "postgres");
+        Self { store, database }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        self.database.drop_database().await.unwrap();
+    }
+}
+
+macro_rules! contract_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let fixture = super::SqliteFixture::new().await;
+                    super::cases::$case(&fixture.store).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let fixture = super::PostgresFixture::new().await;
+                    super::cases::$case(&fixture.store).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests!(
+    insert_then_get_returns_the_same_record,
+    optional_fields_round_trip_empty,
+    duplicate_id_is_a_conflict,
+    update_is_compare_and_set,
+    list_filters_by_status_oldest_first,
+    same_idempotency_key_returns_the_first_import,
+    idempotency_keys_are_per_client,
+    imports_without_key_never_conflict,
+    concurrent_inserts_with_one_key_store_exactly_one,
+    purge_deletes_only_finished_imports_before_cutoff,
+    tippgeber_partner_ids_per_environment,
+    clients_round_trip_oldest_first,
+    clients_revoke_and_rotate,
+    duplicate_client_is_a_conflict_without_personal_data,
+    signing_keys_newest_first_and_retirement,
+    duplicate_kid_is_a_conflict,
+    ping_answers,
+    closed_store_is_unavailable,
+);
