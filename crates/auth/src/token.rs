@@ -212,6 +212,8 @@ pub enum InvalidReason {
     Claims,
     /// `nbf` or `iat` in the future beyond the leeway.
     NotYetValid,
+    /// An introspection endpoint answered `"active": false`.
+    Inactive,
 }
 
 impl InvalidReason {
@@ -229,6 +231,7 @@ impl InvalidReason {
             Self::Audience => "audience",
             Self::Claims => "claims",
             Self::NotYetValid => "not_yet_valid",
+            Self::Inactive => "inactive",
         }
     }
 }
@@ -421,15 +424,13 @@ impl TokenValidator {
         if claims.sub != claims.client_id {
             return Err(invalid(InvalidReason::Claims));
         }
-        let now = self.clock.now().timestamp();
-        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(i64::MAX);
-        if claims.exp.saturating_add(leeway) <= now {
-            return Err(TokenError::Expired);
-        }
-        let not_before = claims.nbf.unwrap_or(i64::MIN).max(claims.iat);
-        if not_before > now.saturating_add(leeway) {
-            return Err(invalid(InvalidReason::NotYetValid));
-        }
+        check_times(
+            Some(claims.exp),
+            Some(claims.iat),
+            claims.nbf,
+            self.clock.now(),
+            self.settings.leeway,
+        )?;
         Ok(claims)
     }
 
@@ -478,6 +479,27 @@ impl TokenValidator {
     }
 }
 
+/// `exp` (if given) must not have passed and `iat`/`nbf` (if given) must not lie in the future,
+/// each with `leeway`.
+pub(crate) fn check_times(
+    exp: Option<i64>,
+    iat: Option<i64>,
+    nbf: Option<i64>,
+    now: DateTime<Utc>,
+    leeway: Duration,
+) -> Result<(), TokenError> {
+    let now = now.timestamp();
+    let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+    if exp.is_some_and(|exp| exp.saturating_add(leeway) <= now) {
+        return Err(TokenError::Expired);
+    }
+    let not_before = nbf.unwrap_or(i64::MIN).max(iat.unwrap_or(i64::MIN));
+    if not_before > now.saturating_add(leeway) {
+        return Err(TokenError::Invalid(InvalidReason::NotYetValid));
+    }
+    Ok(())
+}
+
 /// Checks `alg`, `typ` and `crit` of the unverified header and returns the `kid`.
 fn check_header(token: &str) -> Result<String, TokenError> {
     let invalid = TokenError::Invalid;
@@ -510,7 +532,7 @@ fn check_header(token: &str) -> Result<String, TokenError> {
     }
 }
 
-fn reason_of(kind: &ErrorKind) -> InvalidReason {
+pub(crate) fn reason_of(kind: &ErrorKind) -> InvalidReason {
     match kind {
         ErrorKind::InvalidSignature => InvalidReason::Signature,
         ErrorKind::InvalidIssuer => InvalidReason::Issuer,

@@ -188,7 +188,7 @@ mod tests {
         Ok(EuropaceConfig::from_base_url(
             &Url::parse("http://127.0.0.1:9")?,
             "id",
-            SecretString::from("secret"),
+            SecretString::from("hunter2-xyz"),
         ))
     }
 
@@ -196,7 +196,7 @@ mod tests {
     fn builds_from_valid_settings() -> Result<(), Box<dyn std::error::Error>> {
         let client = EuropaceClient::new(config()?)?;
         assert_eq!(client.config().client_id, "id");
-        assert!(!format!("{client:?}").contains("secret\""));
+        assert!(!format!("{client:?}").contains("hunter2"));
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use actix_web::{App, HttpResponse, web};
 use europace_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
+#[allow(clippy::unwrap_used)] // test helper
 async fn token_via(base: &str) -> String {
     use common::FormExt as _;
     let body: Value = common::client()

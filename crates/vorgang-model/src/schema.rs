@@ -802,7 +802,7 @@ mod tests {
         match schema["type"].as_str().unwrap() {
             "array" => format!("array of {}", expected(raw, &schema["items"])),
             "string" if schema.get("format").is_some() => {
-                format!("{}", schema["format"].as_str().unwrap())
+                schema["format"].as_str().unwrap().to_owned()
             }
             other => other.to_owned(),
         }

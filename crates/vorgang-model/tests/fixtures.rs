@@ -1,5 +1,6 @@
 //! Runs the fixture corpus in `tests/fixtures/` (format: `tests/fixtures/README.md`) through
 //! [`parse_import_request`].
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use std::path::{Path, PathBuf};
 

@@ -12,7 +12,10 @@ use vorgang_core::StoreError;
 pub(crate) fn map_sqlx(context: &'static str, err: &sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::Database(db) => {
-            let code = db.code().map(|code| code.into_owned()).unwrap_or_default();
+            let code = db
+                .code()
+                .map(std::borrow::Cow::into_owned)
+                .unwrap_or_default();
             match db.kind() {
                 ErrorKind::UniqueViolation => StoreError::Conflict(format!(
                     "{context}: unique constraint {} violated",

@@ -8,8 +8,8 @@ use auth::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore};
 use chrono::{DateTime, Utc};
 use sqlx::query::Query;
 use sqlx::sqlite::{
-    Sqlite, SqliteArguments,
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 use uuid::Uuid;
 use vorgang_core::model::Environment;
@@ -45,8 +45,7 @@ const LIST_ALL: &str = "SELECT * FROM imports ORDER BY created_at, id";
 
 const LIST_BY_STATUS: &str = "SELECT * FROM imports WHERE status = ?1 ORDER BY created_at, id";
 
-const PURGE: &str =
-    "DELETE FROM imports WHERE status IN (?1, ?2) AND updated_at < ?3";
+const PURGE: &str = "DELETE FROM imports WHERE status IN (?1, ?2) AND updated_at < ?3";
 
 const SELECT_TIPPGEBER: &str = "SELECT partner_id FROM tippgeber_partners \
      WHERE environment = ?1 AND externe_partner_id = ?2";

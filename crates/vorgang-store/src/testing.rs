@@ -34,8 +34,7 @@ pub const POSTGRES_ADMIN_URL_VAR: &str = "VORGANG_TEST_POSTGRES_URL";
 /// [`DEFAULT_POSTGRES_ADMIN_URL`].
 #[must_use]
 pub fn postgres_admin_url() -> String {
-    std::env::var(POSTGRES_ADMIN_URL_VAR)
-        .unwrap_or_else(|_| DEFAULT_POSTGRES_ADMIN_URL.to_owned())
+    std::env::var(POSTGRES_ADMIN_URL_VAR).unwrap_or_else(|_| DEFAULT_POSTGRES_ADMIN_URL.to_owned())
 }
 
 /// A database created by [`fresh_postgres_database`]; dropped (with its connections) by
@@ -54,9 +53,7 @@ pub struct PostgresTestDatabase {
 /// # Errors
 ///
 /// [`StoreError::Unavailable`] if the server cannot be reached or refuses `CREATE DATABASE`.
-pub async fn fresh_postgres_database(
-    admin_url: &str,
-) -> Result<PostgresTestDatabase, StoreError> {
+pub async fn fresh_postgres_database(admin_url: &str) -> Result<PostgresTestDatabase, StoreError> {
     const CONTEXT: &str = "create test database";
     let name = format!("vorgang_test_{}", Uuid::new_v4().simple());
     let mut admin = connect_admin(CONTEXT, admin_url).await?;
@@ -132,10 +129,7 @@ async fn drop_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
     dropped.map(|_| ())
 }
 
-async fn connect_admin(
-    context: &'static str,
-    admin_url: &str,
-) -> Result<PgConnection, StoreError> {
+async fn connect_admin(context: &'static str, admin_url: &str) -> Result<PgConnection, StoreError> {
     let options = PgConnectOptions::from_str(admin_url)
         .map_err(|err| map_sqlx(context, &err))?
         .disable_statement_logging();
@@ -172,6 +166,9 @@ mod tests {
             with_database("postgres://host:5432?sslmode=disable", "db1"),
             "postgres://host:5432/db1?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://host", "db1"), "postgres://host/db1");
+        assert_eq!(
+            with_database("postgres://host", "db1"),
+            "postgres://host/db1"
+        );
     }
 }

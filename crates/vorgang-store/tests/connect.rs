@@ -103,7 +103,10 @@ async fn sqlite_in_memory_works() {
     let store = Store::connect("sqlite::memory:").await.unwrap();
     let imports = store.as_import_store();
     let record = import();
-    assert_eq!(imports.insert(&record).await.unwrap(), InsertOutcome::Inserted);
+    assert_eq!(
+        imports.insert(&record).await.unwrap(),
+        InsertOutcome::Inserted
+    );
     assert_eq!(imports.get(record.id).await.unwrap(), Some(record));
     store.close().await;
 }
@@ -130,7 +133,9 @@ async fn unreachable_postgres_is_unavailable_without_the_password() {
 
 #[tokio::test]
 async fn postgres_migrations_are_idempotent() {
-    let database = fresh_postgres_database(&postgres_admin_url()).await.unwrap();
+    let database = fresh_postgres_database(&postgres_admin_url())
+        .await
+        .unwrap();
     let record = import();
     let first = Store::connect(database.url()).await.unwrap();
     first.as_import_store().insert(&record).await.unwrap();
@@ -147,8 +152,13 @@ async fn postgres_migrations_are_idempotent() {
 #[tokio::test]
 async fn postgres_concurrent_first_connects_migrate_once() {
     // Two replicas starting at the same time on an empty database.
-    let database = fresh_postgres_database(&postgres_admin_url()).await.unwrap();
-    let (a, b) = tokio::join!(Store::connect(database.url()), Store::connect(database.url()));
+    let database = fresh_postgres_database(&postgres_admin_url())
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        Store::connect(database.url()),
+        Store::connect(database.url())
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     a.as_import_store().ping().await.unwrap();
     b.as_import_store().ping().await.unwrap();
@@ -165,7 +175,10 @@ async fn dropped_test_database_is_removed() {
     let store = Store::connect(database.url()).await.unwrap();
     drop(database); // without drop_database(): the Drop fallback, with a connection still open
     let err = store.as_import_store().ping().await;
-    assert!(err.is_err(), "connections to the dropped database were terminated");
+    assert!(
+        err.is_err(),
+        "connections to the dropped database were terminated"
+    );
 
     let mut admin = sqlx::PgConnection::connect(&admin).await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
@@ -210,7 +223,9 @@ async fn sqlite_two_stores_race_for_one_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_replicas_race_for_one_key() {
-    let database = fresh_postgres_database(&postgres_admin_url()).await.unwrap();
+    let database = fresh_postgres_database(&postgres_admin_url())
+        .await
+        .unwrap();
     let first = Store::connect(database.url()).await.unwrap();
     let second = Store::connect(database.url()).await.unwrap();
     two_replicas_race_for_one_key(&first, &second).await;

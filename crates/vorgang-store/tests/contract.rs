@@ -130,12 +130,22 @@ mod cases {
             kind: FailureKind::Unavailable,
             detail: "503".to_owned(),
         });
-        assert!(!imports.update(&stale, ImportStatus::Accepted).await.unwrap());
+        assert!(
+            !imports
+                .update(&stale, ImportStatus::Accepted)
+                .await
+                .unwrap()
+        );
         assert_eq!(imports.get(record.id).await.unwrap().as_ref(), Some(&next));
 
         // Unknown import.
         let ghost = import("client-a", None, at(0, 0));
-        assert!(!imports.update(&ghost, ImportStatus::Accepted).await.unwrap());
+        assert!(
+            !imports
+                .update(&ghost, ImportStatus::Accepted)
+                .await
+                .unwrap()
+        );
         assert_eq!(imports.get(ghost.id).await.unwrap(), None);
     }
 
@@ -153,7 +163,15 @@ mod cases {
         }
 
         let all = imports.list(None).await.unwrap();
-        assert_eq!(all, vec![oldest.clone(), middle.clone(), other.clone(), newest.clone()]);
+        assert_eq!(
+            all,
+            vec![
+                oldest.clone(),
+                middle.clone(),
+                other.clone(),
+                newest.clone()
+            ]
+        );
         let in_doubt = imports.list(Some(ImportStatus::InDoubt)).await.unwrap();
         assert_eq!(in_doubt, vec![other, newest]);
         let accepted = imports.list(Some(ImportStatus::Accepted)).await.unwrap();
@@ -263,25 +281,58 @@ mod cases {
     pub async fn tippgeber_partner_ids_per_environment(store: &Store) {
         let imports = store.as_import_store();
         let (test, prod) = (Environment::Test, Environment::Production);
-        assert_eq!(imports.tippgeber_partner_id(test, "c-42").await.unwrap(), None);
-
-        imports.save_tippgeber_partner_id(test, "c-42", "TG1").await.unwrap();
-        imports.save_tippgeber_partner_id(test, "c-42", "TG1").await.unwrap();
         assert_eq!(
-            imports.tippgeber_partner_id(test, "c-42").await.unwrap().as_deref(),
+            imports.tippgeber_partner_id(test, "c-42").await.unwrap(),
+            None
+        );
+
+        imports
+            .save_tippgeber_partner_id(test, "c-42", "TG1")
+            .await
+            .unwrap();
+        imports
+            .save_tippgeber_partner_id(test, "c-42", "TG1")
+            .await
+            .unwrap();
+        assert_eq!(
+            imports
+                .tippgeber_partner_id(test, "c-42")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("TG1")
         );
-        assert_eq!(imports.tippgeber_partner_id(prod, "c-42").await.unwrap(), None);
-        assert_eq!(imports.tippgeber_partner_id(test, "c-43").await.unwrap(), None);
-
-        imports.save_tippgeber_partner_id(prod, "c-42", "PG9").await.unwrap();
-        imports.save_tippgeber_partner_id(test, "c-42", "TG2").await.unwrap();
         assert_eq!(
-            imports.tippgeber_partner_id(test, "c-42").await.unwrap().as_deref(),
+            imports.tippgeber_partner_id(prod, "c-42").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            imports.tippgeber_partner_id(test, "c-43").await.unwrap(),
+            None
+        );
+
+        imports
+            .save_tippgeber_partner_id(prod, "c-42", "PG9")
+            .await
+            .unwrap();
+        imports
+            .save_tippgeber_partner_id(test, "c-42", "TG2")
+            .await
+            .unwrap();
+        assert_eq!(
+            imports
+                .tippgeber_partner_id(test, "c-42")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("TG2")
         );
         assert_eq!(
-            imports.tippgeber_partner_id(prod, "c-42").await.unwrap().as_deref(),
+            imports
+                .tippgeber_partner_id(prod, "c-42")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("PG9")
         );
     }
@@ -294,7 +345,10 @@ mod cases {
             email: "erika@example.org".to_owned(),
             telefonnummer: "+49 30 123456".to_owned(),
             organisation: "Vergleichsportal GmbH".to_owned(),
-            scopes: vec!["drkleinrk-api/vorgang:import".to_owned(), "other".to_owned()],
+            scopes: vec![
+                "drkleinrk-api/vorgang:import".to_owned(),
+                "other".to_owned(),
+            ],
             revoked_at: None,
             created_at,
         }
@@ -311,10 +365,19 @@ mod cases {
         for record in [&newer, &older, &no_scopes] {
             clients.insert_client(record).await.unwrap();
         }
-        assert_eq!(clients.get_client("client-b").await.unwrap().as_ref(), Some(&newer));
-        assert_eq!(clients.get_client("client-c").await.unwrap().as_ref(), Some(&no_scopes));
+        assert_eq!(
+            clients.get_client("client-b").await.unwrap().as_ref(),
+            Some(&newer)
+        );
+        assert_eq!(
+            clients.get_client("client-c").await.unwrap().as_ref(),
+            Some(&no_scopes)
+        );
         assert_eq!(clients.get_client("nobody").await.unwrap(), None);
-        assert_eq!(clients.list_clients().await.unwrap(), vec![older, no_scopes, newer]);
+        assert_eq!(
+            clients.list_clients().await.unwrap(),
+            vec![older, no_scopes, newer]
+        );
     }
 
     pub async fn clients_revoke_and_rotate(store: &Store) {
@@ -322,8 +385,18 @@ mod cases {
         let record = client("client-a", at(0, 0));
         clients.insert_client(&record).await.unwrap();
 
-        assert!(clients.set_client_secret_hash("client-a", "$argon2id$new").await.unwrap());
-        assert!(!clients.set_client_secret_hash("nobody", "$argon2id$new").await.unwrap());
+        assert!(
+            clients
+                .set_client_secret_hash("client-a", "$argon2id$new")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !clients
+                .set_client_secret_hash("nobody", "$argon2id$new")
+                .await
+                .unwrap()
+        );
         let rotated = clients.get_client("client-a").await.unwrap().unwrap();
         assert_eq!(rotated.secret_hash, "$argon2id$new");
         assert_eq!(rotated.revoked_at, None);
@@ -361,7 +434,11 @@ mod cases {
         assert_eq!(clients.get_client("client-a").await.unwrap(), Some(record));
     }
 
-    fn key(kid: &str, created_at: DateTime<Utc>, retired_at: Option<DateTime<Utc>>) -> SigningKeyRecord {
+    fn key(
+        kid: &str,
+        created_at: DateTime<Utc>,
+        retired_at: Option<DateTime<Utc>>,
+    ) -> SigningKeyRecord {
         SigningKeyRecord {
             kid: kid.to_owned(),
             algorithm: "EdDSA".to_owned(),
@@ -422,7 +499,10 @@ mod cases {
         let keys = store.as_signing_key_store();
         let record = key("k1", at(0, 0), None);
         keys.insert_key(&record).await.unwrap();
-        let err = keys.insert_key(&key("k1", at(1, 0), None)).await.unwrap_err();
+        let err = keys
+            .insert_key(&key("k1", at(1, 0), None))
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
         assert_eq!(keys.list_keys(at(0, 0)).await.unwrap(), vec![record]);
     }
@@ -447,7 +527,10 @@ struct SqliteFixture {
 impl SqliteFixture {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("vorgang.db").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("vorgang.db").display()
+        );
         let store = Store::connect(&url).await.unwrap();
         assert_eq!(store.backend(), "sqlite");
         Self { store, _dir: dir }

@@ -1,6 +1,8 @@
 //! Shared helpers of the sandbox integration tests.
 
 #![allow(dead_code)]
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::time::Duration;
