@@ -9,6 +9,8 @@
 //!   the RFC 6750 answers of a protected resource ([`TokenError`]);
 //! - [`token_endpoint`]: [`TokenEndpoint`], `POST /oauth2/token` (client credentials);
 //! - [`throttle`]: brute-force throttling of client authentication;
+//! - [`external`]: tokens of an external authorization server (`auth.mode` `jwks` or
+//!   `introspection`) and [`Authorizer`], the check of `POST /vorgang` for every mode;
 //! - [`memory`]: in-memory stores and a settable clock for tests and embedding.
 //!
 //! ```
@@ -76,6 +78,7 @@
 
 pub mod clients;
 pub mod error;
+pub mod external;
 pub mod keys;
 pub mod memory;
 pub mod ports;
@@ -86,6 +89,7 @@ pub mod token_endpoint;
 
 pub use clients::{AuthOutcome, ClientRegistry, NewClient};
 pub use error::{AuthError, Result};
+pub use external::{Authorizer, ExternalSettings, IntrospectionValidator, JwksValidator};
 pub use keys::{ActiveSigningKey, KeyRing, KeyRingConfig};
 pub use ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore};
 pub use secret::{

@@ -63,9 +63,6 @@ pub enum BuildError {
         /// The setting, e.g. `request_timeout_ms`.
         setting: &'static str,
     },
-    /// The client id is empty.
-    #[error("europace.client_id must not be empty")]
-    MissingClientId,
     /// The HTTP client could not be created (e.g. the TLS backend failed to initialise).
     #[error("HTTP client could not be built: {0}")]
     Http(#[source] reqwest::Error),
@@ -88,8 +85,8 @@ impl EuropaceClient {
     ///
     /// # Errors
     ///
-    /// [`BuildError`] when a URL is not `http`/`https`, a timeout is zero, the client id is empty
-    /// or the HTTP client cannot be built.
+    /// [`BuildError`] when a URL is not `http`/`https`, a timeout is zero or the HTTP client
+    /// cannot be built. An empty client id is only warned about (a sandbox accepts any).
     pub fn new(config: EuropaceConfig) -> Result<Self, BuildError> {
         check_url(&config.auth_url, "auth_url")?;
         check_url(&config.partner_url, "partner_url")?;
@@ -97,7 +94,9 @@ impl EuropaceClient {
         check_timeout(config.connect_timeout, "connect_timeout_ms")?;
         check_timeout(config.request_timeout, "request_timeout_ms")?;
         if config.client_id.trim().is_empty() {
-            return Err(BuildError::MissingClientId);
+            tracing::warn!(
+                "europace.client_id is empty: Europace will refuse our token requests (a sandbox accepts them)"
+            );
         }
         if config.connect_timeout >= config.request_timeout {
             tracing::warn!(
@@ -221,12 +220,6 @@ mod tests {
         assert!(matches!(
             EuropaceClient::new(bad),
             Err(BuildError::ZeroTimeout { .. })
-        ));
-        let mut bad = config()?;
-        bad.client_id = " ".into();
-        assert!(matches!(
-            EuropaceClient::new(bad),
-            Err(BuildError::MissingClientId)
         ));
         Ok(())
     }

@@ -20,7 +20,9 @@ use crate::token::{AccessToken, TokenCache};
 ///   may not read (403/404) is reported without parent: it is not under our parents.
 /// - Creation: `POST {partner_url}/v2/partner/{parent}/untergeordnete` with a `PERSON`; 201
 ///   (created) and 205 (the `externePartnerId` existed) both give the partnerId, taken from the
-///   body or else from the last segment of `Location`.
+///   body or else from the last segment of `Location`. If the answer names a `parent` other than
+///   the requested one (Europace matched the `externePartnerId` to a partner elsewhere), it is a
+///   [`EuropaceError::Protocol`]: that partner must not be used as a Tippgeber under this parent.
 ///
 /// Every call carries the Bearer token of the partner scope and `X-TraceId`. Both operations are
 /// safe to repeat, so [`EuropaceError::Unavailable`] (5xx, 429, connection errors, timeouts) is
@@ -259,7 +261,29 @@ impl PartnerDirectory for PartnerApi {
                 self.http.post(url.clone()).json(&body)
             })
             .await?;
-        let partner_id = partner_id_from_body(&answer.body)
+        let created: CreatedPartner = serde_json::from_slice(&answer.body).unwrap_or_default();
+        if let Some(actual_parent) = created.parent.and_then(|parent| parent.partner_id)
+            && actual_parent != parent_partner_id
+        {
+            // Europace matched the externePartnerId to a partner elsewhere in the hierarchy
+            // (e.g. the Tippgeber created under the other environment's parent). Returning it
+            // would attach the case to a Tippgeber outside this parent.
+            tracing::error!(
+                trace = %trace,
+                partner_id = ?created.partner_id,
+                requested_parent = parent_partner_id,
+                actual_parent = %actual_parent,
+                status = answer.status.as_u16(),
+                "Europace answered the partner creation with a partner under another parent"
+            );
+            return Err(protocol(
+                "partner create",
+                "answered partner sits under another parent",
+            ));
+        }
+        let partner_id = created
+            .partner_id
+            .filter(|id| !id.is_empty())
             .or_else(|| {
                 answer
                     .location
@@ -303,11 +327,6 @@ fn create_body(tippgeber: &NewTippgeber) -> serde_json::Value {
     serde_json::Value::Object(body)
 }
 
-fn partner_id_from_body(body: &[u8]) -> Option<String> {
-    let partner: PartnerId = serde_json::from_slice(body).ok()?;
-    partner.partner_id.filter(|id| !id.is_empty())
-}
-
 /// The last non-empty path segment of `location`, resolved against the request URL.
 fn partner_id_from_location(request: &Url, location: &str) -> Option<String> {
     let url = request.join(location).ok()?;
@@ -332,6 +351,14 @@ struct FoundPartner {
 struct PartnerId {
     #[serde(rename = "partnerId")]
     partner_id: Option<String>,
+}
+
+/// The parts of a create answer we read (absent or unreadable body: all `None`).
+#[derive(Deserialize, Default)]
+struct CreatedPartner {
+    #[serde(rename = "partnerId")]
+    partner_id: Option<String>,
+    parent: Option<PartnerId>,
 }
 
 #[derive(Deserialize)]

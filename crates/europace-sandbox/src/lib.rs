@@ -8,7 +8,7 @@
 //! | `POST /auth/token` | Authorization API: any HTTP Basic credentials, `grant_type=client_credentials` |
 //! | `GET /v2/partners?externePartnerId=X` | Partnermanagement: Europace-wide search, `{total, partners:[{partnerId, href}]}` |
 //! | `GET /v2/partner/{id}` | Partnermanagement: one partner, with `parent` |
-//! | `POST /v2/partner/{parentId}/untergeordnete` | Partnermanagement: 201 + `Location`, or 205 when the `externePartnerId` exists |
+//! | `POST /v2/partner/{parentId}/untergeordnete` | Partnermanagement: 201 + `Location`, or 205 when the `externePartnerId` exists below that parent |
 //! | `POST /vorgang[?environment=PRODUCTION]` | KEX Vorgang Import: 201 `{vorgangsnummer, messages, antragsteller1:{id}}` |
 //!
 //! Every endpoint but the token endpoint requires `Authorization: Bearer` with a token the sandbox

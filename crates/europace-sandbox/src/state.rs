@@ -206,7 +206,7 @@ impl State {
     }
 
     /// Creates a partner below `parent_id` from sanitised attributes, or updates the partner
-    /// that already carries the same `externePartnerId` (anywhere in the tree).
+    /// below `parent_id` that already carries the same `externePartnerId`.
     pub(crate) fn create_partner(
         &mut self,
         parent_id: &str,
@@ -216,10 +216,21 @@ impl State {
         if !self.by_id.contains_key(parent_id) {
             return CreateOutcome::UnknownParent;
         }
+        // The search is Europace-wide and may find the same `externePartnerId` under several
+        // parents (Partnermanagement has no test mode: a Tippgeber can exist under the test
+        // and the production parent); creation finds an existing one only below this parent.
         let existing = attributes
             .get("externePartnerId")
             .and_then(Value::as_str)
-            .and_then(|ext| self.find_by_externe_partner_id(ext).into_iter().next())
+            .and_then(|ext| {
+                self.find_by_externe_partner_id(ext).into_iter().find(|id| {
+                    self.partner(id)
+                        .and_then(|p| p.get("parent"))
+                        .and_then(|parent| parent.get("partnerId"))
+                        .and_then(Value::as_str)
+                        == Some(parent_id)
+                })
+            })
             .and_then(|id| self.by_id.get(&id).copied());
         if let Some(index) = existing
             && let Some(partner) = self.partners.get_mut(index)

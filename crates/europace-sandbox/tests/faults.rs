@@ -79,9 +79,17 @@ async fn a_delay_without_status_delays_the_normal_answer() {
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(response.status(), 200);
 
-    let started = Instant::now();
-    assert_eq!(s.lookup(&token, "x").await.status(), 200);
-    assert!(started.elapsed() < Duration::from_millis(200), "only once");
+    // Used up: nothing left in the queue.
+    let pending: Value = s
+        .http
+        .get(s.url("/_sandbox/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending, json!([]));
     s.server.stop().await;
 }
 
@@ -513,6 +521,24 @@ async fn a_dropped_connection_is_reported_as_an_incomplete_message() {
             || text.contains("reset")
             || text.contains("IncompleteMessage"),
         "{text}"
+    );
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn after_receive_without_status_records_then_answers_normally_after_the_delay() {
+    let s = start();
+    let token = s.token().await;
+    s.fault(json!({"target": "kex", "after_receive": true, "delay_ms": 150}))
+        .await;
+    let started = Instant::now();
+    let response = s.import(&token, None, &vorgang("Max")).await;
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(response.status(), 201);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["vorgangsnummer"],
+        json!(s.sandbox.vorgaenge()[0].vorgangsnummer)
     );
     s.server.stop().await;
 }

@@ -142,27 +142,34 @@ async fn creating_an_existing_externe_partner_id_answers_205_with_the_existing_p
         .await
         .unwrap();
 
-    // Same externePartnerId, even below another parent: found Europace-wide.
-    for parent in ["TGP01", "TGT01"] {
-        let mut again = tippgeber("client-1");
-        again["telefonnummer"] = json!("030 999");
-        let response = s.create(&token, parent, &again).await;
-        assert_eq!(response.status(), 205);
-        assert_eq!(
-            response.headers()["location"].to_str().unwrap(),
-            format!(
-                "{}/v2/partner/{}",
-                s.base,
-                first["partnerId"].as_str().unwrap()
-            )
-        );
-        let existing: Value = response.json().await.unwrap();
-        assert_eq!(existing["partnerId"], first["partnerId"]);
-        assert_eq!(existing["parent"], json!({"partnerId": "TGP01"}));
-        // "found … and was updated"
-        assert_eq!(existing["telefonnummer"], "030 999");
-    }
+    // Same externePartnerId below the same parent: the existing partner, updated.
+    let mut again = tippgeber("client-1");
+    again["telefonnummer"] = json!("030 999");
+    let response = s.create(&token, "TGP01", &again).await;
+    assert_eq!(response.status(), 205);
+    assert_eq!(
+        response.headers()["location"].to_str().unwrap(),
+        format!(
+            "{}/v2/partner/{}",
+            s.base,
+            first["partnerId"].as_str().unwrap()
+        )
+    );
+    let existing: Value = response.json().await.unwrap();
+    assert_eq!(existing["partnerId"], first["partnerId"]);
+    assert_eq!(existing["parent"], json!({"partnerId": "TGP01"}));
+    // "found … and was updated"
+    assert_eq!(existing["telefonnummer"], "030 999");
     assert_eq!(s.sandbox.partners().len(), 4);
+
+    // Below another parent (the test parent) it is another partner; the Europace-wide search
+    // finds both.
+    let response = s.create(&token, "TGT01", &tippgeber("client-1")).await;
+    assert_eq!(response.status(), 201);
+    let test_partner: Value = response.json().await.unwrap();
+    assert_ne!(test_partner["partnerId"], first["partnerId"]);
+    assert_eq!(test_partner["parent"], json!({"partnerId": "TGT01"}));
+    assert_eq!(s.sandbox.partners().len(), 5);
 
     // A different externePartnerId is a new partner with a new id.
     let other: Value = s

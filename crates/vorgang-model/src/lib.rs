@@ -5,6 +5,21 @@
 //!
 //! The `vorgang` part is checked against Europace's KEX Vorgang JSON schema, embedded in
 //! [`schema::SCHEMA_FILES`] and interpreted at run time (resolved once per process).
+//!
+//! ```
+//! use vorgang_model::{RequestError, parse_import_request};
+//!
+//! let body = br#"{
+//!   "vorgang": {"antragsteller1": {"personendaten": {"vorname": "Max", "nachname": "Muster"}},
+//!               "finanzbedarf": {"finanzierungswunsch": {"laufzeitInMonaten": 24.0}}},
+//!   "tippgeber": {"externeMitarbeiternummer": "1", "vorname": "Erika", "nachname": "Muster"}
+//! }"#;
+//! let Err(RequestError::Invalid(violations)) = parse_import_request(body) else {
+//!     panic!("24.0 is not an integer");
+//! };
+//! assert_eq!(violations[0].pointer, "/vorgang/finanzbedarf/finanzierungswunsch/laufzeitInMonaten");
+//! assert_eq!(violations[0].detail, "must be an integer");
+//! ```
 
 mod environment;
 mod request;

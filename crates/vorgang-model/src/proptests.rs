@@ -173,7 +173,7 @@ fn body(vorgang: &Map<String, Value>) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn generated_vorgaenge_are_accepted_unchanged(vorgang in vorgang()) {

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::schema::MODEL;
 use crate::strict_json;
-use crate::validate::{Ctx, is_valid_email};
+use crate::validate::{Ctx, Seg, is_valid_email};
 
 /// Deepest accepted nesting of objects and arrays in a body; the top-level object counts as 1.
 pub const MAX_NESTING_DEPTH: usize = strict_json::MAX_DEPTH;
@@ -218,7 +218,7 @@ fn check_root<'a>(ctx: &mut Ctx<'a>, root: &'a Map<String, Value>) -> Checked {
     };
     let mut comment_count = 0_usize;
     for (key, value) in root {
-        ctx.path.push(crate::validate::Seg::Key(key));
+        ctx.path.push(Seg::Key(key));
         match key.as_str() {
             _ if value.is_null() && is_known_top_level(key) => {}
             "vorgang" => comment_count += check_vorgang(ctx, value),
@@ -238,21 +238,17 @@ fn check_root<'a>(ctx: &mut Ctx<'a>, root: &'a Map<String, Value>) -> Checked {
         }
     }
     if comment_count > MAX_KOMMENTARE {
-        let at = if root.get("kommentare").is_some_and(Value::is_array) {
-            "kommentare"
-        } else {
-            "vorgang"
-        };
-        let detail = format!(
-            "at most {MAX_KOMMENTARE} comments in total (kommentare and vorgang.kommentare)"
-        );
-        if at == "vorgang" {
-            ctx.path.push(crate::validate::Seg::Key("vorgang"));
-            ctx.violation_at("kommentare", detail);
-            ctx.path.pop();
-        } else {
-            ctx.violation_at(at, detail);
+        // Reported at the top-level list if there is one, else at vorgang.kommentare.
+        if !root.get("kommentare").is_some_and(Value::is_array) {
+            ctx.path.push(Seg::Key("vorgang"));
         }
+        ctx.violation_at(
+            "kommentare",
+            format!(
+                "at most {MAX_KOMMENTARE} comments in total (kommentare and vorgang.kommentare)"
+            ),
+        );
+        ctx.path.clear();
     }
     checked
 }
@@ -276,11 +272,11 @@ fn check_vorgang<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> usize {
     match vorgang.get("antragsteller1") {
         None | Some(Value::Null) => ctx.violation_at("antragsteller1", "required"),
         Some(Value::Object(antragsteller)) => {
-            ctx.path.push(crate::validate::Seg::Key("antragsteller1"));
+            ctx.path.push(Seg::Key("antragsteller1"));
             match antragsteller.get("personendaten") {
                 None | Some(Value::Null) => ctx.violation_at("personendaten", "required"),
                 Some(Value::Object(personendaten)) => {
-                    ctx.path.push(crate::validate::Seg::Key("personendaten"));
+                    ctx.path.push(Seg::Key("personendaten"));
                     for name in ["vorname", "nachname"] {
                         match personendaten.get(name) {
                             None | Some(Value::Null) => ctx.violation_at(name, "required"),
@@ -301,7 +297,7 @@ fn check_vorgang<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> usize {
     // vorgang.kommentare: the schema walk checked the types; the length limit is ours.
     match vorgang.get("kommentare") {
         Some(Value::Array(items)) => {
-            ctx.path.push(crate::validate::Seg::Key("kommentare"));
+            ctx.path.push(Seg::Key("kommentare"));
             check_comment_lengths(ctx, items);
             ctx.path.pop();
             items.len()
@@ -315,7 +311,7 @@ fn check_comment_lengths(ctx: &mut Ctx<'_>, items: &[Value]) {
         if let Some(text) = item.as_str()
             && text.chars().count() > MAX_KOMMENTAR_CHARS
         {
-            ctx.path.push(crate::validate::Seg::Index(index));
+            ctx.path.push(Seg::Index(index));
             ctx.violation(format!("must be at most {MAX_KOMMENTAR_CHARS} characters"));
             ctx.path.pop();
         }
@@ -333,7 +329,7 @@ fn check_kommentare(ctx: &mut Ctx<'_>, value: &Value) -> Vec<String> {
         match item.as_str() {
             Some(text) => out.push(text.to_owned()),
             None => {
-                ctx.path.push(crate::validate::Seg::Index(index));
+                ctx.path.push(Seg::Index(index));
                 ctx.violation("must be a string");
                 ctx.path.pop();
             }
@@ -386,7 +382,7 @@ fn optional_string<'a>(
 fn unknown_members<'a>(ctx: &mut Ctx<'a>, map: &'a Map<String, Value>, known: &[&str]) {
     for key in map.keys() {
         if !known.contains(&key.as_str()) {
-            ctx.path.push(crate::validate::Seg::Key(key));
+            ctx.path.push(Seg::Key(key));
             ctx.unknown_field();
             ctx.path.pop();
         }
@@ -471,7 +467,7 @@ fn check_partner<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> PartnerDaten {
     let custom = match map.get("custom") {
         None | Some(Value::Null) => Vec::new(),
         Some(value) => {
-            ctx.path.push(crate::validate::Seg::Key("custom"));
+            ctx.path.push(Seg::Key("custom"));
             let custom = check_custom(ctx, value);
             ctx.path.pop();
             custom
@@ -497,7 +493,7 @@ fn check_custom<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Vec<CustomEntry> {
     let mut out: Vec<CustomEntry> = Vec::with_capacity(items.len());
     let mut keys: Vec<&str> = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
-        ctx.path.push(crate::validate::Seg::Index(index));
+        ctx.path.push(Seg::Index(index));
         if let Some(entry) = item.as_object() {
             let key = match entry.get("key") {
                 Some(Value::String(k)) if keys.contains(&k.as_str()) => {

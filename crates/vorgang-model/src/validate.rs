@@ -158,73 +158,54 @@ impl<'a> Ctx<'a> {
 
     /// Checks `value` against `node`; `false` (with a violation) if its type is wrong.
     fn check_node(&mut self, model: &Model, node: &Node, value: &'a Value) -> bool {
-        let ok = match node {
-            Node::Any => true,
-            Node::Object(id) => {
-                if let Some(map) = value.as_object() {
+        let outcome: Result<(), &str> = match node {
+            Node::Any => Ok(()),
+            Node::Object(id) => match value.as_object() {
+                Some(map) => {
                     self.check_object(model, *id, map);
-                    true
-                } else {
-                    self.violation("must be an object");
-                    return false;
+                    Ok(())
                 }
-            }
-            Node::Array(item) => {
-                if let Some(items) = value.as_array() {
+                None => Err("must be an object"),
+            },
+            Node::Array(item) => match value.as_array() {
+                Some(items) => {
                     for (index, element) in items.iter().enumerate() {
                         self.path.push(Seg::Index(index));
                         self.check_node(model, item, element);
                         self.path.pop();
                     }
-                    true
-                } else {
-                    self.violation("must be an array");
-                    return false;
+                    Ok(())
                 }
-            }
-            Node::String => value.is_string(),
-            Node::Date => {
-                let Some(text) = value.as_str() else {
-                    self.violation("must be a string");
-                    return false;
-                };
-                if parse_date(text).is_none() {
-                    self.violation("must be a date YYYY-MM-DD that exists");
-                    return false;
+                None => Err("must be an array"),
+            },
+            Node::String => value.as_str().map(drop).ok_or("must be a string"),
+            Node::Date => match value.as_str() {
+                None => Err("must be a string"),
+                Some(text) if parse_date(text).is_none() => {
+                    Err("must be a date YYYY-MM-DD that exists")
                 }
-                true
-            }
-            Node::Enum(id) => {
-                let Some(text) = value.as_str() else {
-                    self.violation("must be a string");
-                    return false;
-                };
-                match model.enumeration(*id) {
-                    Some(en) if !en.contains(text) => {
-                        self.violation(en.detail.clone());
-                        return false;
-                    }
-                    _ => true,
-                }
-            }
-            Node::Integer => {
-                if !(value.is_i64() || value.is_u64()) {
-                    self.violation("must be an integer");
-                    return false;
-                }
-                true
-            }
-            Node::Number => value.is_number(),
-            Node::Boolean => value.is_boolean(),
+                Some(_) => Ok(()),
+            },
+            Node::Enum(id) => match (value.as_str(), model.enumeration(*id)) {
+                (None, _) => Err("must be a string"),
+                (Some(text), Some(en)) if !en.contains(text) => Err(en.detail.as_str()),
+                (Some(_), _) => Ok(()),
+            },
+            Node::Integer if value.is_i64() || value.is_u64() => Ok(()),
+            Node::Integer => Err("must be an integer"),
+            Node::Number if value.is_number() => Ok(()),
+            Node::Number => Err("must be a number"),
+            Node::Boolean if value.is_boolean() => Ok(()),
+            Node::Boolean => Err("must be a boolean"),
         };
-        if !ok {
-            self.violation(match node {
-                Node::String => "must be a string",
-                Node::Number => "must be a number",
-                _ => "must be a boolean",
-            });
+        match outcome {
+            Ok(()) => true,
+            Err(detail) => {
+                let detail = detail.to_owned();
+                self.violation(detail);
+                false
+            }
         }
-        ok
     }
 
     /// Applies `rule` to a value whose type is already right.

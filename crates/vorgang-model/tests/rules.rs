@@ -729,3 +729,26 @@ fn partner_line() {
         Some("Partnerdaten: mehr zeilig: a  b; ok: false; n: -3")
     );
 }
+
+/// Timing of the published example; run with
+/// `cargo test -p vorgang-model --release --test rules -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, meaningful in release builds only"]
+fn seed_timing() {
+    let body = SEED.as_bytes();
+    parse_import_request_at(body, today()).unwrap(); // builds the schema model
+    let rounds = 20_000_u32;
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(parse_import_request_at(std::hint::black_box(body), today()).unwrap());
+    }
+    let per = start.elapsed() / rounds;
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(serde_json::from_slice::<Value>(std::hint::black_box(body)).unwrap());
+    }
+    let baseline = start.elapsed() / rounds;
+    println!(
+        "seed example: parse + validate {per:?} per request; plain serde_json::from_slice {baseline:?}"
+    );
+}

@@ -32,6 +32,17 @@
 //!   `json` in PostgreSQL (kept as written, key order included).
 //! - Import ids are `TEXT` (hyphenated) in SQLite and `uuid` in PostgreSQL.
 //!
+//! # Semantics beyond the port documentation
+//!
+//! - `ImportStore::insert` is `INSERT … ON CONFLICT (client_id, idempotency_key) DO NOTHING`,
+//!   then reads the conflicting import back (retried if it vanished in between); a duplicate
+//!   `id` is [`StoreError::Conflict`].
+//! - `ImportStore::update` writes every column but `id` (like the in-memory store replaces the
+//!   whole record), `WHERE id = ? AND status = expected`.
+//! - `list` and `list_clients` order by `created_at`, then id; `list_keys` by `created_at`
+//!   descending, listing keys with `retired_at` unset or strictly after `retired_after`.
+//! - `revoke_client` keeps the first revocation time of an already revoked client.
+//!
 //! # Errors
 //!
 //! sqlx errors map to [`StoreError`]: connection, pool, I/O and other database errors to

@@ -124,13 +124,12 @@ impl SqliteStore {
                 reader: pool,
             }
         } else {
-            let options = options.journal_mode(SqliteJournalMode::Wal);
-            // The writer connects (creating the file if asked to) and switches it to WAL before
-            // any reader opens it.
+            // The writer connects first (creating the file if asked to) and switches it to WAL,
+            // which is persistent: readers open an existing WAL database and need no lock for it.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options.clone())
+                .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
                 .await
                 .map_err(|err| map_sqlx(CONTEXT, &err))?;
             let reader = SqlitePoolOptions::new()

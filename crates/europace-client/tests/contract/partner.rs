@@ -431,6 +431,34 @@ async fn create_without_any_partner_id_is_protocol_error() {
 }
 
 #[tokio::test]
+async fn create_answering_a_partner_under_another_parent_is_refused() {
+    let server = MockServer::start().await;
+    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    create_mock()
+        .respond_with(
+            ResponseTemplate::new(205)
+                .insert_header("Location", "/v2/partner/TST01")
+                .set_body_json(serde_json::json!({
+                    "partnerId": "TST01",
+                    "parent": {"partnerId": "TGT01"}
+                })),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let partner_id = client(config(&server))
+        .partner_directory()
+        .create_tippgeber("TGP01", &tippgeber(), &trace())
+        .await;
+
+    assert!(
+        matches!(partner_id, Err(EuropaceError::Protocol { .. })),
+        "{partner_id:?}"
+    );
+}
+
+#[tokio::test]
 async fn create_503_is_retried() {
     let server = MockServer::start().await;
     mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
