@@ -15,7 +15,9 @@ const EXAMPLE: &str = include_str!("../../../examples/seed-request.json");
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Europace stand-in holding the Kundenbetreuer and the two Tippgeber parents.
-    let europace = Arc::new(InMemoryEuropace::with_partners(&["KBT01", "TGP01", "TGT01"]));
+    let europace = Arc::new(InMemoryEuropace::with_partners(&[
+        "KBT01", "TGP01", "TGT01",
+    ]));
     let importer = Importer::new(
         ImporterConfig {
             kundenbetreuer_partner_id: "KBT01".into(),

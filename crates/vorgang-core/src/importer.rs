@@ -187,6 +187,14 @@ impl StoredRequest {
         tippgeber_partner_id: &str,
     ) -> serde_json::Value {
         let mut body = self.vorgang.clone();
+        // Only the service sets these; validation refuses them unless they are `null`, which
+        // means absent: never forward such a placeholder.
+        if body
+            .get("bearbeiter")
+            .is_some_and(serde_json::Value::is_null)
+        {
+            body.remove("bearbeiter");
+        }
         body.insert(
             "kundenbetreuer".into(),
             serde_json::json!({ "partnerId": kundenbetreuer_partner_id }),

@@ -1,4 +1,5 @@
 //! Unit tests of the import use case with in-memory ports.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -9,7 +9,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use anyhow::Context as _;
-use auth::{ClientRegistry, KeyRing, KeyRingConfig, NewClient, TokenIssuer, TokenSettings, TokenValidator};
+use auth::{
+    ClientRegistry, KeyRing, KeyRingConfig, NewClient, TokenIssuer, TokenSettings, TokenValidator,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 use vorgang_core::SystemClock;
 use vorgang_store::Store;
@@ -60,7 +62,9 @@ impl AuthService {
         let clock = Arc::new(SystemClock);
         let kek = settings.key_encryption_key.as_ref().and_then(decode_kek);
         if kek.is_none() {
-            tracing::warn!("key_encryption_key is not set: token signing keys are stored UNENCRYPTED in the database");
+            tracing::warn!(
+                "key_encryption_key is not set: token signing keys are stored UNENCRYPTED in the database"
+            );
         }
         let token_ttl = Duration::from_secs(settings.token_ttl_s);
         let leeway = Duration::from_secs(settings.token_leeway_s);
@@ -185,10 +189,14 @@ impl AuthService {
     /// # Errors
     /// Database problems.
     pub async fn rotate_client(&self, client_id: &str) -> anyhow::Result<Option<DemoClient>> {
-        Ok(self.registry.rotate(client_id).await?.map(|secret| DemoClient {
-            client_id: client_id.to_owned(),
-            client_secret: secret,
-        }))
+        Ok(self
+            .registry
+            .rotate(client_id)
+            .await?
+            .map(|secret| DemoClient {
+                client_id: client_id.to_owned(),
+                client_secret: secret,
+            }))
     }
 
     /// A new signing key; returns its kid.
@@ -231,8 +239,8 @@ impl FromRequest for Caller {
                     client_id: claims.client_id,
                 }),
                 Err(error) => {
-                    let status = StatusCode::from_u16(error.status())
-                        .unwrap_or(StatusCode::UNAUTHORIZED);
+                    let status =
+                        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
                     let slug = match status {
                         StatusCode::FORBIDDEN => "insufficient-scope",
                         StatusCode::SERVICE_UNAVAILABLE => "service-unavailable",

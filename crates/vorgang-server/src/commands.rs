@@ -86,7 +86,9 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let application = Application::build(settings).await?;
     if let Some(demo) = application.demo_client() {
         print_line(&demo.to_json())?;
-        tracing::warn!("registered a demo client for the embedded sandbox; its credentials are on stdout");
+        tracing::warn!(
+            "registered a demo client for the embedded sandbox; its credentials are on stdout"
+        );
     }
     application.run_until_stopped().await?;
     Ok(ExitCode::SUCCESS)
@@ -98,7 +100,9 @@ async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
         .serve(listener)
         .context("starting the sandbox")?;
     tracing::info!(url = %server.base_url(), "Europace sandbox running; stop with Ctrl-C");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     server.stop().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,10 +4,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// (method, route pattern, status).
+type HttpKey = (String, String, u16);
+
 /// Counters of the service. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
-    http: Arc<Mutex<BTreeMap<(String, String, u16), HttpStats>>>,
+    http: Arc<Mutex<BTreeMap<HttpKey, HttpStats>>>,
     imports: Arc<Mutex<BTreeMap<&'static str, u64>>>,
 }
 
@@ -49,16 +52,33 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str("# HELP http_requests_total HTTP requests by method, route and status.\n# TYPE http_requests_total counter\n");
-        let http = self.http.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let http = self
+            .http
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         for ((method, route, status), stats) in &http {
-            let _ = writeln!(out, "http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}", stats.count);
+            let _ = writeln!(
+                out,
+                "http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
+                stats.count
+            );
         }
         out.push_str("# HELP http_request_duration_seconds_sum Total time spent answering, by method, route and status.\n# TYPE http_request_duration_seconds_sum counter\n");
         for ((method, route, status), stats) in &http {
-            let _ = writeln!(out, "http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {:.6}", stats.seconds);
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {:.6}",
+                stats.seconds
+            );
         }
         out.push_str("# HELP vorgang_imports_total Answered imports by resulting import status.\n# TYPE vorgang_imports_total counter\n");
-        for (status, count) in self.imports.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+        for (status, count) in self
+            .imports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
             let _ = writeln!(out, "vorgang_imports_total{{status=\"{status}\"}} {count}");
         }
         out
@@ -76,7 +96,11 @@ mod tests {
         metrics.observe_http("POST", "/vorgang", 201, 0.25);
         metrics.observe_import("COMPLETED");
         let text = metrics.render();
-        assert!(text.contains("http_requests_total{method=\"POST\",route=\"/vorgang\",status=\"201\"} 2"));
+        assert!(
+            text.contains(
+                "http_requests_total{method=\"POST\",route=\"/vorgang\",status=\"201\"} 2"
+            )
+        );
         assert!(text.contains("http_request_duration_seconds_sum{method=\"POST\",route=\"/vorgang\",status=\"201\"} 0.750000"));
         assert!(text.contains("vorgang_imports_total{status=\"COMPLETED\"} 1"));
     }

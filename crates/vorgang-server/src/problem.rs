@@ -38,7 +38,12 @@ pub struct Problem {
 impl Problem {
     /// A problem of `slug` (the last part of its type URI).
     #[must_use]
-    pub fn new(status: StatusCode, slug: &str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             type_uri: format!("{TYPE_BASE}{slug}"),
             title,
@@ -69,7 +74,12 @@ impl Problem {
     /// 400: the body is not a well-formed JSON object.
     #[must_use]
     pub fn malformed(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            "Malformed request",
+            detail,
+        )
     }
 
     /// 422 with every violation.
@@ -88,14 +98,24 @@ impl Problem {
     /// 503: a dependency (database) is unavailable; nothing was stored.
     #[must_use]
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service-unavailable", "Service unavailable", detail)
-            .with_header(header::RETRY_AFTER, "5")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            "Service unavailable",
+            detail,
+        )
+        .with_header(header::RETRY_AFTER, "5")
     }
 
     /// 404.
     #[must_use]
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such resource for this client")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            "no such resource for this client",
+        )
     }
 }
 

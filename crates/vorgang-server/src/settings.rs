@@ -177,11 +177,17 @@ impl Settings {
             problems.push("listen: must be an address like 127.0.0.1:8080".to_owned());
         }
         let db = self.database_url.expose_secret();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
             problems.push("database_url: must start with sqlite: or postgres://".to_owned());
         }
         if self.retention_days < 2 {
-            problems.push("retention_days: must be at least 2 (beyond the 24 h idempotency window)".to_owned());
+            problems.push(
+                "retention_days: must be at least 2 (beyond the 24 h idempotency window)"
+                    .to_owned(),
+            );
         }
         if self.token_ttl_s == 0 || self.token_ttl_s > 86_400 {
             problems.push("token_ttl_s: must be between 1 and 86400".to_owned());
@@ -215,7 +221,9 @@ impl Settings {
             problems.push("europace: timeouts must be positive".to_owned());
         }
         if e.request_timeout_ms < e.connect_timeout_ms {
-            problems.push("europace.request_timeout_ms: must not be below connect_timeout_ms".to_owned());
+            problems.push(
+                "europace.request_timeout_ms: must not be below connect_timeout_ms".to_owned(),
+            );
         }
         for (name, url) in [
             ("europace.base_url", &e.base_url),
@@ -233,9 +241,15 @@ impl Settings {
             problems.push("europace: base_url is set, so europace.client_id and europace.client_secret are required".to_owned());
         }
         for (name, value) in [
-            ("europace.kundenbetreuer_partner_id", &e.kundenbetreuer_partner_id),
+            (
+                "europace.kundenbetreuer_partner_id",
+                &e.kundenbetreuer_partner_id,
+            ),
             ("europace.tippgeber_parent_id", &e.tippgeber_parent_id),
-            ("europace.test_tippgeber_parent_id", &e.test_tippgeber_parent_id),
+            (
+                "europace.test_tippgeber_parent_id",
+                &e.test_tippgeber_parent_id,
+            ),
         ] {
             if value.trim().is_empty() {
                 problems.push(format!("{name}: must not be empty"));
@@ -319,8 +333,12 @@ fn redact_figment_error(error: &figment::Error) -> String {
                 e.path.join(".")
             };
             let kind = match &e.kind {
-                figment::error::Kind::InvalidType(_, expected) => format!("wrong type, expected {expected}"),
-                figment::error::Kind::InvalidValue(_, expected) => format!("invalid value, expected {expected}"),
+                figment::error::Kind::InvalidType(_, expected) => {
+                    format!("wrong type, expected {expected}")
+                }
+                figment::error::Kind::InvalidValue(_, expected) => {
+                    format!("invalid value, expected {expected}")
+                }
                 figment::error::Kind::UnknownField(field, _) => format!("unknown field {field}"),
                 figment::error::Kind::MissingField(field) => format!("missing field {field}"),
                 figment::error::Kind::Message(_) => "could not be read (syntax error?)".to_owned(),
@@ -333,6 +351,7 @@ fn redact_figment_error(error: &figment::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's error type
 mod tests {
     use super::*;
 
@@ -348,7 +367,10 @@ mod tests {
     #[test]
     fn file_and_environment_layer_over_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("v.toml", "retention_days = 7\n[europace]\nkex_scope = \"a\"\n")?;
+            jail.create_file(
+                "v.toml",
+                "retention_days = 7\n[europace]\nkex_scope = \"a\"\n",
+            )?;
             jail.set_env("VORGANG_EUROPACE__KEX_SCOPE", "b");
             jail.set_env("VORGANG_TOKEN_TTL_S", "60");
             let settings = Settings::load(Some(Path::new("v.toml"))).map_err(|e| e.to_string())?;
@@ -361,10 +383,12 @@ mod tests {
 
     #[test]
     fn problems_name_each_bad_setting_and_secrets_are_masked() {
-        let mut settings = Settings::default();
-        settings.retention_days = 1;
-        settings.listen = "nope".into();
-        settings.key_encryption_key = Some(SecretString::from("c2hvcnQ="));
+        let mut settings = Settings {
+            retention_days: 1,
+            listen: "nope".into(),
+            key_encryption_key: Some(SecretString::from("c2hvcnQ=")),
+            ..Settings::default()
+        };
         settings.europace.base_url = Some(Url::parse("https://example.invalid").unwrap());
         let problems = settings.problems();
         assert_eq!(problems.len(), 4, "{problems:?}");

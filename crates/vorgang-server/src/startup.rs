@@ -52,7 +52,8 @@ async fn europace(settings: &Settings) -> anyhow::Result<(EuropaceClient, Option
             None,
         ),
         None => {
-            let listener = TcpListener::bind("127.0.0.1:0").context("binding the embedded sandbox")?;
+            let listener =
+                TcpListener::bind("127.0.0.1:0").context("binding the embedded sandbox")?;
             let sandbox = Sandbox::new(SandboxConfig::default())
                 .serve(listener)
                 .context("starting the embedded sandbox")?;
@@ -61,7 +62,12 @@ async fn europace(settings: &Settings) -> anyhow::Result<(EuropaceClient, Option
                 "europace.base_url is not set: using the EMBEDDED EUROPACE SANDBOX. Nothing reaches Europace; imports are kept in memory only. Set europace.base_url for real use."
             );
             let base = url::Url::parse(&sandbox.base_url()).context("sandbox URL")?;
-            (base, "sandbox".to_owned(), SecretString::from("sandbox"), Some(sandbox))
+            (
+                base,
+                "sandbox".to_owned(),
+                SecretString::from("sandbox"),
+                Some(sandbox),
+            )
         }
     };
     let mut config = EuropaceConfig::from_base_url(&base, client_id, client_secret);
@@ -212,7 +218,7 @@ async fn background_work(importer: Importer, stale_after: Duration, retention: D
             Ok(_) => {}
             Err(error) => tracing::error!(error = %error, "could not resume imports"),
         }
-        if ticks % 120 == 0 {
+        if ticks.is_multiple_of(120) {
             match importer.purge_finished(retention).await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "purged finished imports past retention"),

@@ -38,7 +38,13 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn not_found() -> HttpResponse {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such endpoint").error_response()
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such endpoint",
+    )
+    .error_response()
 }
 
 /// Logs method, route pattern, status and duration of each request: never the query string,

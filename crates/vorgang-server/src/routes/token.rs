@@ -34,13 +34,20 @@ fn invalid_request(description: &str) -> HttpResponse {
 }
 
 /// `POST /oauth2/token`.
-pub async fn issue(state: web::Data<AppState>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+pub async fn issue(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     let form_type = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form_type {
         return invalid_request("the body must be application/x-www-form-urlencoded");
     }

@@ -74,13 +74,28 @@ fn environment_of(request: &HttpRequest) -> Result<Environment, Problem> {
     let mut environment = None;
     for (name, value) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
         if name != "environment" {
-            return Err(Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Bad query", "unknown query parameter; only environment is allowed"));
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-query",
+                "Bad query",
+                "unknown query parameter; only environment is allowed",
+            ));
         }
         if environment.is_some() {
-            return Err(Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Bad query", "environment given more than once"));
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-query",
+                "Bad query",
+                "environment given more than once",
+            ));
         }
         environment = Some(value.parse::<Environment>().map_err(|_| {
-            Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Bad query", "environment must be TEST or PRODUCTION")
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-query",
+                "Bad query",
+                "environment must be TEST or PRODUCTION",
+            )
         })?);
     }
     Ok(environment.unwrap_or_default())
@@ -102,7 +117,12 @@ fn check_content_type(request: &HttpRequest) -> Result<(), Problem> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(unsupported)?;
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "application/json" | "application/x-www-form-urlencoded" => Ok(()),
         _ => Err(unsupported()),
@@ -118,7 +138,9 @@ fn idempotency_key_of(request: &HttpRequest) -> Result<Option<String>, Problem> 
             StatusCode::BAD_REQUEST,
             "bad-idempotency-key",
             "Bad Idempotency-Key",
-            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+            format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+            ),
         )
     };
     let key = value.to_str().map_err(|_| bad())?.trim();
@@ -153,7 +175,8 @@ async fn read_body(request: &HttpRequest, mut payload: web::Payload) -> Result<V
     }
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| Problem::malformed("the body could not be read completely"))?;
+        let chunk =
+            chunk.map_err(|_| Problem::malformed("the body could not be read completely"))?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }
@@ -264,11 +287,15 @@ pub async fn create(
         }
         Err(ImportError::Store(error)) => {
             tracing::error!(error = %error, "could not store an import");
-            Err(Problem::unavailable("our database is unavailable; nothing was stored, retry later"))
+            Err(Problem::unavailable(
+                "our database is unavailable; nothing was stored, retry later",
+            ))
         }
         Err(error @ (ImportError::NotFound | ImportError::WrongState(_))) => {
             tracing::error!(error = %error, "unexpected import state");
-            Err(Problem::unavailable("the import could not be processed; retry later"))
+            Err(Problem::unavailable(
+                "the import could not be processed; retry later",
+            ))
         }
     }
 }
