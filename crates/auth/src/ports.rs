@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use vorgang_core::StoreError;
 
-/// A registered partner client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A registered partner client. `Debug` shows neither contact data nor the secret hash.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientRecord {
     /// Public client id (random, URL-safe).
     pub client_id: String,
@@ -25,6 +25,18 @@ pub struct ClientRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// When registered.
     pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for ClientRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRecord")
+            .field("client_id", &self.client_id)
+            .field("organisation", &self.organisation)
+            .field("scopes", &self.scopes)
+            .field("revoked_at", &self.revoked_at)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Persistence of partner clients.

@@ -17,7 +17,7 @@ use vorgang_core::SystemClock;
 use vorgang_store::Store;
 
 use crate::problem::Problem;
-use crate::settings::{Settings, decode_kek};
+use crate::settings::{AuthMode, Settings, decode_kek};
 use crate::state::AppState;
 
 /// Token issuing and validation, client management.
@@ -28,10 +28,66 @@ pub struct AuthService {
     pub keys: Arc<KeyRing>,
     /// Issues access tokens.
     pub issuer: TokenIssuer,
-    /// Validates access tokens.
+    /// Validates our own access tokens.
     pub validator: TokenValidator,
+    /// Checks bearer tokens of `POST /vorgang` per `auth.mode` (builtin, jwks, introspection).
+    pub authorizer: auth::Authorizer,
     /// The token endpoint.
     pub endpoint: auth::TokenEndpoint,
+}
+
+/// The token check of `POST /vorgang` selected by `auth.mode`.
+fn authorizer(
+    settings: &Settings,
+    validator: &TokenValidator,
+    registry: &ClientRegistry,
+) -> anyhow::Result<auth::Authorizer> {
+    let external = || {
+        let mut external =
+            auth::ExternalSettings::new(settings.auth.issuer.clone(), settings.audience.clone());
+        external.leeway = Duration::from_secs(settings.token_leeway_s);
+        external
+    };
+    Ok(match settings.auth.mode {
+        AuthMode::Builtin => auth::Authorizer::Builtin {
+            validator: validator.clone(),
+            registry: registry.clone(),
+        },
+        AuthMode::Jwks => {
+            let url = settings
+                .auth
+                .jwks_url
+                .as_ref()
+                .context("auth.jwks_url is required in jwks mode")?;
+            tracing::info!("bearer tokens are validated with an external issuer's JWKS");
+            auth::Authorizer::Jwks(
+                auth::JwksValidator::new(url.as_str(), external(), Arc::new(SystemClock))
+                    .context("configuring the JWKS validator")?,
+            )
+        }
+        AuthMode::Introspection => {
+            let (Some(url), Some(client_id), Some(secret)) = (
+                settings.auth.introspection_url.as_ref(),
+                settings.auth.client_id.as_ref(),
+                settings.auth.client_secret.as_ref(),
+            ) else {
+                anyhow::bail!(
+                    "introspection mode needs auth.introspection_url, auth.client_id and auth.client_secret"
+                );
+            };
+            tracing::info!("bearer tokens are validated by RFC 7662 introspection");
+            auth::Authorizer::Introspection(
+                auth::IntrospectionValidator::new(
+                    url.as_str(),
+                    client_id.clone(),
+                    secret.clone(),
+                    external(),
+                    Arc::new(SystemClock),
+                )
+                .context("configuring the introspection validator")?,
+            )
+        }
+    })
 }
 
 /// Credentials of a newly registered (or rotated) client, shown once.
@@ -93,11 +149,13 @@ impl AuthService {
         let validator = TokenValidator::new(keys.clone(), clock.clone(), token_settings);
         let throttle = auth::Throttle::new(auth::ThrottleConfig::default(), clock.clone());
         let endpoint = auth::TokenEndpoint::new(registry.clone(), issuer.clone(), throttle);
+        let authorizer = authorizer(settings, &validator, &registry)?;
         Ok(Self {
             registry,
             keys,
             issuer,
             validator,
+            authorizer,
             endpoint,
         })
     }
@@ -231,8 +289,8 @@ impl FromRequest for Caller {
             };
             match state
                 .auth
-                .validator
-                .authorize_import(authorization.as_deref(), &state.auth.registry)
+                .authorizer
+                .authorize_import(authorization.as_deref())
                 .await
             {
                 Ok(claims) => Ok(Self {
