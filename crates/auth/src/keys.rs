@@ -260,19 +260,25 @@ impl KeyRing {
         }
     }
 
-    /// The key to sign with, reloading first if the loaded keys are older than
-    /// [`KeyRingConfig::reload_interval`] (a failed reload is logged and the known key used).
-    pub async fn signing_key(&self) -> ActiveSigningKey {
-        let state = self.current();
+    /// Reloads the keys from the store if the loaded ones are older than
+    /// [`KeyRingConfig::reload_interval`] (a failed reload is logged and the known keys kept).
+    /// Called before signing and before publishing the JWKS, so that a replica that issues no
+    /// tokens still publishes a key rotated in elsewhere.
+    pub async fn reload_if_due(&self) {
         let reload_due = self
             .clock
             .now()
-            .signed_duration_since(state.loaded_at)
+            .signed_duration_since(self.current().loaded_at)
             .to_std()
             .is_ok_and(|age| age >= self.config.reload_interval);
         if reload_due && let Err(error) = self.refresh().await {
-            tracing::warn!(%error, "reloading the signing keys failed; signing with the known key");
+            tracing::warn!(%error, "reloading the signing keys failed; keeping the known keys");
         }
+    }
+
+    /// The key to sign with, reloading first if due ([`reload_if_due`](Self::reload_if_due)).
+    pub async fn signing_key(&self) -> ActiveSigningKey {
+        self.reload_if_due().await;
         ActiveSigningKey {
             key: self.current().signing.clone(),
         }

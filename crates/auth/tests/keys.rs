@@ -227,3 +227,25 @@ async fn load_or_create_fails_when_the_store_is_down() {
     .unwrap_err();
     assert!(error.is_unavailable());
 }
+
+#[tokio::test]
+async fn the_jwks_of_a_replica_that_issues_no_tokens_picks_up_a_rotation() {
+    let a = Fixture::new().await;
+    let b = a.replica(None).await;
+    let old = a.kid();
+    let new = a.keys.rotate().await.unwrap();
+    let kids = |f: &Fixture| -> Vec<String> {
+        f.keys.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    b.keys.reload_if_due().await;
+    assert_eq!(kids(&b), vec![old.clone()], "not due yet");
+    // B signs nothing and sees no token of the new key; its reload interval passes.
+    b.advance(60);
+    b.keys.reload_if_due().await;
+    assert_eq!(kids(&b), [new, old]);
+}

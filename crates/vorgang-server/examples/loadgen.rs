@@ -73,8 +73,7 @@ async fn main() {
                 .body(SEED)
                 .send()
                 .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
+                .map_or(0, |r| r.status().as_u16());
             drop(permit);
             (begin.elapsed(), status)
         }));

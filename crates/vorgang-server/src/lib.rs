@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod settings;

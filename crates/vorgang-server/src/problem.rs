@@ -10,7 +10,7 @@ use vorgang_model::Violation;
 pub const TYPE_BASE: &str = "https://api.drkleinservice.de/problems/";
 
 /// A problem+json answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     /// URI identifying the problem type.
@@ -24,6 +24,7 @@ pub struct Problem {
     pub detail: String,
     /// Every validation failure (422).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<crate::openapi::ViolationSchema>)]
     pub errors: Vec<Violation>,
     /// Our Vorgangsnummer, when an import exists (502/503/504).
     #[serde(skip_serializing_if = "Option::is_none")]

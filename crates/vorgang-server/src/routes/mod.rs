@@ -27,6 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/health/live", web::get().to(health::live))
             .route("/health/ready", web::get().to(health::ready))
             .route("/metrics", web::get().to(metrics))
+            .route("/openapi.json", web::get().to(crate::openapi::openapi_json))
+            .route("/docs{tail:.*}", web::get().to(crate::openapi::docs))
             .default_service(web::to(not_found)),
     );
 }

@@ -83,6 +83,9 @@ pub async fn issue(
 
 /// `GET /.well-known/jwks.json`: the public keys that verify our tokens.
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    // A replica that issues no tokens must still publish a key rotated in by another replica or
+    // `keys rotate` (at most one reload per reload interval).
+    state.auth.keys.reload_if_due().await;
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(state.auth.keys.jwks())

@@ -20,7 +20,7 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 const RETRY_AFTER_S: &str = "30";
 
 /// The 201 answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportCreated {
     /// Our Vorgangsnummer (UUID).
@@ -34,14 +34,16 @@ pub struct ImportCreated {
 }
 
 /// The `GET /vorgang/{id}` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportView {
     /// Our Vorgangsnummer.
     pub drkleinrk_vorgangsnummer: Uuid,
     /// Current state.
+    #[schema(value_type = crate::openapi::ImportStatusSchema)]
     pub status: ImportStatus,
     /// Europace environment.
+    #[schema(value_type = crate::openapi::EnvironmentSchema)]
     pub environment: Environment,
     /// Europace's Vorgangsnummer, once imported.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,7 +275,11 @@ pub async fn create(
         })
         .await;
     match outcome {
-        Ok(record) => Ok(answer(&record)),
+        Ok(record) => {
+            // vorgang_imports_total was rendered by /metrics but never counted.
+            state.metrics.observe_import(record.status.as_str());
+            Ok(answer(&record))
+        }
         Err(ImportError::IdempotencyKeyReused) => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency-key-reused",

@@ -79,8 +79,16 @@ async fn every_fixture_gets_its_expected_answer_over_http() {
             assert_eq!(Value::Array(pointers), expect["pointers"], "{name}");
         }
         let text = problem.to_string();
-        for planted in ["GEHEIM", "Mustermann", "DE98600100700160451700", "max.mustermann"] {
-            assert!(!text.contains(planted), "{name}: error body echoes a submitted value");
+        for planted in [
+            "GEHEIM",
+            "Mustermann",
+            "DE98600100700160451700",
+            "max.mustermann",
+        ] {
+            assert!(
+                !text.contains(planted),
+                "{name}: error body echoes a submitted value"
+            );
         }
         *counts.entry(status).or_default() += 1;
     }
@@ -93,7 +101,13 @@ async fn every_fixture_gets_its_expected_answer_over_http() {
     let valid = fixtures("valid");
     for (index, (name, body, expect)) in valid.iter().enumerate() {
         let response = app
-            .post_vorgang_raw("", Some(&token), Some("application/json"), body.clone(), None)
+            .post_vorgang_raw(
+                "",
+                Some(&token),
+                Some("application/json"),
+                body.clone(),
+                None,
+            )
             .await;
         assert_eq!(response.status(), 201, "{name}");
         let answer: Value = response.json().await.unwrap();

@@ -21,7 +21,12 @@ async fn health_endpoints_answer() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 1"
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

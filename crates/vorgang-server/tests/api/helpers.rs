@@ -214,3 +214,142 @@ pub async fn problem(response: reqwest::Response, status: u16) -> Value {
     assert!(body["title"].is_string());
     body
 }
+
+/// Fault-suite helpers: raw posts with a key, the sandbox's view, the stored record.
+impl TestApp {
+    /// `POST /vorgang` with a JSON body given as bytes and an optional `Idempotency-Key`.
+    pub async fn post_bytes(
+        &self,
+        token: &str,
+        body: &[u8],
+        key: Option<&str>,
+    ) -> reqwest::Response {
+        self.post_vorgang_raw(
+            "",
+            Some(token),
+            Some("application/json"),
+            body.to_vec(),
+            key,
+        )
+        .await
+    }
+
+    /// The KEX imports the sandbox received.
+    pub async fn sandbox_imports(&self) -> Vec<Value> {
+        self.sandbox_get("/_sandbox/vorgaenge")
+            .await
+            .as_array()
+            .cloned()
+            .expect("/_sandbox/vorgaenge is an array")
+    }
+
+    /// How many KEX imports the sandbox recorded for our `eigeneVorgangsnummer` `id`.
+    pub async fn sandbox_imports_of(&self, id: &str) -> usize {
+        self.sandbox_imports()
+            .await
+            .iter()
+            .filter(|v| v["body"]["eigeneVorgangsnummer"] == id)
+            .count()
+    }
+
+    /// `/_sandbox/stats`: requests received per target.
+    pub async fn sandbox_stats(&self) -> Value {
+        self.sandbox_get("/_sandbox/stats").await
+    }
+
+    /// A second connection to the app's database (closed on drop of the pool's last clone).
+    pub async fn store(&self) -> Store {
+        Store::connect(self.settings.database_url.expose_secret())
+            .await
+            .unwrap()
+    }
+
+    /// The import as stored, read directly from the database.
+    pub async fn stored(&self, id: &str) -> vorgang_core::ImportRecord {
+        let store = self.store().await;
+        let record = store
+            .as_import_store()
+            .get(uuid::Uuid::parse_str(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("import {id} is not stored"));
+        store.close().await;
+        record
+    }
+
+    /// The `status` of `GET /vorgang/{id}`.
+    pub async fn status_of(&self, token: &str, id: &str) -> String {
+        let response = self.get_vorgang(token, id).await;
+        assert_eq!(response.status(), 200, "GET /vorgang/{id}");
+        let view: Value = response.json().await.unwrap();
+        view["status"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Generates one `#[tokio::test]` per case and backend: `sqlite::case` and `postgres::case`
+/// call `case(Db::Sqlite)` and `case(Db::Postgres)` of the enclosing module.
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(crate::helpers::Db::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(crate::helpers::Db::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_backends;
+
+impl TestApp {
+    /// Starts a second server on the same database and sandbox (a replica, or the same service
+    /// restarted); its background work runs its first pass at once. Returns its base URL.
+    pub async fn spawn_replica(&self) -> String {
+        let application = Application::build(self.settings.clone()).await.unwrap();
+        let address = format!("http://127.0.0.1:{}", application.port());
+        tokio::spawn(application.run_until_stopped());
+        address
+    }
+}
+
+impl TestApp {
+    /// Runs the `vorgang-server` binary's CLI on this app's database (e.g. `imports resolve`);
+    /// asserts exit 0 and returns its stdout JSON lines.
+    pub async fn cli(&self, args: &[&str]) -> Vec<Value> {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vorgang-server"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("VORGANG_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env(
+                "VORGANG_DATABASE_URL",
+                self.settings.database_url.expose_secret(),
+            )
+            .args(args);
+        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "vorgang-server {args:?}: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}

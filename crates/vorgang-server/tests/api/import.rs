@@ -5,7 +5,12 @@ use crate::helpers::{TestApp, problem, seed, spawn_app};
 fn without_service_fields(body: &Value) -> Value {
     let mut body = body.clone();
     let object = body.as_object_mut().unwrap();
-    for field in ["kundenbetreuer", "tippgeber", "eigeneVorgangsnummer", "kommentare"] {
+    for field in [
+        "kundenbetreuer",
+        "tippgeber",
+        "eigeneVorgangsnummer",
+        "kommentare",
+    ] {
         object.remove(field);
     }
     body
@@ -48,7 +53,11 @@ async fn the_published_example_is_imported_end_to_end() {
     let sent = &vorgaenge[0];
     assert_eq!(sent["environment"], "TEST");
     assert_eq!(sent["vorgangsnummer"], body["europaceVorgangsnummer"]);
-    assert_eq!(without_service_fields(&sent["body"]), seed["vorgang"], "vorgang data intact");
+    assert_eq!(
+        without_service_fields(&sent["body"]),
+        seed["vorgang"],
+        "vorgang data intact"
+    );
     assert_eq!(sent["body"]["eigeneVorgangsnummer"], id);
     assert_eq!(sent["body"]["kundenbetreuer"]["partnerId"], "KBT01");
     assert_eq!(
@@ -79,7 +88,10 @@ async fn the_published_example_is_imported_end_to_end() {
     assert_eq!(view["drkleinrkVorgangsnummer"], id);
     assert_eq!(view["status"], "COMPLETED");
     assert_eq!(view["environment"], "TEST");
-    assert_eq!(view["europaceVorgangsnummer"], body["europaceVorgangsnummer"]);
+    assert_eq!(
+        view["europaceVorgangsnummer"],
+        body["europaceVorgangsnummer"]
+    );
     assert_eq!(view["crmKennung"], body["crmKennung"]);
     assert!(view["createdAt"].is_string());
 }
@@ -91,7 +103,11 @@ async fn a_second_import_reuses_the_tippgeber_and_production_reaches_the_sandbox
     created(&app, app.post_vorgang(&token, &seed()).await).await;
     created(&app, app.post_vorgang(&token, &seed()).await).await;
     let partners_after_two = app.sandbox_get("/_sandbox/partners").await;
-    assert_eq!(partners_after_two.as_array().unwrap().len(), 4, "3 seeded + 1 Tippgeber");
+    assert_eq!(
+        partners_after_two.as_array().unwrap().len(),
+        4,
+        "3 seeded + 1 Tippgeber"
+    );
 
     let response = app
         .post_vorgang_raw(
@@ -132,13 +148,22 @@ async fn another_client_cannot_read_an_import() {
         .await
         .unwrap();
     let other = auth
-        .register_client("B".into(), "b@b.example".into(), "1".into(), "B".into(), Vec::new())
+        .register_client(
+            "B".into(),
+            "b@b.example".into(),
+            "1".into(),
+            "B".into(),
+            Vec::new(),
+        )
         .await
         .unwrap();
     let response = app
         .http
         .post(format!("{}/oauth2/token", app.address))
-        .basic_auth(&other.client_id, Some(secrecy::ExposeSecret::expose_secret(&other.client_secret)))
+        .basic_auth(
+            &other.client_id,
+            Some(secrecy::ExposeSecret::expose_secret(&other.client_secret)),
+        )
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
@@ -147,7 +172,12 @@ async fn another_client_cannot_read_an_import() {
     let other_token = other_token["access_token"].as_str().unwrap();
     problem(app.get_vorgang(other_token, id).await, 404).await;
     problem(app.get_vorgang(&token, "not-a-uuid").await, 404).await;
-    problem(app.get_vorgang(&token, &uuid::Uuid::new_v4().to_string()).await, 404).await;
+    problem(
+        app.get_vorgang(&token, &uuid::Uuid::new_v4().to_string())
+            .await,
+        404,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -156,14 +186,19 @@ async fn requests_without_or_with_a_bad_token_are_401() {
     let response = app
         .post_vorgang_raw("", None, Some("application/json"), b"{}".to_vec(), None)
         .await;
-    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"vorgang\"");
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"vorgang\""
+    );
     problem(response, 401).await;
 
     let response = app.post_vorgang("not.a.token", &seed()).await;
-    assert!(response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .contains("error=\"invalid_token\""));
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
     problem(response, 401).await;
     assert_eq!(app.sandbox_get("/_sandbox/vorgaenge").await, json!([]));
 }
@@ -174,14 +209,26 @@ async fn bad_input_gets_precise_problems_and_changes_nothing() {
     let token = app.token().await;
 
     let malformed = app
-        .post_vorgang_raw("", Some(&token), Some("application/json"), b"{\"vorgang\": ".to_vec(), None)
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            b"{\"vorgang\": ".to_vec(),
+            None,
+        )
         .await;
     problem(malformed, 400).await;
 
     let mut big = seed();
     big["kommentare"] = json!(["x".repeat(300 * 1024)]);
     let too_large = app
-        .post_vorgang_raw("", Some(&token), Some("application/json"), serde_json::to_vec(&big).unwrap(), None)
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            serde_json::to_vec(&big).unwrap(),
+            None,
+        )
         .await;
     problem(too_large, 413).await;
 
@@ -190,7 +237,10 @@ async fn bad_input_gets_precise_problems_and_changes_nothing() {
         .as_object_mut()
         .unwrap()
         .remove("vorname");
-    missing["tippgeber"].as_object_mut().unwrap().remove("nachname");
+    missing["tippgeber"]
+        .as_object_mut()
+        .unwrap()
+        .remove("nachname");
     let invalid = problem(app.post_vorgang(&token, &missing).await, 422).await;
     let pointers: Vec<&str> = invalid["errors"]
         .as_array()
@@ -198,34 +248,66 @@ async fn bad_input_gets_precise_problems_and_changes_nothing() {
         .iter()
         .map(|e| e["pointer"].as_str().unwrap())
         .collect();
-    assert!(pointers.contains(&"/vorgang/antragsteller1/personendaten/vorname"), "{pointers:?}");
+    assert!(
+        pointers.contains(&"/vorgang/antragsteller1/personendaten/vorname"),
+        "{pointers:?}"
+    );
     assert!(pointers.contains(&"/tippgeber/nachname"), "{pointers:?}");
     let text = invalid.to_string();
-    for value in ["Mustermann", "DE98600100700160451700", "max.mustermann@partner.de"] {
+    for value in [
+        "Mustermann",
+        "DE98600100700160451700",
+        "max.mustermann@partner.de",
+    ] {
         assert!(!text.contains(value), "error body echoes a submitted value");
     }
 
     problem(
-        app.post_vorgang_raw("?environment=STAGING", Some(&token), Some("application/json"), serde_json::to_vec(&seed()).unwrap(), None)
-            .await,
+        app.post_vorgang_raw(
+            "?environment=STAGING",
+            Some(&token),
+            Some("application/json"),
+            serde_json::to_vec(&seed()).unwrap(),
+            None,
+        )
+        .await,
         400,
     )
     .await;
     problem(
-        app.post_vorgang_raw("", Some(&token), Some("text/plain"), serde_json::to_vec(&seed()).unwrap(), None)
-            .await,
+        app.post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("text/plain"),
+            serde_json::to_vec(&seed()).unwrap(),
+            None,
+        )
+        .await,
         415,
     )
     .await;
     problem(
-        app.post_vorgang_raw("", Some(&token), None, serde_json::to_vec(&seed()).unwrap(), None)
-            .await,
+        app.post_vorgang_raw(
+            "",
+            Some(&token),
+            None,
+            serde_json::to_vec(&seed()).unwrap(),
+            None,
+        )
+        .await,
         415,
     )
     .await;
 
     assert_eq!(app.sandbox_get("/_sandbox/vorgaenge").await, json!([]));
-    assert_eq!(app.sandbox_get("/_sandbox/partners").await.as_array().unwrap().len(), 3);
+    assert_eq!(
+        app.sandbox_get("/_sandbox/partners")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -234,20 +316,45 @@ async fn an_idempotency_key_replays_the_first_answer() {
     let token = app.token().await;
     let body = serde_json::to_vec(&seed()).unwrap();
     let first = app
-        .post_vorgang_raw("", Some(&token), Some("application/json"), body.clone(), Some("key-1"))
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            body.clone(),
+            Some("key-1"),
+        )
         .await;
     let first = created(&app, first).await;
     let second = app
-        .post_vorgang_raw("", Some(&token), Some("application/json"), body, Some("key-1"))
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            body,
+            Some("key-1"),
+        )
         .await;
     let second = created(&app, second).await;
     assert_eq!(first, second);
-    assert_eq!(app.sandbox_get("/_sandbox/vorgaenge").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.sandbox_get("/_sandbox/vorgaenge")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     let mut other = seed();
     other["kommentare"] = json!(["anders"]);
     let reused = app
-        .post_vorgang_raw("", Some(&token), Some("application/json"), serde_json::to_vec(&other).unwrap(), Some("key-1"))
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            serde_json::to_vec(&other).unwrap(),
+            Some("key-1"),
+        )
         .await;
     problem(reused, 422).await;
 }
@@ -256,15 +363,25 @@ async fn an_idempotency_key_replays_the_first_answer() {
 async fn europace_unavailable_is_503_and_a_retry_with_the_same_key_imports_once() {
     let app = spawn_app().await;
     let token = app.token().await;
-    app.sandbox_fault(json!({"target": "kex", "status": 503})).await;
+    app.sandbox_fault(json!({"target": "kex", "status": 503}))
+        .await;
     let body = serde_json::to_vec(&seed()).unwrap();
     let response = app
-        .post_vorgang_raw("", Some(&token), Some("application/json"), body.clone(), Some("k"))
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            body.clone(),
+            Some("k"),
+        )
         .await;
     assert!(response.headers().contains_key("retry-after"));
     let failed = problem(response, 503).await;
     assert_eq!(failed["importStatus"], "FAILED");
-    let id = failed["drkleinrkVorgangsnummer"].as_str().unwrap().to_owned();
+    let id = failed["drkleinrkVorgangsnummer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(app.sandbox_get("/_sandbox/vorgaenge").await, json!([]));
 
     let retried = app
@@ -272,17 +389,31 @@ async fn europace_unavailable_is_503_and_a_retry_with_the_same_key_imports_once(
         .await;
     let retried = created(&app, retried).await;
     assert_eq!(retried["drkleinrkVorgangsnummer"], id);
-    assert_eq!(app.sandbox_get("/_sandbox/vorgaenge").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.sandbox_get("/_sandbox/vorgaenge")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_lost_kex_answer_is_504_in_doubt_and_never_resent() {
     let app = spawn_app().await;
     let token = app.token().await;
-    app.sandbox_fault(json!({"target": "kex", "status": 0, "after_receive": true})).await;
+    app.sandbox_fault(json!({"target": "kex", "status": 0, "after_receive": true}))
+        .await;
     let body = serde_json::to_vec(&seed()).unwrap();
     let response = app
-        .post_vorgang_raw("", Some(&token), Some("application/json"), body.clone(), Some("k"))
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            body.clone(),
+            Some("k"),
+        )
         .await;
     let doubt = problem(response, 504).await;
     assert_eq!(doubt["importStatus"], "IN_DOUBT");
@@ -295,7 +426,11 @@ async fn a_lost_kex_answer_is_504_in_doubt_and_never_resent() {
         .await;
     problem(again, 504).await;
     assert_eq!(
-        app.sandbox_get("/_sandbox/vorgaenge").await.as_array().unwrap().len(),
+        app.sandbox_get("/_sandbox/vorgaenge")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
         1,
         "received once, never re-sent"
     );
@@ -305,7 +440,8 @@ async fn a_lost_kex_answer_is_504_in_doubt_and_never_resent() {
 async fn europace_refusing_our_request_is_502_failed() {
     let app = spawn_app().await;
     let token = app.token().await;
-    app.sandbox_fault(json!({"target": "kex", "status": 400})).await;
+    app.sandbox_fault(json!({"target": "kex", "status": 400}))
+        .await;
     let failed = problem(app.post_vorgang(&token, &seed()).await, 502).await;
     assert_eq!(failed["importStatus"], "FAILED");
     assert_eq!(app.sandbox_get("/_sandbox/vorgaenge").await, json!([]));
@@ -315,8 +451,17 @@ async fn europace_refusing_our_request_is_502_failed() {
 async fn transient_token_and_partner_faults_are_retried() {
     let app = spawn_app().await;
     let token = app.token().await;
-    app.sandbox_fault(json!({"target": "auth", "status": 500, "times": 2})).await;
-    app.sandbox_fault(json!({"target": "partner_lookup", "status": 503})).await;
+    app.sandbox_fault(json!({"target": "auth", "status": 500, "times": 2}))
+        .await;
+    app.sandbox_fault(json!({"target": "partner_lookup", "status": 503}))
+        .await;
     created(&app, app.post_vorgang(&token, &seed()).await).await;
-    assert_eq!(app.sandbox_get("/_sandbox/vorgaenge").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.sandbox_get("/_sandbox/vorgaenge")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

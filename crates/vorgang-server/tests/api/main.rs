@@ -1,6 +1,13 @@
 //! API tests: the real server over HTTP, a fresh database and a real sandbox per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
 
-mod helpers;
+mod auth_attacks;
+mod concurrency;
+mod corpus;
+mod faults;
 mod health;
+mod helpers;
 mod import;
+mod resume;
 mod token;
+mod zz_probe;

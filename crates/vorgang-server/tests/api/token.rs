@@ -5,7 +5,9 @@ use crate::helpers::{problem, seed, spawn_app};
 #[tokio::test]
 async fn client_credentials_give_a_signed_at_jwt_verifiable_by_the_jwks() {
     let app = spawn_app().await;
-    let response = app.token_response(&[("grant_type", "client_credentials")]).await;
+    let response = app
+        .token_response(&[("grant_type", "client_credentials")])
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();
@@ -94,12 +96,16 @@ async fn a_revoked_clients_token_stops_working_at_once() {
         .unwrap();
     assert!(auth.revoke_client(&app.client_id).await.unwrap());
     let response = app.post_vorgang(&token, &seed()).await;
-    assert!(response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .contains("invalid_token"));
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     problem(response, 401).await;
-    let response = app.token_response(&[("grant_type", "client_credentials")]).await;
+    let response = app
+        .token_response(&[("grant_type", "client_credentials")])
+        .await;
     assert_eq!(response.status(), 401);
 }
 
@@ -115,13 +121,22 @@ async fn a_token_without_the_import_scope_is_403() {
         .await
         .unwrap();
     let reader = auth
-        .register_client("R".into(), "r@r.example".into(), "1".into(), "R".into(), vec!["drkleinrk-api/vorgang:read".into()])
+        .register_client(
+            "R".into(),
+            "r@r.example".into(),
+            "1".into(),
+            "R".into(),
+            vec!["drkleinrk-api/vorgang:read".into()],
+        )
         .await
         .unwrap();
     let response = app
         .http
         .post(format!("{}/oauth2/token", app.address))
-        .basic_auth(&reader.client_id, Some(secrecy::ExposeSecret::expose_secret(&reader.client_secret)))
+        .basic_auth(
+            &reader.client_id,
+            Some(secrecy::ExposeSecret::expose_secret(&reader.client_secret)),
+        )
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
@@ -131,9 +146,11 @@ async fn a_token_without_the_import_scope_is_403() {
     let response = app
         .post_vorgang(token["access_token"].as_str().unwrap(), &seed())
         .await;
-    assert!(response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .contains("insufficient_scope"));
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
     problem(response, 403).await;
 }

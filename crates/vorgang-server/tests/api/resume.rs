@@ -1,0 +1,214 @@
+//! What a (re)started server does with imports a crashed process left behind, against SQLite and
+//! PostgreSQL: stale `ACCEPTED`/`PARTNER_READY` are driven to the end, stale `IMPORTED` gets its
+//! CRM id, stale `SENDING` becomes `IN_DOUBT` without a second POST, fresh ones (another replica's
+//! work in progress) are left alone; finished imports past `retention_days` are purged.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::Value;
+use uuid::Uuid;
+use vorgang_core::{ImportRecord, ImportStatus, InsertOutcome, StoredRequest, fingerprint};
+use vorgang_model::Environment;
+
+use crate::helpers::{Db, TestApp, both_backends, seed, spawn_app_with};
+
+both_backends!(a_restart_resumes_stale_imports_only_and_purges_expired_ones);
+
+/// An import as a crashed server would have left it, last changed `age` ago.
+fn left_behind(
+    app: &TestApp,
+    status: ImportStatus,
+    age: chrono::Duration,
+    key: &str,
+) -> ImportRecord {
+    let raw = serde_json::to_vec(&seed()).unwrap();
+    let request = vorgang_model::parse_import_request(&raw).unwrap();
+    let stored = StoredRequest::from_request(&request);
+    let when = Utc::now() - age;
+    ImportRecord {
+        id: Uuid::new_v4(),
+        client_id: app.client_id.clone(),
+        environment: Environment::Test,
+        status,
+        idempotency_key: Some(key.to_owned()),
+        fingerprint: fingerprint(Environment::Test, &raw),
+        request: (!status.is_finished()).then(|| serde_json::to_value(&stored).unwrap()),
+        tippgeber_externe_partner_id: format!(
+            "{}-{}",
+            app.client_id, stored.tippgeber.externe_mitarbeiternummer
+        ),
+        tippgeber_partner_id: None,
+        europace_vorgangsnummer: None,
+        crm_kennung: None,
+        messages: request.warnings,
+        failure: None,
+        attempts: 1,
+        created_at: when,
+        updated_at: when,
+    }
+}
+
+async fn a_restart_resumes_stale_imports_only_and_purges_expired_ones(db: Db) {
+    let app = spawn_app_with(db, |_| {}).await;
+    let token = app.token().await;
+    // One ordinary import creates the Tippgeber at Europace and stores its partnerId.
+    let first = app
+        .post_bytes(&token, &serde_json::to_vec(&seed()).unwrap(), None)
+        .await;
+    assert_eq!(first.status(), 201);
+    let tippgeber = app.sandbox_imports().await[0]["body"]["tippgeber"]["partnerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let stale = chrono::Duration::seconds(60);
+    let fresh = chrono::Duration::zero();
+    let accepted = left_behind(&app, ImportStatus::Accepted, stale, "stale-accepted");
+    let mut partner_ready = left_behind(
+        &app,
+        ImportStatus::PartnerReady,
+        stale,
+        "stale-partner-ready",
+    );
+    partner_ready.tippgeber_partner_id = Some(tippgeber.clone());
+    let mut sending = left_behind(&app, ImportStatus::Sending, stale, "stale-sending");
+    sending.tippgeber_partner_id = Some(tippgeber.clone());
+    let mut imported = left_behind(&app, ImportStatus::Imported, stale, "stale-imported");
+    imported.tippgeber_partner_id = Some(tippgeber.clone());
+    imported.europace_vorgangsnummer = Some("AB1234".into());
+    let mut fresh_sending = left_behind(&app, ImportStatus::Sending, fresh, "fresh-sending");
+    fresh_sending.tippgeber_partner_id = Some(tippgeber);
+    let fresh_accepted = left_behind(&app, ImportStatus::Accepted, fresh, "fresh-accepted");
+    let mut expired = left_behind(
+        &app,
+        ImportStatus::Completed,
+        chrono::Duration::days(31),
+        "expired",
+    );
+    expired.europace_vorgangsnummer = Some("XY0001".into());
+    expired.crm_kennung = Some("DKR-OLD".into());
+    let mut recent = left_behind(
+        &app,
+        ImportStatus::Completed,
+        chrono::Duration::days(1),
+        "recent",
+    );
+    recent.europace_vorgangsnummer = Some("XY0002".into());
+    recent.crm_kennung = Some("DKR-RECENT".into());
+
+    let store = app.store().await;
+    let imports = store.as_import_store();
+    for record in [
+        &accepted,
+        &partner_ready,
+        &sending,
+        &imported,
+        &fresh_sending,
+        &fresh_accepted,
+        &expired,
+        &recent,
+    ] {
+        assert!(matches!(
+            imports.insert(record).await.unwrap(),
+            InsertOutcome::Inserted
+        ));
+    }
+
+    // The restarted server (or another replica) makes its first pass at start.
+    let _replica = app.spawn_replica().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = status(&app, &token, &accepted).await == "COMPLETED"
+            && status(&app, &token, &partner_ready).await == "COMPLETED"
+            && status(&app, &token, &imported).await == "COMPLETED"
+            && status(&app, &token, &sending).await == "IN_DOUBT"
+            && imports.get(expired.id).await.unwrap().is_none();
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stale imports were not resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Driven on: sent exactly once, now.
+    for record in [&accepted, &partner_ready] {
+        assert_eq!(app.sandbox_imports_of(&record.id.to_string()).await, 1);
+        assert!(
+            imports
+                .get(record.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .request
+                .is_none()
+        );
+    }
+    // IMPORTED: only the CRM step was missing; nothing sent.
+    let view = view(&app, &token, &imported).await;
+    assert_eq!(view["europaceVorgangsnummer"], "AB1234");
+    assert!(view["crmKennung"].as_str().unwrap().starts_with("DKR-"));
+    assert_eq!(app.sandbox_imports_of(&imported.id.to_string()).await, 0);
+    // SENDING found after a crash: may have reached Europace, so IN_DOUBT and never re-sent.
+    assert_eq!(app.sandbox_imports_of(&sending.id.to_string()).await, 0);
+    assert!(
+        imports
+            .get(sending.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .request
+            .is_some()
+    );
+    // Fresh imports belong to a live process: untouched.
+    assert_eq!(status(&app, &token, &fresh_sending).await, "SENDING");
+    assert_eq!(status(&app, &token, &fresh_accepted).await, "ACCEPTED");
+    assert_eq!(
+        app.sandbox_imports().await.len(),
+        3,
+        "the first import + the two resumed ones"
+    );
+    let retry = app
+        .post_bytes(
+            &token,
+            &serde_json::to_vec(&seed()).unwrap(),
+            Some("fresh-accepted"),
+        )
+        .await;
+    assert_eq!(retry.status(), 409, "still in progress elsewhere");
+    // Retention: the import finished 31 days ago is gone, the one from yesterday still replays.
+    assert!(imports.get(expired.id).await.unwrap().is_none());
+    let replay = app
+        .post_bytes(
+            &token,
+            &serde_json::to_vec(&seed()).unwrap(),
+            Some("recent"),
+        )
+        .await;
+    assert_eq!(replay.status(), 201);
+    let replay: Value = replay.json().await.unwrap();
+    assert_eq!(replay["drkleinrkVorgangsnummer"], recent.id.to_string());
+    assert_eq!(replay["europaceVorgangsnummer"], "XY0002");
+    assert_eq!(
+        app.sandbox_imports().await.len(),
+        3,
+        "nothing sent by replays"
+    );
+    store.close().await;
+}
+
+async fn view(app: &TestApp, token: &str, record: &ImportRecord) -> Value {
+    let response = app.get_vorgang(token, &record.id.to_string()).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn status(app: &TestApp, token: &str, record: &ImportRecord) -> String {
+    view(app, token, record).await["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}

@@ -1,0 +1,502 @@
+//! The command line (DESIGN.md §3), driving the real binary against a fresh SQLite database.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vorgang_core::SystemClock;
+use vorgang_store::Store;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vorgang-server");
+
+/// A temporary directory with a database URL for it.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn database_url(&self) -> String {
+        format!("sqlite://{}/v.db?mode=rwc", self.dir.path().display())
+    }
+
+    /// The binary with `args`, no inherited `VORGANG_*` variable, the database of this env and
+    /// the working directory in it (so a default `vorgang.db` would land there, too).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("VORGANG_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("VORGANG_DATABASE_URL", self.database_url())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    async fn store(&self) -> Store {
+        Store::connect(&self.database_url()).await.unwrap()
+    }
+
+    /// `clients add` with valid contact data; returns `(client_id, client_secret)`.
+    fn add_client(&self, extra: &[&str]) -> (String, String) {
+        let mut args = vec![
+            "clients",
+            "add",
+            "--name",
+            "Erika Mustermann",
+            "--email",
+            "erika@partner.example",
+            "--telefonnummer",
+            "+49 30 1234",
+            "--organisation",
+            "Vergleichsportal GmbH",
+        ];
+        args.extend_from_slice(extra);
+        let output = self.run(&args);
+        assert_success(&output);
+        let lines = json_lines(&output);
+        assert_eq!(lines.len(), 1, "exactly one line: {lines:?}");
+        let line = &lines[0];
+        let object = line.as_object().unwrap();
+        assert_eq!(
+            object.keys().collect::<Vec<_>>(),
+            ["client_id", "client_secret"]
+        );
+        (
+            line["client_id"].as_str().unwrap().to_owned(),
+            line["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    );
+}
+
+fn assert_exit_1(output: &Output) {
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// Every stdout line parsed as JSON (a line that is not JSON fails the test).
+fn json_lines(output: &Output) -> Vec<Value> {
+    stdout(output)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON line: {line}"))
+        })
+        .collect()
+}
+
+fn registry_of(store: &Store) -> auth::ClientRegistry {
+    auth::ClientRegistry::new(store.as_client_store(), Arc::new(SystemClock))
+}
+
+#[tokio::test]
+async fn clients_add_prints_one_json_line_and_stores_only_the_hash() {
+    let env = Env::new();
+    let (client_id, secret) = env.add_client(&[]);
+    assert!(client_id.starts_with("drk_"));
+    assert!(secret.len() >= 43);
+
+    let store = env.store().await;
+    let registry = registry_of(&store);
+    let record = registry.get(&client_id).await.unwrap().unwrap();
+    assert!(
+        record
+            .secret_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    assert!(!record.secret_hash.contains(&secret));
+    assert_eq!(record.scopes, [auth::IMPORT_SCOPE]);
+    assert!(
+        registry
+            .authenticate(&client_id, &secret)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.close().await;
+
+    // Scopes given on the command line.
+    let (reader, _) = env.add_client(&["--scope", "drkleinrk-api/vorgang:read"]);
+    let store = env.store().await;
+    let record = registry_of(&store).get(&reader).await.unwrap().unwrap();
+    assert_eq!(record.scopes, ["drkleinrk-api/vorgang:read"]);
+    store.close().await;
+
+    // Invalid contact data: exit 1, nothing on stdout.
+    let output = env.run(&[
+        "clients",
+        "add",
+        "--name",
+        " ",
+        "--email",
+        "e@example.org",
+        "--telefonnummer",
+        "1",
+        "--organisation",
+        "O",
+    ]);
+    assert_exit_1(&output);
+    assert!(stdout(&output).is_empty());
+}
+
+#[tokio::test]
+async fn clients_list_prints_one_line_per_client_without_secrets() {
+    let env = Env::new();
+    let (first, first_secret) = env.add_client(&[]);
+    let (second, second_secret) = env.add_client(&[]);
+    let output = env.run(&["clients", "list"]);
+    assert_success(&output);
+    let lines = json_lines(&output);
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [first.as_str(), second.as_str()]);
+    let text = stdout(&output);
+    for forbidden in [
+        first_secret.as_str(),
+        second_secret.as_str(),
+        "argon2",
+        "secret",
+        "hash",
+    ] {
+        assert!(!text.contains(forbidden), "{forbidden} in {text}");
+    }
+    assert_eq!(lines[0]["revoked"], false);
+    assert_eq!(lines[0]["organisation"], "Vergleichsportal GmbH");
+}
+
+#[tokio::test]
+async fn clients_revoke_and_rotate() {
+    let env = Env::new();
+    let (id, old_secret) = env.add_client(&[]);
+
+    // Rotate: a new secret, printed like `clients add`; the old one stops working.
+    let output = env.run(&["clients", "rotate", &id]);
+    assert_success(&output);
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["client_id"], id.as_str());
+    let new_secret = lines[0]["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, old_secret);
+    let store = env.store().await;
+    let registry = registry_of(&store);
+    assert!(
+        registry
+            .authenticate(&id, &old_secret)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        registry
+            .authenticate(&id, &new_secret)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Revoke: the client is inactive (its tokens stop working at once).
+    let output = env.run(&["clients", "revoke", &id]);
+    assert_success(&output);
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["client_id"], id.as_str());
+    assert!(!registry.is_active(&id).await.unwrap());
+    assert!(
+        registry
+            .authenticate(&id, &new_secret)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let output = env.run(&["clients", "list"]);
+    assert_eq!(json_lines(&output)[0]["revoked"], true);
+    store.close().await;
+
+    // Unknown ids: exit 1, nothing on stdout.
+    for command in ["revoke", "rotate"] {
+        let output = env.run(&["clients", command, "drk_doesnotexist"]);
+        assert_exit_1(&output);
+        assert!(stdout(&output).is_empty(), "{command}");
+    }
+}
+
+#[tokio::test]
+async fn keys_rotate_prints_the_new_kid_and_keeps_the_old_key() {
+    let env = Env::new();
+    let output = env.run(&["keys", "rotate"]);
+    assert_success(&output);
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 1);
+    let kid = lines[0]["kid"].as_str().unwrap().to_owned();
+    assert_eq!(kid.len(), 16);
+
+    let store = env.store().await;
+    let keys = store
+        .as_signing_key_store()
+        .list_keys(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 2, "the first key and the rotated one");
+    assert_eq!(keys[0].kid, kid, "the newest key signs");
+    assert!(keys[0].retired_at.is_none());
+    assert!(keys[1].retired_at.is_some(), "the old key only verifies");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn keys_are_encrypted_at_rest_with_a_key_encryption_key() {
+    let env = Env::new();
+    let kek = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
+    let output = env
+        .command(&["keys", "rotate"])
+        .env("VORGANG_KEY_ENCRYPTION_KEY", &kek)
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert!(!stdout(&output).contains(&kek) && !stderr(&output).contains(&kek));
+    let store = env.store().await;
+    let keys = store
+        .as_signing_key_store()
+        .list_keys(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(keys.iter().all(|k| k.encrypted));
+
+    // Without the key (or with another one) the keys cannot be used: exit 1.
+    let output = env.run(&["keys", "rotate"]);
+    assert_exit_1(&output);
+    let other = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [8u8; 32]);
+    let output = env
+        .command(&["keys", "rotate"])
+        .env("VORGANG_KEY_ENCRYPTION_KEY", &other)
+        .output()
+        .unwrap();
+    assert_exit_1(&output);
+}
+
+#[test]
+fn config_check_prints_masked_settings() {
+    let env = Env::new();
+    let output = env.run(&["config", "check"]);
+    assert_success(&output);
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["listen"], "127.0.0.1:8080");
+    assert_eq!(lines[0]["audience"], "drkleinrk-api");
+    assert_eq!(lines[0]["auth"]["mode"], "builtin");
+    assert_eq!(lines[0]["token_ttl_s"], 900);
+    assert_eq!(lines[0]["token_leeway_s"], 30);
+
+    // Secrets are masked.
+    let kek = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32]);
+    let output = env
+        .command(&["config", "check"])
+        .env("VORGANG_KEY_ENCRYPTION_KEY", &kek)
+        .env("VORGANG_EUROPACE__BASE_URL", "https://europace.example")
+        .env("VORGANG_EUROPACE__CLIENT_ID", "dkr")
+        .env("VORGANG_EUROPACE__CLIENT_SECRET", "europace-geheim")
+        .env(
+            "VORGANG_DATABASE_URL",
+            "postgres://vorgang:db-geheim@db.example/vorgang",
+        )
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let text = format!("{}{}", stdout(&output), stderr(&output));
+    for secret in [kek.as_str(), "europace-geheim", "db-geheim"] {
+        assert!(!text.contains(secret), "{secret} printed");
+    }
+    let line = &json_lines(&output)[0];
+    assert_eq!(line["key_encryption_key"], "********");
+    assert_eq!(line["europace"]["client_secret"], "********");
+}
+
+#[test]
+fn config_check_names_each_bad_setting_without_its_value() {
+    let env = Env::new();
+    let output = env
+        .command(&["config", "check"])
+        .env("VORGANG_RETENTION_DAYS", "1")
+        .env("VORGANG_KEY_ENCRYPTION_KEY", "short")
+        .output()
+        .unwrap();
+    assert_exit_1(&output);
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    // The masked settings, then one line per bad setting.
+    assert!(serde_json::from_str::<Value>(lines[0]).is_ok());
+    let problems = &lines[1..];
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems.iter().any(|l| l.starts_with("retention_days")));
+    assert!(problems.iter().any(|l| l.starts_with("key_encryption_key")));
+    assert!(
+        !text.contains("short") && !stderr(&output).contains("short"),
+        "the secret is not printed: {text}"
+    );
+
+    // A value that cannot even be parsed: one line naming the setting.
+    let output = env
+        .command(&["config", "check"])
+        .env("VORGANG_TOKEN_TTL_S", "soon")
+        .output()
+        .unwrap();
+    assert_exit_1(&output);
+    assert!(stdout(&output).contains("token_ttl_s"));
+    assert!(!stdout(&output).contains("soon"));
+}
+
+#[test]
+fn a_missing_config_file_is_exit_1() {
+    let env = Env::new();
+    for args in [
+        &["--config", "missing.toml", "config", "check"][..],
+        &["--config", "missing.toml", "clients", "list"][..],
+    ] {
+        let output = env.run(args);
+        assert_exit_1(&output);
+    }
+    let output = env
+        .command(&["clients", "list"])
+        .env("VORGANG_CONFIG", "missing.toml")
+        .output()
+        .unwrap();
+    assert_exit_1(&output);
+
+    // An existing file is read.
+    std::fs::write(env.dir.path().join("v.toml"), "retention_days = 7\n").unwrap();
+    let output = env.run(&["--config", "v.toml", "config", "check"]);
+    assert_success(&output);
+    assert_eq!(json_lines(&output)[0]["retention_days"], 7);
+}
+
+#[test]
+fn imports_list_rejects_an_unknown_status() {
+    let env = Env::new();
+    let output = env.run(&["imports", "list", "--status", "BOGUS"]);
+    assert_exit_1(&output);
+    assert!(stdout(&output).is_empty());
+    let output = env.run(&["imports", "list", "--status", "IN_DOUBT"]);
+    assert_success(&output);
+    assert!(stdout(&output).is_empty(), "no imports yet");
+    let output = env.run(&["imports", "list"]);
+    assert_success(&output);
+}
+
+/// Kills the child when dropped (also when an assertion fails).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn sandbox_serves_the_fake_europace() {
+    let env = Env::new();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = env
+        .command(&["sandbox", "--listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let partners: Value = loop {
+        if let Ok(response) = http
+            .get(format!("http://{listen}/_sandbox/partners"))
+            .send()
+            .await
+            && response.status().is_success()
+        {
+            break response.json().await.unwrap();
+        }
+        assert!(
+            running.0.try_wait().unwrap().is_none(),
+            "the sandbox exited"
+        );
+        assert!(Instant::now() < deadline, "the sandbox did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ids: Vec<&str> = partners
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["partnerId"].as_str())
+        .collect();
+    for id in ["KBT01", "TGP01", "TGT01"] {
+        assert!(ids.contains(&id), "{id} in {partners}");
+    }
+    let imports: Value = http
+        .get(format!("http://{listen}/_sandbox/vorgaenge"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(imports, serde_json::json!([]));
+    drop(running);
+    assert!(
+        !Path::new(&env.dir.path().join("v.db")).exists(),
+        "the sandbox needs no database"
+    );
+}
