@@ -235,6 +235,42 @@ pub fn fingerprint(environment: Environment, raw_body: &[u8]) -> String {
 pub struct Importer {
     config: Arc<ImporterConfig>,
     ports: Ports,
+    /// Imports this process is driving right now: [`Importer::resume_stale`] never takes them
+    /// over, however long a step takes (Europace timeouts and retries can exceed the stale
+    /// window).
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
+}
+
+/// Marks an import as driven by this process until dropped.
+struct InFlight {
+    set: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
+    id: Uuid,
+}
+
+impl InFlight {
+    /// `None` if this process is already driving the import.
+    fn claim(
+        set: &Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
+        id: Uuid,
+    ) -> Option<Self> {
+        let inserted = set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id);
+        inserted.then(|| Self {
+            set: set.clone(),
+            id,
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
 }
 
 impl Importer {
@@ -244,6 +280,7 @@ impl Importer {
         Self {
             config: Arc::new(config),
             ports,
+            in_flight: Arc::default(),
         }
     }
 
@@ -351,6 +388,10 @@ impl Importer {
     /// its last stored state and is resumed later), [`ImportError::StoreAfterSend`] if the outcome
     /// of a KEX import could not be stored.
     pub async fn advance(&self, mut record: ImportRecord) -> Result<ImportRecord, ImportError> {
+        let Some(_in_flight) = InFlight::claim(&self.in_flight, record.id) else {
+            // Already driven by another task of this process: report what is stored.
+            return self.current(record.id).await;
+        };
         loop {
             let id = record.id;
             let stored = match record.status {
@@ -617,7 +658,7 @@ impl Importer {
             ImportStatus::Imported,
         ] {
             for record in self.ports.store.list(Some(status)).await? {
-                if record.updated_at > cutoff {
+                if record.updated_at > cutoff || self.is_in_flight(record.id) {
                     continue;
                 }
                 let result = if status == ImportStatus::Sending {
@@ -640,6 +681,13 @@ impl Importer {
             }
         }
         Ok(touched)
+    }
+
+    fn is_in_flight(&self, id: Uuid) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&id)
     }
 
     /// Applies an operator's decision to an `IN_DOUBT` import.

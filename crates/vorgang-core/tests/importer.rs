@@ -483,3 +483,89 @@ async fn crm_kennung_is_stable_per_import() {
     assert_eq!(record.crm_kennung.as_deref(), Some(again.as_str()));
     assert_eq!(again.len(), "DKR-".len() + 8);
 }
+
+/// A Europace whose partner lookup waits until released: a step slower than the stale window.
+struct SlowPartners {
+    inner: Arc<InMemoryEuropace>,
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl vorgang_core::PartnerDirectory for SlowPartners {
+    async fn find_by_externe_partner_id(
+        &self,
+        externe_partner_id: &str,
+        trace: &vorgang_core::TraceId,
+    ) -> Result<Vec<vorgang_core::PartnerRecord>, EuropaceError> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        self.inner
+            .find_by_externe_partner_id(externe_partner_id, trace)
+            .await
+    }
+
+    async fn create_tippgeber(
+        &self,
+        parent_partner_id: &str,
+        tippgeber: &vorgang_core::NewTippgeber,
+        trace: &vorgang_core::TraceId,
+    ) -> Result<String, EuropaceError> {
+        self.inner
+            .create_tippgeber(parent_partner_id, tippgeber, trace)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn resume_never_takes_over_an_import_this_process_is_driving() {
+    let h = harness();
+    let slow = Arc::new(SlowPartners {
+        inner: h.europace.clone(),
+        entered: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let importer = Importer::new(
+        ImporterConfig {
+            kundenbetreuer_partner_id: "KBT01".into(),
+            tippgeber_parent_id: "TGP01".into(),
+            test_tippgeber_parent_id: "TGT01".into(),
+        },
+        Ports {
+            store: h.store.clone(),
+            partners: slow.clone(),
+            kex: h.europace.clone(),
+            crm: Arc::new(BuiltinCrm),
+            clock: h.clock.clone(),
+            ids: Arc::new(RandomIds),
+        },
+    );
+    let running = {
+        let importer = importer.clone();
+        tokio::spawn(async move {
+            importer
+                .submit(NewImport {
+                    client_id: "client-a",
+                    environment: Environment::Test,
+                    idempotency_key: None,
+                    raw_body: b"{}",
+                    request: request("42"),
+                })
+                .await
+        })
+    };
+    slow.entered.notified().await;
+    // The step outlasts the stale window: still, this process does not take its own import over.
+    h.clock.advance(chrono::Duration::hours(1));
+    assert!(
+        importer
+            .resume_stale(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    slow.release.notify_one();
+    let record = running.await.unwrap().unwrap();
+    assert_eq!(record.status, ImportStatus::Completed);
+    assert_eq!(h.europace.imports().len(), 1);
+}

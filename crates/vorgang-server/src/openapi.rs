@@ -25,9 +25,10 @@ use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use actix_web::http::header;
-use auth::IMPORT_SCOPE;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _};
+use auth::IMPORT_SCOPE;
 use serde_json::{Map, Value, json};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{
     ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
 };
@@ -62,8 +63,10 @@ pub const OWN_SCHEMA_NAMES: &[&str] = &[
     "ImportProblem",
     "Violation",
     "TokenRequest",
+    "GrantType",
     "TokenResponse",
     "OAuthError",
+    "OAuthErrorCode",
     "Jwks",
     "Jwk",
     "Health",
@@ -266,7 +269,19 @@ impl PartialSchema for ImportProblem {
         utoipa::openapi::schema::AllOfBuilder::new()
             .item(utoipa::openapi::Ref::from_schema_name("Problem"))
             .item(
-                utoipa::openapi::ObjectBuilder::new()
+                ObjectBuilder::new()
+                    .property(
+                        "drkleinrkVorgangsnummer",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+                    )
+                    .property(
+                        "importStatus",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(["FAILED", "IN_DOUBT", "IN_PROGRESS"])),
+                    )
                     .required("drkleinrkVorgangsnummer")
                     .required("importStatus"),
             )
@@ -492,7 +507,7 @@ pub struct ImportRequestSchema;
 impl PartialSchema for ImportRequestSchema {
     fn schema() -> RefOr<Schema> {
         // Placeholder, replaced by the generated schema in `build`.
-        utoipa::openapi::ObjectBuilder::new().into()
+        ObjectBuilder::new().into()
     }
 }
 
@@ -1190,6 +1205,22 @@ mod tests {
             or_null(schema_ref("Anschrift")),
             json!({"anyOf": [{"$ref": "#/components/schemas/Anschrift"}, {"type": "null"}]})
         );
+    }
+
+    #[test]
+    fn every_component_is_ours_or_a_kex_file() {
+        let document = document();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        for name in schemas.keys() {
+            assert!(
+                OWN_SCHEMA_NAMES.contains(&name.as_str())
+                    || vorgang_model::schema::schema_file(&format!("{name}.json")).is_some(),
+                "{name} is neither listed in OWN_SCHEMA_NAMES nor a KEX file"
+            );
+        }
+        for name in OWN_SCHEMA_NAMES {
+            assert!(schemas.contains_key(*name), "{name} missing");
+        }
     }
 
     #[test]

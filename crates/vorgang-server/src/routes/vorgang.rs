@@ -249,6 +249,31 @@ fn in_progress(id: Uuid) -> Problem {
     .for_import(id, "IN_PROGRESS")
 }
 
+/// Longest a request waits for the outcome of its import when another writer took it over.
+const TAKEN_OVER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `submit` returns an import still in progress when another writer took it over while this
+/// request was driving it: the background resume (of this process or another replica) takes
+/// imports unchanged for `2 * (connect + request timeout)`, which a partner step with retries can
+/// exceed. Answering that with 409 "retry shortly" would invite a partner without
+/// `Idempotency-Key` to send the lead again, creating a second case; so wait (bounded) for the
+/// other writer's outcome and answer that. (Found by the fault suite, issue 5.)
+async fn settle(state: &AppState, mut record: ImportRecord) -> ImportRecord {
+    let deadline = std::time::Instant::now() + TAKEN_OVER_WAIT;
+    while matches!(
+        record.status,
+        ImportStatus::Accepted | ImportStatus::PartnerReady | ImportStatus::Sending
+    ) && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        match state.importer.store().get(record.id).await {
+            Ok(Some(current)) => record = current,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    record
+}
+
 /// `POST /vorgang`.
 pub async fn create(
     state: web::Data<AppState>,
@@ -276,6 +301,7 @@ pub async fn create(
         .await;
     match outcome {
         Ok(record) => {
+            let record = settle(&state, record).await;
             // vorgang_imports_total was rendered by /metrics but never counted.
             state.metrics.observe_import(record.status.as_str());
             Ok(answer(&record))

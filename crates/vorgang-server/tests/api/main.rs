@@ -10,4 +10,3 @@ mod helpers;
 mod import;
 mod resume;
 mod token;
-mod zz_probe;

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use chrono::Utc;
 use serde_json::Value;
 use uuid::Uuid;
@@ -13,7 +15,10 @@ use vorgang_model::Environment;
 
 use crate::helpers::{Db, TestApp, both_backends, seed, spawn_app_with};
 
-both_backends!(a_restart_resumes_stale_imports_only_and_purges_expired_ones);
+both_backends!(
+    a_restart_resumes_stale_imports_only_and_purges_expired_ones,
+    a_request_whose_import_another_replica_takes_over_gets_the_final_answer,
+);
 
 /// An import as a crashed server would have left it, last changed `age` ago.
 fn left_behind(
@@ -211,4 +216,50 @@ async fn status(app: &TestApp, token: &str, record: &ImportRecord) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// A partner step slower than the stale threshold (Europace's partner API timing out twice) is
+/// taken over by another replica's resume pass while the request is still driving it. The
+/// replica wins; the request must still get the final answer (it used to get 409 "retry
+/// shortly", which a partner without `Idempotency-Key` would follow with a second case).
+async fn a_request_whose_import_another_replica_takes_over_gets_the_final_answer(db: Db) {
+    // Stale after 2 * (0.3 + 1.5) = 3.6 s.
+    let app = spawn_app_with(db, |settings| {
+        settings.europace.connect_timeout_ms = 300;
+        settings.europace.request_timeout_ms = 1_500;
+    })
+    .await;
+    let token = app.token().await;
+    // The request: two lookups time out (~3.2 s), the third answers, the creation takes 1.4 s.
+    app.sandbox_fault(json!({"target": "partner_lookup", "delay_ms": 1600, "times": 2}))
+        .await;
+    app.sandbox_fault(json!({"target": "partner_create", "delay_ms": 1400}))
+        .await;
+    // The replica, starting at 4 s, finds the import stale, drives it past the request (which
+    // is still creating the partner) and sends the KEX import, answered after 1.4 s.
+    app.sandbox_fault(json!({"target": "kex", "delay_ms": 1400}))
+        .await;
+    let body = serde_json::to_vec(&seed()).unwrap();
+    let (response, _replica) = tokio::join!(app.post_bytes(&token, &body, None), async {
+        tokio::time::sleep(Duration::from_millis(4_000)).await;
+        app.spawn_replica().await
+    });
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "the final answer, not 409: {answer}");
+    let id = answer["drkleinrkVorgangsnummer"].as_str().unwrap();
+    assert_eq!(app.status_of(&token, id).await, "COMPLETED");
+    let stats = app.sandbox_stats().await;
+    assert_eq!(
+        stats["partner_create"], 2,
+        "both writers drove the partner step: {stats}"
+    );
+    assert_eq!(stats["kex"], 1, "{stats}");
+    assert_eq!(app.sandbox_imports_of(id).await, 1);
+    let partners = app.sandbox_get("/_sandbox/partners").await;
+    assert_eq!(
+        partners.as_array().unwrap().len(),
+        4,
+        "one Tippgeber: {partners}"
+    );
 }
