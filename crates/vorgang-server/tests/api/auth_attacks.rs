@@ -19,8 +19,6 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use vorgang_core::{Clock, SystemClock};
-use vorgang_server::auth::AuthService;
-use vorgang_store::Store;
 
 use crate::helpers::{Db, TestApp, problem, seed, spawn_app, spawn_app_with};
 
@@ -49,15 +47,9 @@ fn join(header: &Value, claims: &Value, signature: &str) -> String {
 }
 
 /// The server's database.
-async fn open_store(app: &TestApp) -> Store {
-    Store::connect(app.settings.database_url.expose_secret())
-        .await
-        .unwrap()
-}
-
 /// The server's own key ring (same database, same key-encryption key), on `clock`.
 async fn server_ring(app: &TestApp, clock: Arc<dyn Clock>) -> Arc<KeyRing> {
-    let store = open_store(app).await;
+    let store = app.store().await;
     let kek = app
         .settings
         .key_encryption_key
@@ -582,10 +574,7 @@ async fn a_revoked_clients_token_is_refused_at_once(db: Db) {
     assert_authorized(&app, &token).await;
 
     // `clients revoke` from another process: the same service on the same database.
-    let store = open_store(&app).await;
-    let auth = AuthService::build(&app.settings, &store, String::new())
-        .await
-        .unwrap();
+    let auth = app.auth_service().await;
     assert!(auth.revoke_client(&app.client_id).await.unwrap());
 
     // The very next request: no cache to wait out.
@@ -600,7 +589,6 @@ async fn a_revoked_clients_token_is_refused_at_once(db: Db) {
         .await;
     let headers = assert_oauth_error(response, 401, "invalid_client").await;
     assert!(headers.contains_key("www-authenticate"));
-    store.close().await;
 }
 
 #[tokio::test]
@@ -658,10 +646,7 @@ async fn key_rotation_keeps_old_tokens_valid_and_accepts_new_ones(db: Db) {
     assert_eq!(kids(&jwks(&app).await), vec![old_kid.clone()]);
 
     // `keys rotate` from another process on the same database.
-    let store = open_store(&app).await;
-    let auth = AuthService::build(&app.settings, &store, app.address.clone())
-        .await
-        .unwrap();
+    let auth = app.auth_service().await;
     let new_kid = auth.rotate_keys().await.unwrap();
     assert_ne!(new_kid, old_kid);
 
@@ -687,7 +672,6 @@ async fn key_rotation_keeps_old_tokens_valid_and_accepts_new_ones(db: Db) {
     // Both really import.
     assert_imported(&app, &after).await;
     assert_imported(&app, &before).await;
-    store.close().await;
 }
 
 #[tokio::test]
@@ -853,10 +837,7 @@ async fn a_rotated_secret_stops_working_and_earlier_tokens_stay_valid() {
     let app = spawn_app().await;
     let before = app.token().await;
 
-    let store = open_store(&app).await;
-    let auth = AuthService::build(&app.settings, &store, String::new())
-        .await
-        .unwrap();
+    let auth = app.auth_service().await;
     let rotated = auth.rotate_client(&app.client_id).await.unwrap().unwrap();
     let new_secret = rotated.client_secret.expose_secret().to_owned();
     assert_ne!(new_secret, app.client_secret);
@@ -878,7 +859,6 @@ async fn a_rotated_secret_stops_working_and_earlier_tokens_stay_valid() {
 
     // The token issued with the old secret stays valid until it expires.
     assert_imported(&app, &before).await;
-    store.close().await;
 }
 
 #[tokio::test]

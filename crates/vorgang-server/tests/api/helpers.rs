@@ -264,6 +264,48 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The management side of the app's database, as the CLI uses it (`clients …`, `keys …`).
+    pub async fn auth_service(&self) -> AuthService {
+        AuthService::build(&self.settings, &self.store().await, self.address.clone())
+            .await
+            .unwrap()
+    }
+
+    /// Registers another client with these scopes (empty: the default); returns id and secret.
+    pub async fn register_client(&self, scopes: &[&str]) -> (String, String) {
+        let client = self
+            .auth_service()
+            .await
+            .register_client(
+                "Other Partner".into(),
+                "other@partner.example".into(),
+                "030 9999".into(),
+                "Other GmbH".into(),
+                scopes.iter().map(|s| (*s).to_owned()).collect(),
+            )
+            .await
+            .unwrap();
+        (
+            client.client_id,
+            client.client_secret.expose_secret().to_owned(),
+        )
+    }
+
+    /// A token for these credentials (asserts 200).
+    pub async fn token_for(&self, client_id: &str, client_secret: &str) -> String {
+        let response = self
+            .http
+            .post(format!("{}/oauth2/token", self.address))
+            .basic_auth(client_id, Some(client_secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// The import as stored, read directly from the database.
     pub async fn stored(&self, id: &str) -> vorgang_core::ImportRecord {
         let store = self.store().await;

@@ -139,38 +139,9 @@ async fn another_client_cannot_read_an_import() {
     let id = body["drkleinrkVorgangsnummer"].as_str().unwrap();
 
     // A second client, registered through the same database.
-    let store = vorgang_store::Store::connect(secrecy::ExposeSecret::expose_secret(
-        &app.settings.database_url,
-    ))
-    .await
-    .unwrap();
-    let auth = vorgang_server::auth::AuthService::build(&app.settings, &store, String::new())
-        .await
-        .unwrap();
-    let other = auth
-        .register_client(
-            "B".into(),
-            "b@b.example".into(),
-            "1".into(),
-            "B".into(),
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    let response = app
-        .http
-        .post(format!("{}/oauth2/token", app.address))
-        .basic_auth(
-            &other.client_id,
-            Some(secrecy::ExposeSecret::expose_secret(&other.client_secret)),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let other_token: Value = response.json().await.unwrap();
-    let other_token = other_token["access_token"].as_str().unwrap();
-    problem(app.get_vorgang(other_token, id).await, 404).await;
+    let (other_id, other_secret) = app.register_client(&[]).await;
+    let other_token = app.token_for(&other_id, &other_secret).await;
+    problem(app.get_vorgang(&other_token, id).await, 404).await;
     problem(app.get_vorgang(&token, "not-a-uuid").await, 404).await;
     problem(
         app.get_vorgang(&token, &uuid::Uuid::new_v4().to_string())

@@ -86,14 +86,7 @@ async fn wrong_credentials_are_invalid_client() {
 async fn a_revoked_clients_token_stops_working_at_once() {
     let app = spawn_app().await;
     let token = app.token().await;
-    let store = vorgang_store::Store::connect(secrecy::ExposeSecret::expose_secret(
-        &app.settings.database_url,
-    ))
-    .await
-    .unwrap();
-    let auth = vorgang_server::auth::AuthService::build(&app.settings, &store, String::new())
-        .await
-        .unwrap();
+    let auth = app.auth_service().await;
     assert!(auth.revoke_client(&app.client_id).await.unwrap());
     let response = app.post_vorgang(&token, &seed()).await;
     assert!(
@@ -112,40 +105,9 @@ async fn a_revoked_clients_token_stops_working_at_once() {
 #[tokio::test]
 async fn a_token_without_the_import_scope_is_403() {
     let app = spawn_app().await;
-    let store = vorgang_store::Store::connect(secrecy::ExposeSecret::expose_secret(
-        &app.settings.database_url,
-    ))
-    .await
-    .unwrap();
-    let auth = vorgang_server::auth::AuthService::build(&app.settings, &store, String::new())
-        .await
-        .unwrap();
-    let reader = auth
-        .register_client(
-            "R".into(),
-            "r@r.example".into(),
-            "1".into(),
-            "R".into(),
-            vec!["drkleinrk-api/vorgang:read".into()],
-        )
-        .await
-        .unwrap();
-    let response = app
-        .http
-        .post(format!("{}/oauth2/token", app.address))
-        .basic_auth(
-            &reader.client_id,
-            Some(secrecy::ExposeSecret::expose_secret(&reader.client_secret)),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let token: Value = response.json().await.unwrap();
-    let response = app
-        .post_vorgang(token["access_token"].as_str().unwrap(), &seed())
-        .await;
+    let (reader_id, reader_secret) = app.register_client(&["drkleinrk-api/vorgang:read"]).await;
+    let token = app.token_for(&reader_id, &reader_secret).await;
+    let response = app.post_vorgang(&token, &seed()).await;
     assert!(
         response.headers()["www-authenticate"]
             .to_str()
