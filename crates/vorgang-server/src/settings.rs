@@ -61,6 +61,11 @@ pub struct EuropaceSettings {
     pub client_id: Option<String>,
     /// Our client secret at Europace.
     pub client_secret: Option<SecretString>,
+    /// Optional impersonation at Europace's token endpoint: the partnerId we act for
+    /// (`subject`); needs `impersonation_actor` too.
+    pub impersonation_subject: Option<String>,
+    /// Optional impersonation: the partnerId that allowed us to act for the subject (`actor`).
+    pub impersonation_actor: Option<String>,
     /// Scope requested for KEX imports.
     pub kex_scope: String,
     /// Scopes requested for Partnermanagement.
@@ -84,6 +89,8 @@ impl Default for EuropaceSettings {
             kex_url: None,
             client_id: None,
             client_secret: None,
+            impersonation_subject: None,
+            impersonation_actor: None,
             kex_scope: "privatkredit:vorgang:schreiben".into(),
             partner_scope: "partner:plakette:lesen partner:plakette:anlegen".into(),
             kundenbetreuer_partner_id: "KBT01".into(),
@@ -240,6 +247,11 @@ impl Settings {
         if e.base_url.is_some() && (e.client_id.is_none() || e.client_secret.is_none()) {
             problems.push("europace: base_url is set, so europace.client_id and europace.client_secret are required".to_owned());
         }
+        if e.impersonation_subject.is_some() != e.impersonation_actor.is_some() {
+            problems.push(
+                "europace: impersonation_subject and impersonation_actor go together".to_owned(),
+            );
+        }
         for (name, value) in [
             (
                 "europace.kundenbetreuer_partner_id",
@@ -289,6 +301,8 @@ impl Settings {
                 "kex_url": e.kex_url,
                 "client_id": e.client_id,
                 "client_secret": mask(&e.client_secret),
+                "impersonation_subject": e.impersonation_subject,
+                "impersonation_actor": e.impersonation_actor,
                 "kex_scope": e.kex_scope,
                 "partner_scope": e.partner_scope,
                 "kundenbetreuer_partner_id": e.kundenbetreuer_partner_id,
@@ -390,8 +404,9 @@ mod tests {
             ..Settings::default()
         };
         settings.europace.base_url = Some(Url::parse("https://example.invalid").unwrap());
+        settings.europace.impersonation_subject = Some("ABC12".into());
         let problems = settings.problems();
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
         settings.database_url = SecretString::from("postgres://u:geheim@db/x");
         let json = settings.masked_json().to_string();
         assert!(!json.contains("geheim"));

@@ -80,6 +80,12 @@ async fn europace(settings: &Settings) -> anyhow::Result<(EuropaceClient, Option
     if let Some(url) = &e.kex_url {
         config.kex_url = url.clone();
     }
+    if let (Some(subject), Some(actor)) = (&e.impersonation_subject, &e.impersonation_actor) {
+        config.impersonation = Some(europace_client::Impersonation {
+            subject: subject.clone(),
+            actor: actor.clone(),
+        });
+    }
     config.kex_scope.clone_from(&e.kex_scope);
     config.partner_scope.clone_from(&e.partner_scope);
     config.connect_timeout = Duration::from_millis(e.connect_timeout_ms);
