@@ -253,11 +253,11 @@ fn in_progress(id: Uuid) -> Problem {
 const TAKEN_OVER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `submit` returns an import still in progress when another writer took it over while this
-/// request was driving it: the background resume (of this process or another replica) takes
-/// imports unchanged for `2 * (connect + request timeout)`, which a partner step with retries can
-/// exceed. Answering that with 409 "retry shortly" would invite a partner without
-/// `Idempotency-Key` to send the lead again, creating a second case; so wait (bounded) for the
-/// other writer's outcome and answer that. (Found by the fault suite, issue 5.)
+/// request was driving it: this process never resumes its own in-flight imports, but another
+/// replica's background pass takes over imports unchanged for `2 * (connect + request timeout)`,
+/// which a partner step with retries can exceed. Answering that with 409 "retry shortly" would
+/// invite a partner without `Idempotency-Key` to send the lead again, creating a second case; so
+/// wait (bounded) for the other writer's outcome and answer that.
 async fn settle(state: &AppState, mut record: ImportRecord) -> ImportRecord {
     let deadline = std::time::Instant::now() + TAKEN_OVER_WAIT;
     while matches!(
@@ -302,7 +302,6 @@ pub async fn create(
     match outcome {
         Ok(record) => {
             let record = settle(&state, record).await;
-            // vorgang_imports_total was rendered by /metrics but never counted.
             state.metrics.observe_import(record.status.as_str());
             Ok(answer(&record))
         }
