@@ -22,6 +22,7 @@
 //! ```
 
 mod environment;
+pub mod kex;
 mod request;
 pub mod schema;
 mod strict_json;

@@ -133,6 +133,22 @@ pub struct ImportRequest {
     pub warnings: Vec<String>,
 }
 
+impl ImportRequest {
+    /// The validated [`Self::vorgang`] read into the types generated from the KEX schema
+    /// (see [`crate::kex`]). The map itself stays what is forwarded: members the schema does
+    /// not know are not part of the typed value, and `null` members read as `None`.
+    ///
+    /// A `vorgang` that passed validation always deserializes, with one exception: an
+    /// `integer` member above `i64::MAX` passes the validator (any JSON integer does) but does
+    /// not fit the generated `i64`.
+    ///
+    /// # Errors
+    /// The deserialization error for such an out-of-range integer.
+    pub fn vorgang_typed(&self) -> Result<crate::kex::Vorgang, serde_json::Error> {
+        serde::Deserialize::deserialize(&self.vorgang)
+    }
+}
+
 /// Parses and validates a request body, taking today's date (UTC) from the system clock for
 /// the rule that `geburtsdatum` lies in the past.
 ///
