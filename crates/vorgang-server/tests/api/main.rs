@@ -4,9 +4,11 @@
 mod auth_attacks;
 mod concurrency;
 mod corpus;
+mod external_idp;
 mod faults;
 mod health;
 mod helpers;
 mod import;
+mod openapi;
 mod resume;
 mod token;

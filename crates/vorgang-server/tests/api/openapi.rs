@@ -1,89 +1,13 @@
 //! `GET /openapi.json` and `GET /docs` of the real server: the document is OpenAPI 3.1 with every
 //! path and answer of the contract, its request schema accepts the published example and every
 //! valid fixture and refuses invalid ones, and the real answers match the documented schemas.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use europace_sandbox::{Sandbox, SandboxConfig, SandboxServer};
-use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
-use vorgang_server::auth::AuthService;
-use vorgang_server::settings::Settings;
-use vorgang_server::startup::Application;
-use vorgang_store::Store;
 
-// ---------------------------------------------------------------------------------------------
-// The server (the minimal part of tests/api/helpers.rs)
-// ---------------------------------------------------------------------------------------------
-
-struct TestApp {
-    address: String,
-    sandbox_url: String,
-    client_id: String,
-    client_secret: String,
-    http: reqwest::Client,
-    _sandbox_server: SandboxServer,
-    _dir: tempfile::TempDir,
-}
-
-async fn spawn_app() -> TestApp {
-    let sandbox_server = Sandbox::new(SandboxConfig::default())
-        .serve(TcpListener::bind("127.0.0.1:0").unwrap())
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings {
-        listen: "127.0.0.1:0".into(),
-        database_url: SecretString::from(format!(
-            "sqlite://{}/vorgang.db?mode=rwc",
-            dir.path().display()
-        )),
-        ..Settings::default()
-    };
-    settings.europace.base_url = Some(url::Url::parse(&sandbox_server.base_url()).unwrap());
-    settings.europace.client_id = Some("dkr".into());
-    settings.europace.client_secret = Some(SecretString::from("dkr-secret"));
-    settings.europace.connect_timeout_ms = 500;
-    settings.europace.request_timeout_ms = 1_500;
-
-    let store = Store::connect(settings.database_url.expose_secret())
-        .await
-        .unwrap();
-    let auth = AuthService::build(&settings, &store, String::new())
-        .await
-        .unwrap();
-    let client = auth
-        .register_client(
-            "Erika Partner".into(),
-            "erika@partner.example".into(),
-            "030 1234".into(),
-            "Vergleichsportal GmbH".into(),
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    store.close().await;
-
-    let application = Application::build(settings).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", application.port());
-    tokio::spawn(application.run_until_stopped());
-    TestApp {
-        address,
-        sandbox_url: sandbox_server.base_url(),
-        client_id: client.client_id,
-        client_secret: client.client_secret.expose_secret().to_owned(),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        _sandbox_server: sandbox_server,
-        _dir: dir,
-    }
-}
+use crate::helpers::{TestApp, seed, spawn_app};
 
 impl TestApp {
     async fn get(&self, path: &str) -> reqwest::Response {
@@ -103,48 +27,6 @@ impl TestApp {
             header(&response, "content-type")
         );
         response.json().await.unwrap()
-    }
-
-    async fn token(&self) -> String {
-        let response = self
-            .http
-            .post(format!("{}/oauth2/token", self.address))
-            .basic_auth(&self.client_id, Some(&self.client_secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-
-    async fn post_vorgang(
-        &self,
-        token: Option<&str>,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(format!("{}/vorgang", self.address))
-            .header("Content-Type", content_type)
-            .body(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.unwrap()
-    }
-
-    async fn sandbox_fault(&self, fault: Value) {
-        let response = self
-            .http
-            .post(format!("{}/_sandbox/faults", self.sandbox_url))
-            .json(&fault)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "fault not accepted");
     }
 }
 
@@ -249,10 +131,6 @@ async fn assert_documented(
         "{method} {path} {status}: the real body does not match the documented schema: {found:?}\n{body}"
     );
     body
-}
-
-fn seed() -> Value {
-    serde_json::from_str(include_str!("../../../examples/seed-request.json")).unwrap()
 }
 
 fn fixtures_dir(kind: &str) -> PathBuf {
@@ -780,7 +658,13 @@ async fn real_answers_match_the_documented_schemas() {
 
     // 201 and GET.
     let response = app
-        .post_vorgang(Some(&token), "application/json", seed_body.clone())
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            seed_body.clone(),
+            None,
+        )
         .await;
     assert_eq!(response.status(), 201);
     let created = assert_documented(doc, "/vorgang", "post", response).await;
@@ -806,10 +690,12 @@ async fn real_answers_match_the_documented_schemas() {
 
     // The form label is accepted for the same JSON body.
     let response = app
-        .post_vorgang(
+        .post_vorgang_raw(
+            "",
             Some(&token),
-            "application/x-www-form-urlencoded",
+            Some("application/x-www-form-urlencoded"),
             seed_body.clone(),
+            None,
         )
         .await;
     assert_eq!(response.status(), 201);
@@ -817,22 +703,40 @@ async fn real_answers_match_the_documented_schemas() {
 
     // Errors.
     let response = app
-        .post_vorgang(None, "application/json", seed_body.clone())
+        .post_vorgang_raw("", None, Some("application/json"), seed_body.clone(), None)
         .await;
     assert_eq!(response.status(), 401);
     assert_documented(doc, "/vorgang", "post", response).await;
     let response = app
-        .post_vorgang(Some(&token), "text/plain", seed_body.clone())
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("text/plain"),
+            seed_body.clone(),
+            None,
+        )
         .await;
     assert_eq!(response.status(), 415);
     assert_documented(doc, "/vorgang", "post", response).await;
     let response = app
-        .post_vorgang(Some(&token), "application/json", b"{\"a\":".to_vec())
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            b"{\"a\":".to_vec(),
+            None,
+        )
         .await;
     assert_eq!(response.status(), 400);
     assert_documented(doc, "/vorgang", "post", response).await;
     let response = app
-        .post_vorgang(Some(&token), "application/json", vec![b' '; 256 * 1024 + 1])
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            vec![b' '; 256 * 1024 + 1],
+            None,
+        )
         .await;
     assert_eq!(response.status(), 413);
     assert_documented(doc, "/vorgang", "post", response).await;
@@ -840,10 +744,12 @@ async fn real_answers_match_the_documented_schemas() {
     invalid["tippgeber"]["anrede"] = json!("DIVERS");
     invalid["vorgang"]["finanzbedarf"]["finanzierungswunsch"]["laufzeitInMonaten"] = json!(0);
     let response = app
-        .post_vorgang(
+        .post_vorgang_raw(
+            "",
             Some(&token),
-            "application/json",
+            Some("application/json"),
             serde_json::to_vec(&invalid).unwrap(),
+            None,
         )
         .await;
     assert_eq!(response.status(), 422);
@@ -861,7 +767,13 @@ async fn real_answers_match_the_documented_schemas() {
     ] {
         app.sandbox_fault(fault).await;
         let response = app
-            .post_vorgang(Some(&token), "application/json", seed_body.clone())
+            .post_vorgang_raw(
+                "",
+                Some(&token),
+                Some("application/json"),
+                seed_body.clone(),
+                None,
+            )
             .await;
         assert_eq!(response.status(), status);
         let problem = assert_documented(doc, "/vorgang", "post", response).await;

@@ -1,143 +1,33 @@
 //! The real server with an external identity provider (`auth.mode` `jwks` and `introspection`), played by wiremock.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
-
-use std::net::TcpListener;
-use std::time::Duration;
 
 use auth::IMPORT_SCOPE;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use europace_sandbox::{Sandbox, SandboxConfig, SandboxServer};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
-use vorgang_server::auth::AuthService;
-use vorgang_server::settings::{AuthMode, Settings};
-use vorgang_server::startup::Application;
-use vorgang_store::Store;
+use vorgang_server::settings::AuthMode;
 use wiremock::matchers::{basic_auth, body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{Db, TestApp, seed, spawn_app_with};
 
 const IDP_ISSUER: &str = "https://idp.example";
 const IDP_KID: &str = "idp-key-1";
 const INVALID_TOKEN: &str = "Bearer realm=\"vorgang\", error=\"invalid_token\"";
 
-/// The server on a random port with a fresh SQLite database, its own sandbox and one builtin
-/// client (to show that our own tokens do not count in the external modes).
-struct App {
-    address: String,
-    sandbox_url: String,
-    client_id: String,
-    client_secret: String,
-    http: reqwest::Client,
-    _sandbox: SandboxServer,
-    _dir: tempfile::TempDir,
-}
-
-async fn spawn(configure: impl FnOnce(&mut Settings)) -> App {
-    let sandbox = Sandbox::new(SandboxConfig::default())
-        .serve(TcpListener::bind("127.0.0.1:0").unwrap())
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings {
-        listen: "127.0.0.1:0".into(),
-        database_url: SecretString::from(format!(
-            "sqlite://{}/vorgang.db?mode=rwc",
-            dir.path().display()
-        )),
-        ..Settings::default()
-    };
-    settings.europace.base_url = Some(url::Url::parse(&sandbox.base_url()).unwrap());
-    settings.europace.client_id = Some("dkr".into());
-    settings.europace.client_secret = Some(SecretString::from("dkr-secret"));
-    configure(&mut settings);
-
-    let store = Store::connect(settings.database_url.expose_secret())
-        .await
-        .unwrap();
-    let client = AuthService::build(&settings, &store, String::new())
-        .await
-        .unwrap()
-        .register_client(
-            "Erika Partner".into(),
-            "erika@partner.example".into(),
-            "030 1234".into(),
-            "Vergleichsportal GmbH".into(),
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    store.close().await;
-
-    let application = Application::build(settings).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", application.port());
-    tokio::spawn(application.run_until_stopped());
-    App {
-        address,
-        sandbox_url: sandbox.base_url(),
-        client_id: client.client_id,
-        client_secret: client.client_secret.expose_secret().to_owned(),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap(),
-        _sandbox: sandbox,
-        _dir: dir,
-    }
-}
-
-impl App {
-    async fn post_vorgang(&self, token: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/vorgang", self.address))
-            .bearer_auth(token)
-            .json(&seed())
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn imports(&self) -> usize {
-        let imports: Value = self
-            .http
-            .get(format!("{}/_sandbox/vorgaenge", self.sandbox_url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        imports.as_array().unwrap().len()
-    }
-
-    /// A token of our own (builtin) token endpoint.
-    async fn builtin_token(&self) -> String {
-        let response = self
-            .http
-            .post(format!("{}/oauth2/token", self.address))
-            .basic_auth(&self.client_id, Some(&self.client_secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let body: Value = response.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-}
-
-fn seed() -> Value {
-    serde_json::from_str(include_str!("../../../examples/seed-request.json")).unwrap()
-}
-
-async fn assert_refused(app: &App, token: &str, status: u16, challenge: &str) {
-    let before = app.imports().await;
-    let response = app.post_vorgang(token).await;
+async fn assert_refused(app: &TestApp, token: &str, status: u16, challenge: &str) {
+    let before = app.sandbox_imports().await.len();
+    let response = app.post_vorgang(token, &seed()).await;
     assert_eq!(response.status().as_u16(), status);
     assert_eq!(response.headers()["www-authenticate"], challenge);
-    assert_eq!(app.imports().await, before, "nothing reached the sandbox");
+    assert_eq!(
+        app.sandbox_imports().await.len(),
+        before,
+        "nothing reached the sandbox"
+    );
 }
 
 /// The IdP: an Ed25519 key pair of its own.
@@ -182,7 +72,7 @@ impl Idp {
     }
 }
 
-async fn jwks_app(idp: &Idp, expected_fetches: u64) -> (App, MockServer) {
+async fn jwks_app(idp: &Idp, expected_fetches: u64) -> (TestApp, MockServer) {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/realms/partners/protocol/openid-connect/certs"))
@@ -194,7 +84,7 @@ async fn jwks_app(idp: &Idp, expected_fetches: u64) -> (App, MockServer) {
         "{}/realms/partners/protocol/openid-connect/certs",
         server.uri()
     );
-    let app = spawn(|settings| {
+    let app = spawn_app_with(Db::Sqlite, |settings| {
         settings.auth.mode = AuthMode::Jwks;
         settings.auth.jwks_url = Some(url::Url::parse(&jwks_url).unwrap());
         settings.auth.issuer = Some(IDP_ISSUER.to_owned());
@@ -210,12 +100,12 @@ async fn jwks_mode_accepts_the_idps_tokens_and_fetches_its_jwks_once() {
 
     for _ in 0..2 {
         let token = idp.sign(Some("at+jwt"), &idp.claims());
-        let response = app.post_vorgang(&token).await;
+        let response = app.post_vorgang(&token, &seed()).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let body: Value = response.json().await.unwrap();
         assert!(body["drkleinrkVorgangsnummer"].is_string());
     }
-    assert_eq!(app.imports().await, 2);
+    assert_eq!(app.sandbox_imports().await.len(), 2);
 
     // The same key, but what the IdP says must be right too (no further JWKS fetch: the kid is
     // known).
@@ -254,7 +144,7 @@ async fn jwks_mode_refuses_tokens_of_our_own_builtin_endpoint() {
     let idp = Idp::new();
     let (app, server) = jwks_app(&idp, 1).await;
     // The builtin token endpoint still answers, but its tokens are not the IdP's.
-    let token = app.builtin_token().await;
+    let token = app.token().await;
     assert_refused(&app, &token, 401, INVALID_TOKEN).await;
     // A token of another key claiming the IdP's kid.
     let impostor = Idp::new();
@@ -268,13 +158,13 @@ async fn jwks_mode_refuses_tokens_of_our_own_builtin_endpoint() {
     server.verify().await;
 }
 
-async fn introspection_app() -> (App, MockServer) {
+async fn introspection_app() -> (TestApp, MockServer) {
     let server = MockServer::start().await;
     let url = format!(
         "{}/realms/partners/protocol/openid-connect/token/introspect",
         server.uri()
     );
-    let app = spawn(|settings| {
+    let app = spawn_app_with(Db::Sqlite, |settings| {
         settings.auth.mode = AuthMode::Introspection;
         settings.auth.introspection_url = Some(url::Url::parse(&url).unwrap());
         settings.auth.client_id = Some("vorgang-api".into());
@@ -330,9 +220,9 @@ async fn introspection_mode_accepts_active_tokens_and_refuses_inactive_ones() {
     )
     .await;
 
-    let response = app.post_vorgang("active-opaque-token").await;
+    let response = app.post_vorgang("active-opaque-token", &seed()).await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(app.imports().await, 1);
+    assert_eq!(app.sandbox_imports().await.len(), 1);
     assert_refused(&app, "revoked-opaque-token", 401, INVALID_TOKEN).await;
     assert_refused(
         &app,
@@ -343,7 +233,7 @@ async fn introspection_mode_accepts_active_tokens_and_refuses_inactive_ones() {
     .await;
     assert_refused(&app, "foreign-issuer-token", 401, INVALID_TOKEN).await;
     // No cache: every request asks again (a revocation at the IdP applies at once).
-    let response = app.post_vorgang("active-opaque-token").await;
+    let response = app.post_vorgang("active-opaque-token", &seed()).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     server.verify().await;
 }
@@ -355,8 +245,8 @@ async fn introspection_mode_unreachable_idp_is_503_not_401() {
         .respond_with(ResponseTemplate::new(500))
         .mount(&server)
         .await;
-    let response = app.post_vorgang("some-opaque-token").await;
+    let response = app.post_vorgang("some-opaque-token", &seed()).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().get("www-authenticate").is_none());
-    assert_eq!(app.imports().await, 0);
+    assert_eq!(app.sandbox_imports().await.len(), 0);
 }
