@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
-use vorgang_core::{
-    BuiltinCrm, ImportStatus, Importer, ImporterConfig, Ports, RandomIds, Resolution, SystemClock,
-};
+use vorgang_core::{ImportStatus, Importer, Resolution};
 use vorgang_store::Store;
 
 use crate::auth::AuthService;
@@ -152,21 +150,7 @@ async fn clients(settings: Settings, command: ClientsCommand) -> anyhow::Result<
 /// step, which never calls Europace, so unreachable adapters are fine here.
 fn operator_importer(settings: &Settings, store: &Store) -> Importer {
     let offline = Arc::new(vorgang_core::memory::InMemoryEuropace::default());
-    Importer::new(
-        ImporterConfig {
-            kundenbetreuer_partner_id: settings.europace.kundenbetreuer_partner_id.clone(),
-            tippgeber_parent_id: settings.europace.tippgeber_parent_id.clone(),
-            test_tippgeber_parent_id: settings.europace.test_tippgeber_parent_id.clone(),
-        },
-        Ports {
-            store: store.as_import_store(),
-            partners: offline.clone(),
-            kex: offline,
-            crm: Arc::new(BuiltinCrm),
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(RandomIds),
-        },
-    )
+    crate::startup::importer(settings, store, offline.clone(), offline)
 }
 
 async fn imports(settings: Settings, command: ImportsCommand) -> anyhow::Result<ExitCode> {

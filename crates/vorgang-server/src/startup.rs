@@ -10,7 +10,10 @@ use anyhow::Context as _;
 use europace_client::{EuropaceClient, EuropaceConfig};
 use europace_sandbox::{Sandbox, SandboxConfig, SandboxServer};
 use secrecy::{ExposeSecret, SecretString};
-use vorgang_core::{BuiltinCrm, Importer, ImporterConfig, Ports, RandomIds, SystemClock};
+use vorgang_core::{
+    BuiltinCrm, Importer, ImporterConfig, KexImporter, PartnerDirectory, Ports, RandomIds,
+    SystemClock,
+};
 use vorgang_store::Store;
 
 use crate::auth::{AuthService, DemoClient};
@@ -94,6 +97,31 @@ async fn europace(settings: &Settings) -> anyhow::Result<(EuropaceClient, Option
     Ok((client, sandbox))
 }
 
+/// The import use case over `store` and the given Europace adapters, configured by `settings`.
+#[must_use]
+pub fn importer(
+    settings: &Settings,
+    store: &Store,
+    partners: Arc<dyn PartnerDirectory>,
+    kex: Arc<dyn KexImporter>,
+) -> Importer {
+    Importer::new(
+        ImporterConfig {
+            kundenbetreuer_partner_id: settings.europace.kundenbetreuer_partner_id.clone(),
+            tippgeber_parent_id: settings.europace.tippgeber_parent_id.clone(),
+            test_tippgeber_parent_id: settings.europace.test_tippgeber_parent_id.clone(),
+        },
+        Ports {
+            store: store.as_import_store(),
+            partners,
+            kex,
+            crm: Arc::new(BuiltinCrm),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+        },
+    )
+}
+
 impl Application {
     /// Connects the database, starts the sandbox if needed, binds the listener and prepares the
     /// HTTP server (not yet polled: call [`Application::run_until_stopped`]).
@@ -109,20 +137,11 @@ impl Application {
             .await
             .context("connecting the database")?;
         let (europace, sandbox) = europace(&settings).await?;
-        let importer = Importer::new(
-            ImporterConfig {
-                kundenbetreuer_partner_id: settings.europace.kundenbetreuer_partner_id.clone(),
-                tippgeber_parent_id: settings.europace.tippgeber_parent_id.clone(),
-                test_tippgeber_parent_id: settings.europace.test_tippgeber_parent_id.clone(),
-            },
-            Ports {
-                store: store.as_import_store(),
-                partners: europace.partner_directory(),
-                kex: europace.kex_importer(),
-                crm: Arc::new(BuiltinCrm),
-                clock: Arc::new(SystemClock),
-                ids: Arc::new(RandomIds),
-            },
+        let importer = importer(
+            &settings,
+            &store,
+            europace.partner_directory(),
+            europace.kex_importer(),
         );
 
         let listener = TcpListener::bind(&settings.listen)
