@@ -81,15 +81,18 @@ pub enum ImportError {
         /// The running import.
         id: Uuid,
     },
-    /// The store failed before the import was stored: nothing happened (HTTP 503).
+    /// The store failed before the import was stored: nothing happened (HTTP 503, retry welcome).
     #[error("storage unavailable: {0}")]
     Store(#[from] StoreError),
-    /// The store failed after the KEX import may have been sent: the import stays `SENDING` and is
-    /// marked `IN_DOUBT` when resumed (HTTP 504).
-    #[error("storage failed after sending import {id}: {source}")]
-    StoreAfterSend {
-        /// The affected import.
-        id: Uuid,
+    /// The import was stored, but a later state could not be stored (the database failed
+    /// mid-way). Nothing is lost and nothing may be sent again by the partner: `record` is the
+    /// import as last stored, and the background resume drives it on from there
+    /// ([`Importer::resume_stale`]; a `SENDING` one becomes `IN_DOUBT`). The answer must name the
+    /// import and its state, never "nothing was stored".
+    #[error("storage failed after import {} was stored as {}: {source}", .record.id, .record.status)]
+    Unfinished {
+        /// The import as last stored.
+        record: Box<ImportRecord>,
         /// The store's error.
         source: StoreError,
     },
@@ -298,7 +301,8 @@ impl Importer {
     /// unavailable is attempted again under the same id.
     ///
     /// # Errors
-    /// See [`ImportError`]: nothing was stored for `IdempotencyKeyReused`, `InProgress` and `Store`.
+    /// See [`ImportError`]: nothing was stored for `IdempotencyKeyReused`, `InProgress` and `Store`;
+    /// `Unfinished` carries the import as it was stored before the database failed.
     pub async fn submit(&self, new: NewImport<'_>) -> Result<ImportRecord, ImportError> {
         let now = self.ports.clock.now();
         let stored = StoredRequest::from_request(&new.request);
@@ -361,21 +365,34 @@ impl Importer {
                     messages: attempt.messages,
                     attempts: existing.attempts.saturating_add(1),
                     updated_at: self.ports.clock.now(),
-                    ..existing
+                    ..existing.clone()
                 };
-                if self
-                    .ports
-                    .store
-                    .update(&retry, ImportStatus::Failed)
-                    .await?
-                {
-                    tracing::info!(import = %retry.id, attempt = retry.attempts, "retrying import after Europace was unavailable");
-                    self.advance(retry).await
-                } else {
-                    Err(ImportError::InProgress { id: retry.id })
+                // The import exists (FAILED, retryable): a store error here changed nothing, and
+                // the answer names the import as it stands.
+                match self.ports.store.update(&retry, ImportStatus::Failed).await {
+                    Ok(true) => {
+                        tracing::info!(import = %retry.id, attempt = retry.attempts, "retrying import after Europace was unavailable");
+                        self.advance(retry).await
+                    }
+                    Ok(false) => Err(ImportError::InProgress { id: retry.id }),
+                    Err(source) => Err(Self::unfinished(&existing, source)),
                 }
             }
             _ => Ok(existing),
+        }
+    }
+
+    /// The error for a store failure after `last_stored` was stored: logged once, here.
+    fn unfinished(last_stored: &ImportRecord, source: StoreError) -> ImportError {
+        tracing::error!(
+            import = %last_stored.id,
+            status = %last_stored.status,
+            error = %source,
+            "could not store the next state of an import; it stays as stored and is resumed later"
+        );
+        ImportError::Unfinished {
+            record: Box::new(last_stored.clone()),
+            source,
         }
     }
 
@@ -384,45 +401,51 @@ impl Importer {
     /// it as that process left it.
     ///
     /// # Errors
-    /// [`ImportError::Store`] if a state could not be stored before sending (the import stays in
-    /// its last stored state and is resumed later), [`ImportError::StoreAfterSend`] if the outcome
-    /// of a KEX import could not be stored.
+    /// [`ImportError::Unfinished`] if a state could not be stored: the import stays in its last
+    /// stored state (carried by the error) and is resumed later.
     pub async fn advance(&self, mut record: ImportRecord) -> Result<ImportRecord, ImportError> {
         let Some(_in_flight) = InFlight::claim(&self.in_flight, record.id) else {
             // Already driven by another task of this process: report what is stored.
-            return self.current(record.id).await;
+            return self.current_or_unfinished(&record).await;
         };
         loop {
-            let id = record.id;
             let stored = match record.status {
                 ImportStatus::Accepted => {
-                    let next = self.partner_step(record).await;
-                    self.save(&next, ImportStatus::Accepted)
-                        .await?
-                        .then_some(next)
+                    let next = self
+                        .partner_step(&record)
+                        .await
+                        .map_err(|source| Self::unfinished(&record, source))?;
+                    self.save_after(&record, next).await?
                 }
-                ImportStatus::PartnerReady => self.kex_step(record).await?,
+                ImportStatus::PartnerReady => self.kex_step(&record).await?,
                 ImportStatus::Imported => {
-                    let next = self.crm_step(record).await;
+                    let next = self.crm_step(&record).await;
                     if next.status == ImportStatus::Imported {
                         // CRM unavailable: stays IMPORTED, resumed later.
                         return Ok(next);
                     }
-                    self.save(&next, ImportStatus::Imported)
-                        .await
-                        .map_err(|source| ImportError::StoreAfterSend {
-                            id: next.id,
-                            source,
-                        })?
-                        .then_some(next)
+                    self.save_after(&record, next).await?
                 }
                 _ => return Ok(record),
             };
             match stored {
                 Some(next) => record = next,
                 // Another writer changed the import: leave it to them, report what is stored.
-                None => return self.current(id).await,
+                None => return self.current_or_unfinished(&record).await,
             }
+        }
+    }
+
+    /// Stores `next` over `last_stored` (compare-and-set on its status). `None` when another
+    /// writer changed the import first.
+    async fn save_after(
+        &self,
+        last_stored: &ImportRecord,
+        next: ImportRecord,
+    ) -> Result<Option<ImportRecord>, ImportError> {
+        match self.save(&next, last_stored.status).await {
+            Ok(stored) => Ok(stored.then_some(next)),
+            Err(source) => Err(Self::unfinished(last_stored, source)),
         }
     }
 
@@ -442,6 +465,19 @@ impl Importer {
 
     async fn current(&self, id: Uuid) -> Result<ImportRecord, ImportError> {
         self.ports.store.get(id).await?.ok_or(ImportError::NotFound)
+    }
+
+    /// The import as stored now; if the store cannot be read, `known` (as last stored by us)
+    /// carried by [`ImportError::Unfinished`].
+    async fn current_or_unfinished(
+        &self,
+        known: &ImportRecord,
+    ) -> Result<ImportRecord, ImportError> {
+        match self.ports.store.get(known.id).await {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(ImportError::NotFound),
+            Err(source) => Err(Self::unfinished(known, source)),
+        }
     }
 
     fn stored_request(record: &ImportRecord) -> Option<StoredRequest> {
@@ -480,56 +516,62 @@ impl Importer {
         }
     }
 
-    async fn partner_step(&self, record: ImportRecord) -> ImportRecord {
-        let Some(request) = Self::stored_request(&record) else {
+    /// The Tippgeber step: the next record (`PARTNER_READY`, or `FAILED` when Europace failed).
+    ///
+    /// # Errors
+    /// A store error reading or saving the Tippgeber mapping: the import stays `ACCEPTED`.
+    async fn partner_step(&self, record: &ImportRecord) -> Result<ImportRecord, StoreError> {
+        let Some(request) = Self::stored_request(record) else {
             let failure = Failure {
                 kind: FailureKind::Rejected,
                 detail: "stored request is missing or unreadable".to_owned(),
             };
-            return self.finish(record, ImportStatus::Failed, Some(failure));
+            return Ok(self.finish(record.clone(), ImportStatus::Failed, Some(failure)));
         };
-        match self.ensure_tippgeber(&record, &request.tippgeber).await {
+        match self.ensure_tippgeber(record, &request.tippgeber).await? {
             Ok(partner_id) => {
-                let mut record = record;
-                record.tippgeber_partner_id = Some(partner_id);
-                self.finish(record, ImportStatus::PartnerReady, None)
+                let mut next = record.clone();
+                next.tippgeber_partner_id = Some(partner_id);
+                Ok(self.finish(next, ImportStatus::PartnerReady, None))
             }
             Err(error) => {
                 tracing::warn!(import = %record.id, error = %error, "Tippgeber step failed");
                 let failure = Self::failure_of(&error);
-                self.finish(record, ImportStatus::Failed, Some(failure))
+                Ok(self.finish(record.clone(), ImportStatus::Failed, Some(failure)))
             }
         }
     }
 
+    /// The Tippgeber's partnerId: stored from an earlier import, found at Europace under the
+    /// environment's parent, or created there. The outer error is our store's (the import stays
+    /// as it is), the inner one Europace's (the import fails).
     async fn ensure_tippgeber(
         &self,
         record: &ImportRecord,
         tippgeber: &StoredTippgeber,
-    ) -> Result<String, EuropaceError> {
-        let store_error = |e: StoreError| EuropaceError::Unavailable {
-            reason: format!("partner mapping: {e}"),
-            retry_after: None,
-        };
+    ) -> Result<Result<String, EuropaceError>, StoreError> {
         let externe = &record.tippgeber_externe_partner_id;
         if let Some(known) = self
             .ports
             .store
             .tippgeber_partner_id(record.environment, externe)
-            .await
-            .map_err(store_error)?
+            .await?
         {
-            return Ok(known);
+            return Ok(Ok(known));
         }
         let trace = TraceId::for_import(record.id);
         let parent = self.config.tippgeber_parent(record.environment);
-        let found = self
+        let found = match self
             .ports
             .partners
             .find_by_externe_partner_id(externe, &trace)
-            .await?
-            .into_iter()
-            .find(|p| p.parent_partner_id.as_deref() == Some(parent));
+            .await
+        {
+            Ok(found) => found
+                .into_iter()
+                .find(|p| p.parent_partner_id.as_deref() == Some(parent)),
+            Err(error) => return Ok(Err(error)),
+        };
         let partner_id = if let Some(found) = found {
             found.partner_id
         } else {
@@ -541,40 +583,41 @@ impl Importer {
                 email: tippgeber.email.clone(),
                 telefonnummer: tippgeber.telefon.clone(),
             };
-            self.ports
+            match self
+                .ports
                 .partners
                 .create_tippgeber(parent, &new, &trace)
-                .await?
+                .await
+            {
+                Ok(partner_id) => partner_id,
+                Err(error) => return Ok(Err(error)),
+            }
         };
         self.ports
             .store
             .save_tippgeber_partner_id(record.environment, externe, &partner_id)
-            .await
-            .map_err(store_error)?;
-        Ok(partner_id)
+            .await?;
+        Ok(Ok(partner_id))
     }
 
     /// Stores `SENDING`, sends the KEX import and stores its outcome. `None` when another writer
     /// changed the import first.
-    async fn kex_step(&self, record: ImportRecord) -> Result<Option<ImportRecord>, ImportError> {
+    async fn kex_step(&self, record: &ImportRecord) -> Result<Option<ImportRecord>, ImportError> {
         let (Some(request), Some(tippgeber_partner_id)) = (
-            Self::stored_request(&record),
+            Self::stored_request(record),
             record.tippgeber_partner_id.clone(),
         ) else {
             let failure = Failure {
                 kind: FailureKind::Rejected,
                 detail: "stored request or Tippgeber partnerId is missing".to_owned(),
             };
-            let failed = self.finish(record, ImportStatus::Failed, Some(failure));
-            return Ok(self
-                .save(&failed, ImportStatus::PartnerReady)
-                .await?
-                .then_some(failed));
+            let failed = self.finish(record.clone(), ImportStatus::Failed, Some(failure));
+            return self.save_after(record, failed).await;
         };
-        let sending = self.finish(record, ImportStatus::Sending, None);
-        if !self.save(&sending, ImportStatus::PartnerReady).await? {
+        let sending = self.finish(record.clone(), ImportStatus::Sending, None);
+        let Some(sending) = self.save_after(record, sending).await? else {
             return Ok(None);
-        }
+        };
         let body = request.kex_body(
             sending.id,
             &self.config.kundenbetreuer_partner_id,
@@ -589,7 +632,7 @@ impl Importer {
         let next = match outcome {
             Ok(imported) => {
                 tracing::info!(import = %sending.id, "KEX import created");
-                let mut record = sending;
+                let mut record = sending.clone();
                 let ours = std::mem::take(&mut record.messages);
                 record.messages = imported.messages;
                 record.messages.extend(ours);
@@ -610,29 +653,24 @@ impl Importer {
                 if status == ImportStatus::InDoubt {
                     failure.kind = FailureKind::InDoubt;
                 }
-                self.finish(sending, status, Some(failure))
+                self.finish(sending.clone(), status, Some(failure))
             }
         };
-        let stored = self
-            .save(&next, ImportStatus::Sending)
-            .await
-            .map_err(|source| ImportError::StoreAfterSend {
-                id: next.id,
-                source,
-            })?;
-        Ok(stored.then_some(next))
+        // A store error here leaves the import SENDING: the resume makes it IN_DOUBT, never
+        // sending it again.
+        self.save_after(&sending, next).await
     }
 
-    async fn crm_step(&self, record: ImportRecord) -> ImportRecord {
-        match self.ports.crm.crm_kennung(&record).await {
+    async fn crm_step(&self, record: &ImportRecord) -> ImportRecord {
+        match self.ports.crm.crm_kennung(record).await {
             Ok(kennung) => {
-                let mut record = record;
+                let mut record = record.clone();
                 record.crm_kennung = Some(kennung);
                 self.finish(record, ImportStatus::Completed, None)
             }
             Err(error) => {
                 tracing::warn!(import = %record.id, error = %error, "CRM id not available; import stays IMPORTED");
-                record
+                record.clone()
             }
         }
     }

@@ -569,3 +569,186 @@ async fn resume_never_takes_over_an_import_this_process_is_driving() {
     assert_eq!(record.status, ImportStatus::Completed);
     assert_eq!(h.europace.imports().len(), 1);
 }
+
+/// An [`ImportStore`] whose `n`-th write (insert, update, Tippgeber mapping) fails, as a full
+/// disk would, until healed.
+struct FailingStore {
+    inner: InMemoryImportStore,
+    writes: std::sync::atomic::AtomicUsize,
+    fail_at: usize,
+    healed: std::sync::atomic::AtomicBool,
+}
+
+impl FailingStore {
+    fn write(&self) -> Result<(), vorgang_core::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.writes.fetch_add(1, SeqCst) + 1;
+        if n >= self.fail_at && !self.healed.load(SeqCst) {
+            return Err(vorgang_core::StoreError::Unavailable("disk full".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ImportStore for FailingStore {
+    async fn insert(
+        &self,
+        record: &ImportRecord,
+    ) -> Result<vorgang_core::InsertOutcome, vorgang_core::StoreError> {
+        self.write()?;
+        self.inner.insert(record).await
+    }
+    async fn update(
+        &self,
+        record: &ImportRecord,
+        expected: ImportStatus,
+    ) -> Result<bool, vorgang_core::StoreError> {
+        self.write()?;
+        self.inner.update(record, expected).await
+    }
+    async fn get(&self, id: uuid::Uuid) -> Result<Option<ImportRecord>, vorgang_core::StoreError> {
+        self.inner.get(id).await
+    }
+    async fn list(
+        &self,
+        status: Option<ImportStatus>,
+    ) -> Result<Vec<ImportRecord>, vorgang_core::StoreError> {
+        self.inner.list(status).await
+    }
+    async fn purge_finished_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, vorgang_core::StoreError> {
+        self.inner.purge_finished_before(cutoff).await
+    }
+    async fn tippgeber_partner_id(
+        &self,
+        environment: Environment,
+        externe_partner_id: &str,
+    ) -> Result<Option<String>, vorgang_core::StoreError> {
+        self.inner
+            .tippgeber_partner_id(environment, externe_partner_id)
+            .await
+    }
+    async fn save_tippgeber_partner_id(
+        &self,
+        environment: Environment,
+        externe_partner_id: &str,
+        partner_id: &str,
+    ) -> Result<(), vorgang_core::StoreError> {
+        self.write()?;
+        self.inner
+            .save_tippgeber_partner_id(environment, externe_partner_id, partner_id)
+            .await
+    }
+    async fn ping(&self) -> Result<(), vorgang_core::StoreError> {
+        self.inner.ping().await
+    }
+}
+
+/// Issue 8 (HIGH 2): for every write of the happy path failing in turn, the error names what is
+/// stored; "nothing stored" (`ImportError::Store`) only when the very first write (the insert)
+/// failed. Once the store works again, the resume finishes each stored import with at most one
+/// KEX import, and one whose outcome was lost after sending is never sent again.
+#[tokio::test]
+async fn a_store_failing_on_the_nth_write_never_loses_or_doubles_the_import() {
+    // The happy path writes: insert, Tippgeber mapping, PARTNER_READY, SENDING, IMPORTED,
+    // COMPLETED. Per failing write: the state the error reports, the state after the resume, and
+    // how many KEX imports reached Europace.
+    let cases = [
+        (1, None, None, 0),
+        (
+            2,
+            Some(ImportStatus::Accepted),
+            Some(ImportStatus::Completed),
+            1,
+        ),
+        (
+            3,
+            Some(ImportStatus::Accepted),
+            Some(ImportStatus::Completed),
+            1,
+        ),
+        (
+            4,
+            Some(ImportStatus::PartnerReady),
+            Some(ImportStatus::Completed),
+            1,
+        ),
+        (
+            5,
+            Some(ImportStatus::Sending),
+            Some(ImportStatus::InDoubt),
+            1,
+        ),
+        (
+            6,
+            Some(ImportStatus::Imported),
+            Some(ImportStatus::Completed),
+            1,
+        ),
+    ];
+    for (fail_at, reported, resumed, kex_imports) in cases {
+        let h = harness();
+        let store = Arc::new(FailingStore {
+            inner: InMemoryImportStore::new(),
+            writes: std::sync::atomic::AtomicUsize::new(0),
+            fail_at,
+            healed: std::sync::atomic::AtomicBool::new(false),
+        });
+        let importer = Importer::new(
+            ImporterConfig {
+                kundenbetreuer_partner_id: "KBT01".into(),
+                tippgeber_parent_id: "TGP01".into(),
+                test_tippgeber_parent_id: "TGT01".into(),
+            },
+            Ports {
+                store: store.clone(),
+                partners: h.europace.clone(),
+                kex: h.europace.clone(),
+                crm: Arc::new(BuiltinCrm),
+                clock: h.clock.clone(),
+                ids: Arc::new(RandomIds),
+            },
+        );
+        let outcome = importer
+            .submit(NewImport {
+                client_id: "client-a",
+                environment: Environment::Test,
+                idempotency_key: None,
+                raw_body: b"a",
+                request: request("42"),
+            })
+            .await;
+        let id = match (outcome, reported) {
+            (Err(ImportError::Store(_)), None) => {
+                assert!(store.inner.list(None).await.unwrap().is_empty());
+                continue;
+            }
+            (Err(ImportError::Unfinished { record, .. }), Some(status)) => {
+                assert_eq!(record.status, status, "write {fail_at}");
+                let stored = store.inner.get(record.id).await.unwrap().unwrap();
+                assert_eq!(stored.status, status, "write {fail_at}: reported as stored");
+                record.id
+            }
+            (other, _) => panic!("write {fail_at} failing: unexpected {other:?}"),
+        };
+
+        store
+            .healed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        h.clock.advance(chrono::Duration::minutes(5));
+        importer
+            .resume_stale(Duration::from_secs(60))
+            .await
+            .unwrap();
+        let after = store.inner.get(id).await.unwrap().unwrap();
+        assert_eq!(
+            Some(after.status),
+            resumed,
+            "write {fail_at}: after the resume"
+        );
+        assert_eq!(h.europace.imports().len(), kex_imports, "write {fail_at}");
+    }
+}

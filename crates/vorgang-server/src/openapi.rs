@@ -38,7 +38,7 @@ use vorgang_model::schema::{ROOT_SCHEMA_FILE, SCHEMA_FILES, SCHEMA_LICENSE};
 use vorgang_model::{MAX_BODY_BYTES, MAX_CUSTOM_ENTRIES, MAX_KOMMENTAR_CHARS, MAX_KOMMENTARE};
 
 use crate::problem::Problem;
-use crate::routes::vorgang::{ImportCreated, ImportView, MAX_IDEMPOTENCY_KEY_LEN};
+use crate::routes::vorgang::{ImportCreated, ImportPending, ImportView, MAX_IDEMPOTENCY_KEY_LEN};
 
 /// Path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -56,6 +56,7 @@ pub const OWN_SCHEMA_NAMES: &[&str] = &[
     "PartnerDaten",
     "CustomEntry",
     "ImportCreated",
+    "ImportPending",
     "ImportView",
     "ImportStatus",
     "Environment",
@@ -395,6 +396,12 @@ fn jwks() {}
                 ("Cache-Control" = String, description = "`no-store`"),
             ),
             example = json!({"drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "europaceVorgangsnummer": "AB1234", "crmKennung": "DKR-AB1267", "messages": ["WARN unknown-field /vorgang/antragsteller1/foo"]})),
+        (status = 202, description = "Stored, but not finished when the request ended (our database failed mid-way, or another replica is finishing it): it WILL be finished in the background. Do not send it again; `GET` the `Location` for the outcome.", body = ImportPending,
+            headers(
+                ("Location" = String, description = "`/vorgang/{drkleinrkVorgangsnummer}` (relative)"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            ),
+            example = json!({"drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "importStatus": "ACCEPTED", "detail": "the import is stored and will be finished in the background; do not send it again; GET its Location for the outcome"})),
         (status = 400, description = "Not JSON, not an object, duplicate keys, nesting deeper than 32, invalid UTF-8; a bad query (`environment`) or a bad `Idempotency-Key`.",
             body = Problem, content_type = "application/problem+json",
             example = json!({"type": "https://api.drkleinservice.de/problems/malformed-request", "title": "Malformed request", "status": 400, "detail": "duplicate key in the object at /tippgeber at line 12 column 5"})),
@@ -590,6 +597,7 @@ impl Modify for SecuritySchemes {
     ),
     components(schemas(
         ImportCreated,
+        ImportPending,
         ImportView,
         Problem,
         ImportProblem,

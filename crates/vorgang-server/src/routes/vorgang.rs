@@ -223,9 +223,38 @@ pub fn answer(record: &ImportRecord) -> HttpResponse {
         }
         ImportStatus::InDoubt => in_doubt(record.id).error_response(),
         ImportStatus::Accepted | ImportStatus::PartnerReady | ImportStatus::Sending => {
-            in_progress(record.id).error_response()
+            stored_unfinished(record)
         }
     }
+}
+
+/// The 202 answer for an import that is stored but not finished when the request ends.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportPending {
+    /// Our Vorgangsnummer (UUID).
+    pub drkleinrk_vorgangsnummer: Uuid,
+    /// The state it was last stored in, e.g. `ACCEPTED`.
+    #[schema(value_type = crate::openapi::ImportStatusSchema)]
+    pub import_status: ImportStatus,
+    /// What happens next.
+    pub detail: &'static str,
+}
+
+/// An import that is stored but not finished: our database failed mid-way, or another replica
+/// took the import over and has not finished it within the wait. It WILL be finished in the
+/// background (resume), so the answer must not invite a resend: a partner without an
+/// `Idempotency-Key` who retries a 5xx would create a second case. Hence `202 Accepted` (HTTP's
+/// "accepted for processing, not completed"), naming the import and its state.
+fn stored_unfinished(record: &ImportRecord) -> HttpResponse {
+    HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/vorgang/{}", record.id)))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ImportPending {
+            drkleinrk_vorgangsnummer: record.id,
+            import_status: record.status,
+            detail: "the import is stored and will be finished in the background; do not send it again; GET its Location for the outcome",
+        })
 }
 
 fn in_doubt(id: Uuid) -> Problem {
@@ -312,10 +341,12 @@ pub async fn create(
             "this Idempotency-Key was already used with a different body or environment",
         )),
         Err(ImportError::InProgress { id }) => Err(in_progress(id)),
-        Err(ImportError::StoreAfterSend { id, source }) => {
-            tracing::error!(import = %id, error = %source, "could not store the outcome of a sent import");
-            Err(in_doubt(id))
-        }
+        // The core logged the store error. A SENDING import may have reached Europace: the
+        // resume makes it IN_DOUBT, so answer that now; every other state has its usual answer.
+        Err(ImportError::Unfinished { record, .. }) => match record.status {
+            ImportStatus::Sending => Err(in_doubt(record.id)),
+            _ => Ok(answer(&record)),
+        },
         Err(ImportError::Store(error)) => {
             tracing::error!(error = %error, "could not store an import");
             Err(Problem::unavailable(

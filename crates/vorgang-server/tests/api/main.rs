@@ -11,4 +11,5 @@ mod helpers;
 mod import;
 mod openapi;
 mod resume;
+mod store_faults;
 mod token;
