@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod body_deadline;
 pub mod cli;
 pub mod commands;
 pub mod metrics;

@@ -30,6 +30,45 @@ pub struct Application {
     store: Store,
 }
 
+/// File descriptors kept free for everything but inbound connections: the database pool, the
+/// SQLite files, the embedded sandbox's listener, logs.
+const RESERVED_FDS: u64 = 64;
+
+/// Descriptors one inbound connection may cost: itself, an outbound connection to Europace while
+/// its import runs, and (embedded sandbox) the sandbox's end of that connection.
+const FDS_PER_CONNECTION: u64 = 3;
+
+/// actix-web's own default per worker, the ceiling when descriptors are plentiful.
+const MAX_CONNECTIONS_PER_WORKER: u64 = 25_000;
+
+/// How many connections each worker may hold so that the process never runs out of file
+/// descriptors: with none left, `accept` fails (EMFILE) and so does every outbound call, the
+/// database included, and the service stops answering everyone, probes too. Connections beyond
+/// the cap wait in the listen backlog until a slot frees (a stalled client frees its slot after
+/// the body deadline at the latest).
+///
+/// Raises the soft open-file limit to the hard limit first: the soft default (often 1024) is a
+/// relic; the hard limit is what the operator granted.
+fn max_connections_per_worker(workers: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(error = %error, "could not read or raise the open-file limit; assuming 1024");
+            1024
+        }
+    };
+    let workers_u64 = u64::try_from(workers.max(1)).unwrap_or(1);
+    let per_worker = (limit.saturating_sub(RESERVED_FDS) / FDS_PER_CONNECTION / workers_u64)
+        .clamp(1, MAX_CONNECTIONS_PER_WORKER);
+    tracing::info!(
+        open_file_limit = limit,
+        workers,
+        max_connections = per_worker * workers_u64,
+        "connection cap"
+    );
+    usize::try_from(per_worker).unwrap_or(1)
+}
+
 /// How long after its last change an unfinished import counts as abandoned by a crashed process.
 fn stale_after(settings: &Settings) -> Duration {
     Duration::from_millis(
@@ -164,11 +203,14 @@ impl Application {
             auth,
             metrics,
         });
+        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .configure(crate::routes::configure)
         })
+        .workers(workers)
+        .max_connections(max_connections_per_worker(workers))
         .shutdown_timeout(30)
         .listen(listener)
         .context("listening")?

@@ -638,3 +638,108 @@ async fn sigterm_lets_an_in_flight_import_finish_and_exits_0() {
     assert_eq!(imports[id], "COMPLETED");
     assert_eq!(deployment.sandbox_cases().await[id].len(), 1);
 }
+
+/// Issue 8 (HIGH 1): a flood of stalled connections cannot exhaust the file descriptors. The
+/// server runs with a tiny open-file limit (128) and gets 160 connections that send headers and
+/// one byte of a 4000-byte body. Without a connection cap, `accept` fails with "Too many open
+/// files" (and so would the database and every probe); with it, the surplus waits in the listen
+/// backlog, the accepted ones get 408 after the 10 s body deadline, and the service answers
+/// again as soon as the flood is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_stalled_connections_never_exhausts_the_file_descriptors() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("server.log");
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", r#"ulimit -n 128 && exec "$0""#, BIN])
+        .current_dir(dir.path());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("VORGANG_") {
+            command.env_remove(name);
+        }
+    }
+    let child = command
+        .env("VORGANG_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "VORGANG_DATABASE_URL",
+            format!("sqlite://{}/vorgang.db?mode=rwc", dir.path().display()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut server = Proc {
+        name: "server",
+        child,
+        log,
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let live = format!("http://127.0.0.1:{port}/health/live");
+    let deadline = Instant::now() + PATIENCE;
+    while !http
+        .get(&live)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "{}", server.log_tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let head = format!(
+        "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 4000\r\n\r\ng"
+    );
+    let mut flood = Vec::new();
+    for _ in 0..160 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        flood.push(stream);
+    }
+    // The first accepted ones hit the body deadline after 10 s: 408, then closed.
+    let mut first = flood.remove(0);
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), first.read_to_end(&mut answer))
+        .await
+        .expect("the first stalled connection was not closed")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(server.exited().is_none(), "{}", server.log_tail());
+
+    // The flood ends; the service answers again at once.
+    drop(flood);
+    let recovered = Instant::now() + Duration::from_secs(10);
+    while !http
+        .get(&live)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            Instant::now() < recovered,
+            "not live after the flood\n{}",
+            server.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        !log.contains("Too many open files") && !log.contains("accepting connection"),
+        "descriptors ran out:\n{}",
+        server.log_tail()
+    );
+    assert!(log.contains("connection cap"), "{}", server.log_tail());
+}

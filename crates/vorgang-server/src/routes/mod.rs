@@ -19,6 +19,7 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
+            .wrap(from_fn(crate::body_deadline::enforce))
             .wrap(from_fn(log_request))
             .route("/oauth2/token", web::post().to(token::issue))
             .route("/.well-known/jwks.json", web::get().to(token::jwks))

@@ -11,5 +11,6 @@ mod helpers;
 mod import;
 mod openapi;
 mod resume;
+mod slow_clients;
 mod store_faults;
 mod token;
