@@ -95,7 +95,7 @@ pub use ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore};
 pub use secret::{
     SecretHasher, generate_client_id, generate_client_secret, hash_secret, verify_secret,
 };
-pub use throttle::{Throttle, ThrottleConfig, ThrottleKey};
+pub use throttle::{Reservation, Throttle, ThrottleConfig, ThrottleKey};
 pub use token::{
     AccessClaims, InvalidReason, IssuedToken, TokenError, TokenIssuer, TokenSettings,
     TokenValidator,

@@ -243,45 +243,59 @@ impl TokenEndpoint {
 
     /// Handles one request: request checks, throttle, client authentication, scope, issue.
     ///
+    /// The attempt is reserved in the throttle (per IP and per client id) before the client
+    /// store is asked and the secret hashed, and settled after: so parallel wrong attempts cannot
+    /// all pass the throttle before the first has failed (see [`crate::throttle`]).
+    ///
     /// # Errors
     /// An [`OAuthError`] to send as it is.
     pub async fn handle(&self, req: TokenRequest) -> Result<TokenResponse, OAuthError> {
         let parsed = parse(&req)?;
-        let ip_key = req.remote_ip.map(ThrottleKey::ip);
         let client_key = ThrottleKey::client(&parsed.client_id);
-        if let Some(retry_after) = self
+        let keys: Vec<ThrottleKey> = req
+            .remote_ip
+            .map(ThrottleKey::ip)
+            .into_iter()
+            .chain(std::iter::once(client_key))
+            .collect();
+        let reservation = self
             .throttle
-            .check_all(ip_key.iter().chain(std::iter::once(&client_key)))
-        {
-            return Err(OAuthError::slow_down(retry_after));
-        }
+            .reserve(&keys)
+            .map_err(OAuthError::slow_down)?;
 
-        let outcome = self
+        let outcome = match self
             .registry
             .check_credentials(&parsed.client_id, &parsed.secret)
             .await
-            .map_err(|e| OAuthError::from_auth_error(&e))?;
+        {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // The store failed before any secret was checked: not the caller's failure.
+                reservation.release();
+                return Err(OAuthError::from_auth_error(&error));
+            }
+        };
         let client = match outcome {
-            AuthOutcome::Authenticated(client) => client,
-            failure => {
-                if let Some(key) = &ip_key {
-                    self.throttle.record_failure(key);
-                }
+            AuthOutcome::Authenticated(client) => {
+                reservation.succeeded();
+                client
+            }
+            AuthOutcome::UnknownClient => {
                 // Unknown ids are counted per IP only, so the map holds real clients only.
-                if failure != AuthOutcome::UnknownClient {
-                    self.throttle.record_failure(&client_key);
-                    tracing::info!(
-                        client_id = %parsed.client_id,
-                        outcome = ?failure,
-                        "token endpoint: client authentication failed"
-                    );
-                } else {
-                    tracing::info!("token endpoint: unknown client");
-                }
+                reservation.failed_per_ip_only();
+                tracing::info!("token endpoint: unknown client");
+                return Err(OAuthError::invalid_client("client authentication failed"));
+            }
+            failure => {
+                reservation.failed();
+                tracing::info!(
+                    client_id = %parsed.client_id,
+                    outcome = ?failure,
+                    "token endpoint: client authentication failed"
+                );
                 return Err(OAuthError::invalid_client("client authentication failed"));
             }
         };
-        self.throttle.reset(&client_key);
 
         let scopes = match parsed.scope {
             None => client.scopes.clone(),
