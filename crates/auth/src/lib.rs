@@ -100,7 +100,7 @@ pub use token::{
     AccessClaims, InvalidReason, IssuedToken, TokenError, TokenIssuer, TokenSettings,
     TokenValidator,
 };
-pub use token_endpoint::{OAuthError, TokenEndpoint, TokenRequest, TokenResponse};
+pub use token_endpoint::{OAuthError, TokenEndpoint, TokenRequest, TokenResponse, parse_form};
 
 /// The scope that `POST /vorgang` requires, and the default scope of new clients.
 pub const IMPORT_SCOPE: &str = "drkleinrk-api/vorgang:import";
