@@ -95,12 +95,12 @@ pub use ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore};
 pub use secret::{
     SecretHasher, generate_client_id, generate_client_secret, hash_secret, verify_secret,
 };
-pub use throttle::{Throttle, ThrottleConfig, ThrottleKey};
+pub use throttle::{Reservation, Throttle, ThrottleConfig, ThrottleKey};
 pub use token::{
     AccessClaims, InvalidReason, IssuedToken, TokenError, TokenIssuer, TokenSettings,
     TokenValidator,
 };
-pub use token_endpoint::{OAuthError, TokenEndpoint, TokenRequest, TokenResponse};
+pub use token_endpoint::{OAuthError, TokenEndpoint, TokenRequest, TokenResponse, parse_form};
 
 /// The scope that `POST /vorgang` requires, and the default scope of new clients.
 pub const IMPORT_SCOPE: &str = "drkleinrk-api/vorgang:import";

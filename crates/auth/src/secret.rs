@@ -5,7 +5,7 @@
 //! checked against a dummy hash with the same parameters, so that it costs the same time as a
 //! wrong secret and the answer time does not tell which client ids exist.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -82,10 +82,12 @@ pub fn verify_secret(secret: &str, phc: &str) -> bool {
     }
 }
 
-/// Hashes and verifies client secrets with fixed Argon2id parameters, limiting how many hashes
-/// run at once (each one takes `m_cost` KiB of memory).
+/// Hashes and verifies client secrets with fixed Argon2id parameters, off the async executor
+/// (tokio's blocking pool), limiting how many hashes run at once in the whole process to
+/// [`max_concurrent_hashes`] (each one takes a core and `m_cost` KiB of memory). Callers beyond
+/// the limit wait for a place without holding a thread.
 ///
-/// Cloning is cheap and clones share the concurrency limit.
+/// Cloning is cheap; all hashers share the one process-wide limit.
 #[derive(Clone)]
 pub struct SecretHasher {
     params: Params,
@@ -111,13 +113,13 @@ impl Default for SecretHasher {
 
 impl SecretHasher {
     /// The production hasher: Argon2id, m = 19 MiB, t = 2, p = 1 (OWASP), with a precomputed
-    /// dummy hash. At most as many hashes run at once as the machine has CPUs.
+    /// dummy hash. At most [`max_concurrent_hashes`] hashes run at once in the process.
     #[must_use]
     pub fn owasp() -> Self {
         Self {
             params: Params::DEFAULT,
             dummy_hash: Arc::from(OWASP_DUMMY_HASH),
-            limiter: Arc::new(Semaphore::new(default_parallelism())),
+            limiter: hash_limiter(),
         }
     }
 
@@ -136,7 +138,7 @@ impl SecretHasher {
         let mut hasher = Self {
             params,
             dummy_hash: Arc::from(""),
-            limiter: Arc::new(Semaphore::new(default_parallelism())),
+            limiter: hash_limiter(),
         };
         let unknown = generate_client_secret();
         hasher.dummy_hash = Arc::from(hasher.hash(unknown.expose_secret())?);
@@ -226,8 +228,22 @@ impl SecretHasher {
     }
 }
 
-fn default_parallelism() -> usize {
+/// How many Argon2 hashes run at once in this process: one per available core. Each takes a
+/// core for its whole run (and `m_cost` of memory); more at once would only make every one of
+/// them slower and let a flood of token requests starve the rest of the service.
+#[must_use]
+pub fn max_concurrent_hashes() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
+/// The one limiter of all hashers of the process, sized by [`max_concurrent_hashes`]: however
+/// many registries or hashers exist (the server, CLI helpers, tests), the bound holds for the
+/// process as a whole.
+fn hash_limiter() -> Arc<Semaphore> {
+    static LIMITER: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    LIMITER
+        .get_or_init(|| Arc::new(Semaphore::new(max_concurrent_hashes())))
+        .clone()
 }
 
 #[cfg(test)]
@@ -290,6 +306,44 @@ mod tests {
         assert!(!verify_secret("x", ""));
         assert!(!verify_secret("x", "$argon2id$garbage"));
         assert!(!verify_secret("x", "plaintext-x"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hashes_run_at_most_one_per_core_in_the_whole_process() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        // Two hashers: the limit is the process's, not the hasher's.
+        let hashers = [
+            SecretHasher::owasp(),
+            SecretHasher::with_cost(64, 1, 1).unwrap(),
+        ];
+        let jobs: Vec<_> = (0..4 * max_concurrent_hashes())
+            .map(|i| {
+                let hasher = hashers[i % 2].clone();
+                let (running, most) = (running.clone(), most.clone());
+                tokio::spawn(async move {
+                    hasher
+                        .run_blocking(move || {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            // Long enough for the others to pile up behind the limit.
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for job in jobs {
+            assert!(job.await.unwrap().is_some());
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=max_concurrent_hashes()).contains(&most),
+            "{most} at once, limit {}",
+            max_concurrent_hashes()
+        );
     }
 
     #[tokio::test]

@@ -212,6 +212,9 @@ pub enum InvalidReason {
     Claims,
     /// `nbf` or `iat` in the future beyond the leeway.
     NotYetValid,
+    /// `exp - iat` longer than the configured token lifetime: we never issue such a token, so
+    /// it was made with a stolen key (or by a misconfigured issuer).
+    Lifetime,
     /// An introspection endpoint answered `"active": false`.
     Inactive,
 }
@@ -231,6 +234,7 @@ impl InvalidReason {
             Self::Audience => "audience",
             Self::Claims => "claims",
             Self::NotYetValid => "not_yet_valid",
+            Self::Lifetime => "lifetime",
             Self::Inactive => "inactive",
         }
     }
@@ -404,8 +408,9 @@ impl TokenValidator {
     }
 
     /// Validates a token: header (`alg` = `EdDSA`, `typ` = `at+jwt`, known `kid`, no `crit`),
-    /// signature, `iss`, `aud`, required claims, `exp`/`nbf`/`iat` with the leeway. Does not
-    /// check scope or revocation: see [`authorize`](Self::authorize).
+    /// signature, `iss`, `aud`, required claims, `exp - iat` at most the configured TTL,
+    /// `exp`/`nbf`/`iat` with the leeway. Does not check scope or revocation: see
+    /// [`authorize`](Self::authorize).
     ///
     /// # Errors
     /// [`TokenError::Invalid`] with the reason, or [`TokenError::Expired`].
@@ -423,6 +428,13 @@ impl TokenValidator {
             .claims;
         if claims.sub != claims.client_id {
             return Err(invalid(InvalidReason::Claims));
+        }
+        // Our issuer sets `exp = iat + ttl` exactly. A longer-lived token was not made by it:
+        // whoever holds a copy of a signing key (a backup, a leaked database) could otherwise
+        // mint tokens valid for a year. No leeway here: clock skew does not stretch a lifetime.
+        let ttl = i64::try_from(self.settings.ttl.as_secs()).unwrap_or(i64::MAX);
+        if claims.exp.saturating_sub(claims.iat) > ttl {
+            return Err(invalid(InvalidReason::Lifetime));
         }
         check_times(
             Some(claims.exp),

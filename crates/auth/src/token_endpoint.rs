@@ -98,7 +98,8 @@ pub struct OAuthError {
     pub error: &'static str,
     /// `error_description`.
     pub description: String,
-    /// HTTP status: 400, 401 (`invalid_client`), 429 (`slow_down`), 500 or 503.
+    /// HTTP status: 400, 401 (`invalid_client`), 413 (`invalid_request` for a body over the
+    /// limit), 429 (`slow_down`), 500 or 503.
     pub status: u16,
     /// `WWW-Authenticate` header value (with 401).
     pub www_authenticate: Option<String>,
@@ -128,6 +129,17 @@ impl OAuthError {
     #[must_use]
     pub fn invalid_request(description: impl Into<String>) -> Self {
         Self::new("invalid_request", 400, description)
+    }
+
+    /// `invalid_request` with status 413: the body is larger than `limit` bytes. RFC 6749 has
+    /// no code of its own for it; the status tells HTTP clients, the code OAuth clients.
+    #[must_use]
+    pub fn request_too_large(limit: usize) -> Self {
+        Self::new(
+            "invalid_request",
+            413,
+            format!("the request body must not exceed {limit} bytes"),
+        )
     }
 
     /// `invalid_client`, 401 with `WWW-Authenticate: Basic realm="vorgang"`.
@@ -243,45 +255,59 @@ impl TokenEndpoint {
 
     /// Handles one request: request checks, throttle, client authentication, scope, issue.
     ///
+    /// The attempt is reserved in the throttle (per IP and per client id) before the client
+    /// store is asked and the secret hashed, and settled after: so parallel wrong attempts cannot
+    /// all pass the throttle before the first has failed (see [`crate::throttle`]).
+    ///
     /// # Errors
     /// An [`OAuthError`] to send as it is.
     pub async fn handle(&self, req: TokenRequest) -> Result<TokenResponse, OAuthError> {
         let parsed = parse(&req)?;
-        let ip_key = req.remote_ip.map(ThrottleKey::ip);
         let client_key = ThrottleKey::client(&parsed.client_id);
-        if let Some(retry_after) = self
+        let keys: Vec<ThrottleKey> = req
+            .remote_ip
+            .map(ThrottleKey::ip)
+            .into_iter()
+            .chain(std::iter::once(client_key))
+            .collect();
+        let reservation = self
             .throttle
-            .check_all(ip_key.iter().chain(std::iter::once(&client_key)))
-        {
-            return Err(OAuthError::slow_down(retry_after));
-        }
+            .reserve(&keys)
+            .map_err(OAuthError::slow_down)?;
 
-        let outcome = self
+        let outcome = match self
             .registry
             .check_credentials(&parsed.client_id, &parsed.secret)
             .await
-            .map_err(|e| OAuthError::from_auth_error(&e))?;
+        {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // The store failed before any secret was checked: not the caller's failure.
+                reservation.release();
+                return Err(OAuthError::from_auth_error(&error));
+            }
+        };
         let client = match outcome {
-            AuthOutcome::Authenticated(client) => client,
-            failure => {
-                if let Some(key) = &ip_key {
-                    self.throttle.record_failure(key);
-                }
+            AuthOutcome::Authenticated(client) => {
+                reservation.succeeded();
+                client
+            }
+            AuthOutcome::UnknownClient => {
                 // Unknown ids are counted per IP only, so the map holds real clients only.
-                if failure != AuthOutcome::UnknownClient {
-                    self.throttle.record_failure(&client_key);
-                    tracing::info!(
-                        client_id = %parsed.client_id,
-                        outcome = ?failure,
-                        "token endpoint: client authentication failed"
-                    );
-                } else {
-                    tracing::info!("token endpoint: unknown client");
-                }
+                reservation.failed_per_ip_only();
+                tracing::info!("token endpoint: unknown client");
+                return Err(OAuthError::invalid_client("client authentication failed"));
+            }
+            failure => {
+                reservation.failed();
+                tracing::info!(
+                    client_id = %parsed.client_id,
+                    outcome = ?failure,
+                    "token endpoint: client authentication failed"
+                );
                 return Err(OAuthError::invalid_client("client authentication failed"));
             }
         };
-        self.throttle.reset(&client_key);
 
         let scopes = match parsed.scope {
             None => client.scopes.clone(),
@@ -307,6 +333,32 @@ impl TokenEndpoint {
             scope: issued.scope,
         })
     }
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body into its pairs, in order, duplicates
+/// kept (for [`TokenRequest::form`]). Strict, unlike browsers' lossy decoding: a body that is not
+/// UTF-8, or a value with a bad `%` escape or one decoding to invalid UTF-8, is refused instead
+/// of silently becoming U+FFFD, which could turn two different secrets into the same string.
+///
+/// # Errors
+/// `invalid_request` (400), naming no submitted value.
+pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
+    let malformed = || {
+        OAuthError::invalid_request(
+            "the form body is malformed (not UTF-8 or a bad percent-encoding)",
+        )
+    };
+    let body = std::str::from_utf8(body).map_err(|_| malformed())?;
+    body.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((
+                form_urldecode(name).ok_or_else(malformed)?,
+                form_urldecode(value).ok_or_else(malformed)?,
+            ))
+        })
+        .collect()
 }
 
 /// Form parameters we read; duplicates of others are ignored like the parameters themselves.
@@ -473,6 +525,34 @@ mod tests {
         assert_eq!(form_urldecode("%4"), None);
         assert_eq!(form_urldecode("%zz"), None);
         assert_eq!(form_urldecode("%FF"), None);
+    }
+
+    #[test]
+    fn form_bodies_are_decoded_strictly() {
+        assert_eq!(
+            parse_form(b"grant_type=client_credentials&scope=a+b%2Fc&&flag&x=").unwrap(),
+            form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "a b/c"),
+                ("flag", ""),
+                ("x", ""),
+            ])
+        );
+        assert_eq!(parse_form(b"").unwrap(), Vec::new());
+        assert_eq!(parse_form(b"a=%C3%A4").unwrap(), form(&[("a", "ä")]));
+        for bad in [
+            &b"a=%"[..],
+            b"a=%zz",
+            b"a=%FF",
+            b"%FF=1",
+            b"a=\xff",
+            b"a=\xc3",
+        ] {
+            let error = parse_form(bad).unwrap_err();
+            assert_eq!((error.error, error.status), ("invalid_request", 400));
+        }
+        let error = OAuthError::request_too_large(4096);
+        assert_eq!((error.error, error.status), ("invalid_request", 413));
     }
 
     #[test]

@@ -438,6 +438,40 @@ async fn expiry_is_checked_with_the_leeway() {
 }
 
 #[tokio::test]
+async fn a_lifetime_beyond_the_ttl_is_rejected_even_when_signed_with_our_key() {
+    // Someone holding a copy of the signing key mints a token valid for a year.
+    let f = Fixture::new().await;
+    let (client, _) = f.register(&[]).await;
+    let now = f.clock.timestamp();
+    let mut claims = f.claims(&client.client_id);
+    claims["exp"] = json!(now + 365 * 86_400);
+    let token = f.sign_with_our_key(&f.header(), &claims);
+    assert_eq!(validate(&f, &token).await, invalid(InvalidReason::Lifetime));
+    let auth = bearer(&token);
+    let error = f
+        .validator
+        .authorize_import(Some(&auth), &f.registry)
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), 401);
+    assert_eq!(error.error_code(), Some("invalid_token"));
+
+    // One second over the TTL (900 s) is too long; exactly the TTL, as we issue, is fine.
+    claims["exp"] = json!(now + 901);
+    let token = f.sign_with_our_key(&f.header(), &claims);
+    assert_eq!(validate(&f, &token).await, invalid(InvalidReason::Lifetime));
+    claims["exp"] = json!(now + 900);
+    let token = f.sign_with_our_key(&f.header(), &claims);
+    assert!(validate(&f, &token).await.is_ok(), "exp - iat == ttl");
+
+    // An old `iat` cannot hide a long lifetime behind a near `exp` either.
+    claims["iat"] = json!(now - 86_400);
+    claims["exp"] = json!(now + 60);
+    let token = f.sign_with_our_key(&f.header(), &claims);
+    assert_eq!(validate(&f, &token).await, invalid(InvalidReason::Lifetime));
+}
+
+#[tokio::test]
 async fn nbf_and_iat_in_the_future_are_rejected_beyond_the_leeway() {
     let f = Fixture::new().await;
     let now = f.clock.timestamp();

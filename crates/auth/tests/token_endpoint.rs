@@ -443,3 +443,136 @@ async fn over_long_credentials_are_rejected_without_lookup() {
     assert_invalid_client(&error);
     assert_eq!(f.client_store.lookups(), lookups);
 }
+
+/// Fires `requests` at the endpoint all at once (each on its own task of a multi-threaded
+/// runtime) and returns the answers.
+async fn all_at_once(
+    f: &std::sync::Arc<Fixture>,
+    requests: Vec<TokenRequest>,
+) -> Vec<Result<auth::TokenResponse, OAuthError>> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|req| {
+            let (f, start) = (f.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                f.request(req).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_secrets_for_one_client_are_checked_at_most_five_times() {
+    // Regression: the throttle was counted after hashing, so 60 parallel wrong secrets all
+    // passed it (60 hashes, 60 × 401, no 429).
+    let f = std::sync::Arc::new(Fixture::new().await);
+    let (client, secret) = f.register(&[]).await;
+    let lookups = f.client_store.lookups();
+    let wrong = SecretString::from("wrong");
+    // Every attempt from another address: only the client's counter can stop them.
+    let requests = (0..60)
+        .map(|i| TokenRequest {
+            remote_ip: ip(i),
+            ..basic_request(&client.client_id, &wrong)
+        })
+        .collect();
+    let answers = all_at_once(&f, requests).await;
+    let errors: Vec<OAuthError> = answers.into_iter().map(Result::unwrap_err).collect();
+    let checked = errors.iter().filter(|e| e.status == 401).count();
+    let throttled: Vec<&OAuthError> = errors.iter().filter(|e| e.status == 429).collect();
+    assert!((1..=5).contains(&checked), "{checked} secrets checked");
+    assert_eq!(checked + throttled.len(), 60);
+    for error in throttled {
+        assert_eq!(error.error, "slow_down");
+        assert!(error.retry_after.is_some_and(|s| (1..=60).contains(&s)));
+    }
+    assert_eq!(
+        f.client_store.lookups() - lookups,
+        checked,
+        "a throttled attempt costs no lookup and no hash"
+    );
+
+    // The window is full of failures now: even the right secret waits.
+    let error = f
+        .request(TokenRequest {
+            remote_ip: ip(200),
+            ..basic_request(&client.client_id, &secret)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.error, "slow_down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_from_one_address_are_checked_at_most_five_times() {
+    let f = std::sync::Arc::new(Fixture::new().await);
+    let (client, secret) = f.register(&[]).await;
+    let lookups = f.client_store.lookups();
+    let requests = (0..60)
+        .map(|i| TokenRequest {
+            remote_ip: ip(66),
+            ..basic_request(&format!("drk_guess{i}"), &SecretString::from("x"))
+        })
+        .collect();
+    let answers = all_at_once(&f, requests).await;
+    let checked = answers
+        .iter()
+        .filter(|a| a.as_ref().is_err_and(|e| e.status == 401))
+        .count();
+    let throttled = answers
+        .iter()
+        .filter(|a| a.as_ref().is_err_and(|e| e.error == "slow_down"))
+        .count();
+    assert!((1..=5).contains(&checked), "{checked} secrets checked");
+    assert_eq!(checked + throttled, 60);
+    assert_eq!(f.client_store.lookups() - lookups, checked);
+    // Unknown ids leave no entry behind; the real client from elsewhere is not affected.
+    assert_eq!(f.endpoint.throttle().tracked(), 1);
+    let req = TokenRequest {
+        remote_ip: ip(67),
+        ..basic_request(&client.client_id, &secret)
+    };
+    assert!(f.request(req).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_right_secrets_are_not_counted_as_failures() {
+    // Attempts in flight hold places, so a burst of right secrets may be told to slow down
+    // briefly, but none counts as a failure: afterwards the client has all five places.
+    let f = std::sync::Arc::new(Fixture::new().await);
+    let (client, secret) = f.register(&[]).await;
+    let requests = (0..20)
+        .map(|i| TokenRequest {
+            remote_ip: ip(i),
+            ..basic_request(&client.client_id, &secret)
+        })
+        .collect();
+    let answers = all_at_once(&f, requests).await;
+    assert!(answers.iter().any(Result::is_ok));
+    for answer in &answers {
+        if let Err(error) = answer {
+            assert_eq!(error.error, "slow_down");
+            assert_eq!(
+                error.retry_after,
+                Some(1),
+                "only places in flight were taken"
+            );
+        }
+    }
+    assert_eq!(f.endpoint.throttle().tracked(), 0, "nothing left counted");
+    let wrong = SecretString::from("wrong");
+    for i in 0..5 {
+        let req = TokenRequest {
+            remote_ip: ip(100 + i),
+            ..basic_request(&client.client_id, &wrong)
+        };
+        assert_invalid_client(&f.request(req).await.unwrap_err());
+    }
+}

@@ -119,7 +119,7 @@ impl AuthService {
         let kek = settings.key_encryption_key.as_ref().and_then(decode_kek);
         if kek.is_none() {
             tracing::warn!(
-                "key_encryption_key is not set: token signing keys are stored UNENCRYPTED in the database"
+                "key_encryption_key is not set: token signing keys are stored UNENCRYPTED in the database (allowed with the embedded sandbox only)"
             );
         }
         let token_ttl = Duration::from_secs(settings.token_ttl_s);
@@ -266,6 +266,9 @@ impl AuthService {
     }
 }
 
+/// Problem type slug of a request with more than one `Authorization` header (400).
+pub const DUPLICATE_AUTHORIZATION: &str = "duplicate-authorization";
+
 /// The authenticated partner client of a request (valid token, active client, import scope).
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -279,11 +282,22 @@ impl FromRequest for Caller {
 
     fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let authorization = request
-            .headers()
-            .get(header::AUTHORIZATION)
+        let mut values = request.headers().get_all(header::AUTHORIZATION);
+        let authorization = values
+            .next()
             .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
+        // Two Authorization headers: which one counts would be a guess, and a proxy or cache
+        // may pick another than we do. Refused before any token is looked at.
+        let duplicated = values.next().is_some();
         Box::pin(async move {
+            if duplicated {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    DUPLICATE_AUTHORIZATION,
+                    "Duplicate Authorization header",
+                    "the request carries more than one Authorization header; send exactly one",
+                ));
+            }
             let Some(state) = state else {
                 return Err(Problem::unavailable("service not ready"));
             };

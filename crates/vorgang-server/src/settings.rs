@@ -202,10 +202,18 @@ impl Settings {
         if self.token_leeway_s > 300 {
             problems.push("token_leeway_s: must be at most 300".to_owned());
         }
-        if let Some(kek) = &self.key_encryption_key
-            && decode_kek(kek).is_none()
-        {
-            problems.push("key_encryption_key: must be base64 of exactly 32 bytes".to_owned());
+        match &self.key_encryption_key {
+            Some(kek) if decode_kek(kek).is_none() => {
+                problems.push("key_encryption_key: must be base64 of exactly 32 bytes".to_owned());
+            }
+            // With real Europace the service holds real partners' tokens: signing keys in
+            // plaintext would let anyone with a copy of the database (a backup, a dump) mint
+            // tokens. Only the embedded sandbox may run without, with a warning at start.
+            None if self.europace.base_url.is_some() => problems.push(
+                "key_encryption_key: required when europace.base_url is set (base64 of 32 random bytes, e.g. from `openssl rand -base64 32`)"
+                    .to_owned(),
+            ),
+            _ => {}
         }
         match self.auth.mode {
             AuthMode::Builtin => {}
@@ -393,6 +401,22 @@ mod tests {
             assert_eq!(settings.token_ttl_s, 60);
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_key_encryption_key_is_required_with_real_europace_only() {
+        let mut settings = Settings::default();
+        assert!(settings.problems().is_empty(), "the sandbox runs without");
+        settings.europace.base_url = Some(Url::parse("https://api.europace.de").unwrap());
+        settings.europace.client_id = Some("dkr".into());
+        settings.europace.client_secret = Some(SecretString::from("s"));
+        let problems = settings.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("key_encryption_key: required"));
+        settings.key_encryption_key = Some(SecretString::from(
+            base64::engine::general_purpose::STANDARD.encode([3u8; 32]),
+        ));
+        assert!(settings.problems().is_empty(), "{:?}", settings.problems());
     }
 
     #[test]

@@ -500,3 +500,102 @@ async fn sandbox_serves_the_fake_europace() {
         "the sandbox needs no database"
     );
 }
+
+/// The settings of a deployment against real Europace, without a key-encryption key.
+fn real_europace(command: &mut Command) -> &mut Command {
+    command
+        .env("VORGANG_EUROPACE__BASE_URL", "https://europace.example")
+        .env("VORGANG_EUROPACE__CLIENT_ID", "dkr")
+        .env("VORGANG_EUROPACE__CLIENT_SECRET", "europace-geheim")
+}
+
+#[test]
+fn real_europace_without_a_key_encryption_key_is_refused() {
+    let env = Env::new();
+    // `config check`: the settings, then exactly one problem naming the key.
+    let output = real_europace(&mut env.command(&["config", "check"]))
+        .output()
+        .unwrap();
+    assert_exit_1(&output);
+    let text = stdout(&output);
+    let problems: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("key_encryption_key: required when europace.base_url is set"),
+        "{problems:?}"
+    );
+
+    // `serve`: refused before it touches the database or binds a port.
+    let port = free_port();
+    let output = real_europace(&mut env.command(&["serve"]))
+        .env("VORGANG_LISTEN", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert_exit_1(&output);
+    let errors = stderr(&output);
+    assert_eq!(
+        errors
+            .lines()
+            .filter(|l| l.starts_with("key_encryption_key:"))
+            .count(),
+        1,
+        "{errors}"
+    );
+    assert!(
+        stdout(&output).is_empty(),
+        "no demo client: {}",
+        stdout(&output)
+    );
+    assert!(!env.dir.path().join("v.db").exists(), "no database created");
+
+    // With a key-encryption key the same settings are fine.
+    let kek = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [5u8; 32]);
+    let output = real_europace(&mut env.command(&["config", "check"]))
+        .env("VORGANG_KEY_ENCRYPTION_KEY", &kek)
+        .output()
+        .unwrap();
+    assert_success(&output);
+}
+
+#[tokio::test]
+async fn the_embedded_sandbox_runs_without_a_key_encryption_key_and_warns() {
+    let env = Env::new();
+    let port = free_port();
+    let log = env.dir.path().join("serve.log");
+    let child = env
+        .command(&["serve"])
+        .env("VORGANG_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = http
+            .get(format!("http://127.0.0.1:{port}/health/live"))
+            .send()
+            .await
+            && response.status().is_success()
+        {
+            break;
+        }
+        assert!(
+            running.0.try_wait().unwrap().is_none(),
+            "serve exited: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(Instant::now() < deadline, "the server did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("key_encryption_key is not set"),
+        "the warning is logged before listening: {logged}"
+    );
+    drop(running);
+}

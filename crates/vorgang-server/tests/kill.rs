@@ -22,6 +22,10 @@ const CONNECT_TIMEOUT_MS: u64 = 300;
 const REQUEST_TIMEOUT_MS: u64 = 3_000;
 const STALE_AFTER: Duration = Duration::from_millis(2 * (CONNECT_TIMEOUT_MS + REQUEST_TIMEOUT_MS));
 
+/// The key-encryption key of the deployment: a separate sandbox counts as real Europace
+/// (`europace.base_url` is set), where the start is refused without one.
+const KEY_ENCRYPTION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 /// Upper bound of every polling loop.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -168,6 +172,7 @@ impl Deployment {
                 format!("sqlite://{}/v.db?mode=rwc", self.dir.path().display()),
             )
             .env("VORGANG_EUROPACE__BASE_URL", &self.sandbox_url)
+            .env("VORGANG_KEY_ENCRYPTION_KEY", KEY_ENCRYPTION_KEY)
             .env("VORGANG_EUROPACE__CLIENT_ID", "x")
             .env("VORGANG_EUROPACE__CLIENT_SECRET", "y")
             .env(

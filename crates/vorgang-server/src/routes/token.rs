@@ -3,6 +3,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use auth::{OAuthError, TokenRequest};
+use futures::StreamExt as _;
 
 use crate::state::AppState;
 
@@ -33,12 +34,65 @@ fn invalid_request(description: &str) -> HttpResponse {
     oauth_error(&OAuthError::invalid_request(description))
 }
 
-/// `POST /oauth2/token`.
-pub async fn issue(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
+/// The single `Authorization` header value, if any. Two or more: `invalid_request`, since which
+/// one authenticates would be a guess (the first? the last? a proxy's?) and a request that says
+/// two things about who it is must not be answered as either. Not visible ASCII: malformed
+/// credentials, as RFC 7617 allows nothing else.
+fn authorization_of(request: &HttpRequest) -> Result<Option<String>, HttpResponse> {
+    let mut values = request.headers().get_all(header::AUTHORIZATION);
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(invalid_request(
+            "more than one Authorization header; send exactly one",
+        ));
+    }
+    first.to_str().map(|v| Some(v.to_owned())).map_err(|_| {
+        oauth_error(&OAuthError::invalid_client(
+            "malformed HTTP Basic credentials",
+        ))
+    })
+}
+
+/// The form body, read up to [`MAX_FORM_BYTES`]: refused by its announced `Content-Length`
+/// before any of it is read, or as soon as a body without one (chunked) grows past the limit.
+/// Every refusal is an RFC 6749 error (never actix's plain-text answers).
+async fn read_form(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<Vec<u8>, HttpResponse> {
+    let too_large = || oauth_error(&OAuthError::request_too_large(MAX_FORM_BYTES));
+    if let Some(length) = request.headers().get(header::CONTENT_LENGTH) {
+        match length
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            Some(length) if length > MAX_FORM_BYTES as u64 => return Err(too_large()),
+            Some(_) => {}
+            None => return Err(invalid_request("the Content-Length header is malformed")),
+        }
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| invalid_request("the request body could not be read completely"))?;
+        if body.len() + chunk.len() > MAX_FORM_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Checks everything about the HTTP request that is not OAuth yet: one `Authorization` header,
+/// the form content type, no content coding, the size and the form encoding.
+async fn token_request(
+    request: &HttpRequest,
+    payload: web::Payload,
+) -> Result<TokenRequest, HttpResponse> {
+    let authorization = authorization_of(request)?;
     let form_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -49,30 +103,45 @@ pub async fn issue(
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !form_type {
-        return invalid_request("the body must be application/x-www-form-urlencoded");
+        return Err(invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
     }
-    if body.len() > MAX_FORM_BYTES {
-        return invalid_request("the request is too large");
-    }
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let authorization = request
+    // We decode no content coding: a compressed form would be read as garbage (and a small
+    // compressed body could expand to a large one).
+    let coded = request
         .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let remote_ip = request.peer_addr().map(|a| a.ip());
-    match state
-        .auth
-        .endpoint
-        .handle(TokenRequest {
-            authorization,
-            form,
-            remote_ip,
-        })
-        .await
-    {
+        .get_all(header::CONTENT_ENCODING)
+        .any(|v| {
+            !v.to_str()
+                .is_ok_and(|v| v.trim().eq_ignore_ascii_case("identity"))
+        });
+    if coded {
+        return Err(invalid_request(
+            "Content-Encoding is not supported; send the form uncompressed",
+        ));
+    }
+    let body = read_form(request, payload).await?;
+    let form = auth::parse_form(&body).map_err(|error| oauth_error(&error))?;
+    Ok(TokenRequest {
+        authorization,
+        form,
+        remote_ip: request.peer_addr().map(|a| a.ip()),
+    })
+}
+
+/// `POST /oauth2/token`. Every answer, success or error, is JSON with `Cache-Control: no-store`
+/// (RFC 6749 §5.1, §5.2).
+pub async fn issue(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let token_request = match token_request(&request, payload).await {
+        Ok(token_request) => token_request,
+        Err(response) => return response,
+    };
+    match state.auth.endpoint.handle(token_request).await {
         Ok(token) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::PRAGMA, "no-cache"))

@@ -533,11 +533,36 @@ async fn an_expired_token_is_refused_beyond_the_leeway() {
     // Just past `exp`, beyond the 30 s leeway: refused; within the leeway: accepted.
     let now = Utc::now().timestamp();
     let mut claims = valid_claims(&app);
-    claims["iat"] = json!(now - 1_000);
+    claims["iat"] = json!(now - 800);
     claims["exp"] = json!(now - 40);
     assert_invalid_token(&app, &signed(&ring, &claims).await).await;
     claims["exp"] = json!(now - 10);
     assert_authorized(&app, &signed(&ring, &claims).await).await;
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_the_ttl_is_refused_even_with_the_real_key() {
+    // Regression: a token signed with the key read from the database, with a one-year `exp`,
+    // was accepted. Our issuer makes `exp - iat` exactly `token_ttl_s` (900 s).
+    let app = spawn_app().await;
+    let ring = server_ring(&app, Arc::new(SystemClock)).await;
+    let now = Utc::now().timestamp();
+    let mut claims = valid_claims(&app);
+    claims["iat"] = json!(now);
+    claims["exp"] = json!(now + 365 * 86_400);
+    assert_invalid_token(&app, &signed(&ring, &claims).await).await;
+    claims["exp"] = json!(now + 901);
+    assert_invalid_token(&app, &signed(&ring, &claims).await).await;
+    // An `iat` far back does not hide the lifetime behind a near `exp`.
+    claims["iat"] = json!(now - 86_400);
+    claims["exp"] = json!(now + 60);
+    assert_invalid_token(&app, &signed(&ring, &claims).await).await;
+    // Control: exactly the TTL, as the server issues, is accepted and imports.
+    claims["iat"] = json!(now);
+    claims["exp"] = json!(now + 900);
+    let token = signed(&ring, &claims).await;
+    assert_authorized(&app, &token).await;
+    assert_imported(&app, &token).await;
 }
 
 #[tokio::test]

@@ -63,6 +63,9 @@ pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Settings)) -> Te
         database_url: SecretString::from(database_url),
         ..Settings::default()
     };
+    // A separate sandbox counts as real Europace (base_url set): a key-encryption key is
+    // required, as in production. A fresh one per app.
+    settings.key_encryption_key = Some(test_kek());
     settings.europace.base_url = Some(url::Url::parse(&sandbox_server.base_url()).unwrap());
     settings.europace.client_id = Some("dkr".into());
     settings.europace.client_secret = Some(SecretString::from("dkr-secret"));
@@ -107,6 +110,15 @@ pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Settings)) -> Te
         _dir: dir,
         _postgres: postgres,
     }
+}
+
+/// A random key-encryption key: base64 of 32 random bytes, as `openssl rand -base64 32` makes.
+pub fn test_kek() -> SecretString {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    SecretString::from(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 pub fn postgres_admin_url() -> String {
@@ -379,6 +391,9 @@ impl TestApp {
                 self.settings.database_url.expose_secret(),
             )
             .args(args);
+        if let Some(kek) = &self.settings.key_encryption_key {
+            command.env("VORGANG_KEY_ENCRYPTION_KEY", kek.expose_secret());
+        }
         let output = tokio::task::spawn_blocking(move || command.output().unwrap())
             .await
             .unwrap();

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
 
 mod auth_attacks;
+mod auth_hardening;
 mod concurrency;
 mod corpus;
 mod external_idp;
