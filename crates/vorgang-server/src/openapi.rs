@@ -1158,18 +1158,17 @@ static SWAGGER_CONFIG: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> =
     LazyLock::new(|| Arc::new(utoipa_swagger_ui::Config::new([OPENAPI_PATH])));
 
 /// `GET /docs` and the files of Swagger UI below it (`/docs/swagger-ui.css`, …); registered as
-/// `/docs{tail:.*}`.
+/// `/docs`, `/docs/` and `/docs/{file}` (one path segment).
 pub async fn docs(request: HttpRequest) -> HttpResponse {
-    let tail = request.match_info().get("tail").unwrap_or_default();
-    let file = match tail {
-        "" | "/" | "/index.html" => {
+    let file = match request.match_info().get("file") {
+        None | Some("index.html") => {
             return HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
                 .insert_header((header::CONTENT_SECURITY_POLICY, DOCS_CSP))
                 .insert_header((header::CACHE_CONTROL, "no-cache"))
                 .body(DOCS_PAGE);
         }
-        _ => tail.strip_prefix('/').unwrap_or_default(),
+        Some(file) => file,
     };
     if file.is_empty() || file.contains('/') {
         return Problem::not_found().error_response();

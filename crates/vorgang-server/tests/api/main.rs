@@ -11,4 +11,5 @@ mod helpers;
 mod import;
 mod openapi;
 mod resume;
+mod routes;
 mod token;
