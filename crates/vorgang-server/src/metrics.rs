@@ -1,11 +1,38 @@
 //! Prometheus metrics in text format, without labels that could carry personal data.
+//!
+//! Every label value comes from a closed set fixed in the code: a label made of request text
+//! (any token is a valid HTTP method, any path can be asked for) would let each request add a
+//! series that is kept, and rendered, for the life of the process.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// (method, route pattern, status).
-type HttpKey = (String, String, u16);
+use actix_web::http::Method;
+
+/// (method label, route label, status): all `'static` or bounded, see [`method_label`].
+type HttpKey = (&'static str, &'static str, u16);
+
+/// The `route` label of a request that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The `method` label: the method itself if it is one of the nine of RFC 9110 and RFC 5789,
+/// else `OTHER`.
+#[must_use]
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
 
 /// Counters of the service. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -27,12 +54,18 @@ impl Metrics {
         Self::default()
     }
 
-    /// Counts one HTTP request by method, route pattern (never the raw path) and status.
-    pub fn observe_http(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// Counts one HTTP request by method label ([`method_label`]), route pattern (never the raw
+    /// path; [`UNMATCHED_ROUTE`] when none matched) and status. The labels are `'static` so that
+    /// no request text can become one.
+    pub fn observe_http(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
         let mut http = self.http.lock().unwrap_or_else(PoisonError::into_inner);
-        let stats = http
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default();
+        let stats = http.entry((method, route, status)).or_default();
         stats.count += 1;
         stats.seconds += seconds;
     }
@@ -103,5 +136,23 @@ mod tests {
         );
         assert!(text.contains("http_request_duration_seconds_sum{method=\"POST\",route=\"/vorgang\",status=\"201\"} 0.750000"));
         assert!(text.contains("vorgang_imports_total{status=\"COMPLETED\"} 1"));
+    }
+
+    #[test]
+    fn method_labels_are_the_known_methods_or_other() {
+        for known in [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+        ] {
+            assert_eq!(
+                method_label(&Method::from_bytes(known.as_bytes()).unwrap()),
+                known
+            );
+        }
+        for invented in ["FOO", "get", "PROPFIND", "X-GET"] {
+            assert_eq!(
+                method_label(&Method::from_bytes(invented.as_bytes()).unwrap()),
+                "OTHER"
+            );
+        }
     }
 }

@@ -366,10 +366,13 @@ fn jwks() {}
 /// KreditSmart through Europace's KEX Vorgang Import API and answers with our
 /// `drkleinrkVorgangsnummer`, Europace's Vorgangsnummer and the CRM id.
 ///
-/// The body is JSON (at most 256 KiB, nesting at most 32 levels), sent as `application/json`;
-/// `application/x-www-form-urlencoded` is accepted as a label for the same JSON body (as in the
-/// published example). `null` counts as absent. Unknown members are accepted; each is named in
-/// `messages` as `WARN unknown-field <pointer>`.
+/// The body is JSON (at most 256 KiB, nesting at most 32 levels), sent as `application/json`.
+/// `null` counts as absent. Unknown members are accepted; each is named in `messages` as
+/// `WARN unknown-field <pointer>`.
+///
+/// **Compatibility:** `Content-Type: application/x-www-form-urlencoded` is accepted too, but
+/// only as a label on the same JSON text (the published example sends it so). A real form body
+/// (`a=1&b=2`) is not JSON and answers 400. New clients send `application/json`.
 ///
 /// With `Idempotency-Key`, a retried request gets the first answer back for at least 24 hours.
 #[utoipa::path(
@@ -382,11 +385,22 @@ fn jwks() {}
         ("Idempotency-Key" = Option<String>, Header,
             description = "1 to 255 visible ASCII characters, unique per request you mean. The same key with the same body and environment gets the first answer back (201, 422, 502, 504 replayed; after 503 a new attempt under the same drkleinrkVorgangsnummer); with another body 422; while the first request runs 409."),
     ),
+    // Only `application/json` is declared, although the JSON text is accepted under the form
+    // label too (see the description). Declaring the form label with this schema told every
+    // schema-driven client (schemathesis, openapi-generator, Swagger UI's "try it out") to
+    // encode the object as a real form (`vorgang%5B...%5D=...`), which is not JSON and answers
+    // 400. The OpenAPI 3.1 alternative, a string schema with `contentMediaType:
+    // application/json` and `contentSchema` under the form label, is legal, but it does not make
+    // clients do the right thing: schemathesis 4 generates arbitrary JSON text for it (it does
+    // not generate from `contentSchema`), which the service rightly refuses, and code generators
+    // turn it into an opaque string parameter. Declaring only the media type new clients should
+    // use, and naming the label in the description, is both honest and safe.
     request_body(
-        description = "The Vorgang (KEX), the Tippgeber, comments and the partner's data.",
+        description = "The Vorgang (KEX), the Tippgeber, comments and the partner's data, as JSON. \
+            (`application/x-www-form-urlencoded` is accepted as a label on the same JSON text, for \
+            compatibility with the published example; it is not a form.)",
         content(
             (ImportRequestSchema = "application/json"),
-            (ImportRequestSchema = "application/x-www-form-urlencoded"),
         )
     ),
     responses(
@@ -1062,8 +1076,8 @@ fn build() -> Value {
         }
         schemas.extend(request_components());
     }
-    // What the path macro cannot say: the published example as the request body example of
-    // both content types, and the exact form of the `Idempotency-Key` header.
+    // What the path macro cannot say: the published example as the request body example, and
+    // the exact form of the `Idempotency-Key` header.
     if let Ok(seed) = serde_json::from_str::<Value>(SEED_REQUEST)
         && let Some(Value::Object(content)) =
             document.pointer_mut("/paths/~1vorgang/post/requestBody/content")
@@ -1166,18 +1180,17 @@ static SWAGGER_CONFIG: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> =
     LazyLock::new(|| Arc::new(utoipa_swagger_ui::Config::new([OPENAPI_PATH])));
 
 /// `GET /docs` and the files of Swagger UI below it (`/docs/swagger-ui.css`, …); registered as
-/// `/docs{tail:.*}`.
+/// `/docs`, `/docs/` and `/docs/{file}` (one path segment).
 pub async fn docs(request: HttpRequest) -> HttpResponse {
-    let tail = request.match_info().get("tail").unwrap_or_default();
-    let file = match tail {
-        "" | "/" | "/index.html" => {
+    let file = match request.match_info().get("file") {
+        None | Some("index.html") => {
             return HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
                 .insert_header((header::CONTENT_SECURITY_POLICY, DOCS_CSP))
                 .insert_header((header::CACHE_CONTROL, "no-cache"))
                 .body(DOCS_PAGE);
         }
-        _ => tail.strip_prefix('/').unwrap_or_default(),
+        Some(file) => file,
     };
     if file.is_empty() || file.contains('/') {
         return Problem::not_found().error_response();

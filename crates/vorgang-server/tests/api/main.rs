@@ -12,6 +12,7 @@ mod helpers;
 mod import;
 mod openapi;
 mod resume;
+mod routes;
 mod slow_clients;
 mod store_faults;
 mod token;
