@@ -10,5 +10,6 @@ mod health;
 mod helpers;
 mod import;
 mod openapi;
+mod privacy;
 mod resume;
 mod token;
