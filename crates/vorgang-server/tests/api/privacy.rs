@@ -1,9 +1,10 @@
-//! Issue 8, items 5 and 13: what a request may not carry (U+0000) and what an answer may not echo
-//! (member names that are not identifiers), through the real server on SQLite and PostgreSQL.
+//! Issue 8, items 5, 6 and 13: what a request may not carry (U+0000), what an answer may not echo
+//! (member names that are not identifiers), and what may not stay on disk (the request bodies of
+//! finished imports), through the real server.
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Db, TestApp, both_backends, problem, seed, spawn_app_with};
+use crate::helpers::{Db, TestApp, both_backends, problem, seed, spawn_app, spawn_app_with};
 
 both_backends!(
     nul_anywhere_is_422_with_its_pointer_and_nothing_is_stored_or_sent,
@@ -154,4 +155,109 @@ async fn member_names_are_echoed_only_if_they_are_identifiers(db: Db) {
             assert!(!text.contains(secret), "{secret} echoed: {text}");
         }
     }
+}
+
+/// The seed request with distinctive personal values (all ASCII, so they appear byte for byte
+/// in whatever form they were stored: JSON text, a page image, a WAL frame).
+fn planted_request(tag: &str, iban: &str) -> (Value, Vec<String>) {
+    let vorname = format!("Hildegunde{tag}");
+    let nachname = format!("Zaunkoenigsberger{tag}");
+    let strasse = format!("Planetenweg{tag}");
+    let email = format!("hildegunde.{tag}@zaunkoenig.example");
+    let telefon = format!("030-7766{tag}");
+    let tipp_vorname = format!("Tippolina{tag}");
+    let tipp_nachname = format!("Gebersdottir{tag}");
+    let tipp_email = format!("tippolina.{tag}@partner.example");
+    let mut body = seed();
+    let antragsteller = &mut body["vorgang"]["antragsteller1"];
+    antragsteller["personendaten"]["vorname"] = json!(vorname);
+    antragsteller["personendaten"]["nachname"] = json!(nachname);
+    antragsteller["wohnsituation"]["anschrift"]["strasse"] = json!(strasse);
+    antragsteller["kontakt"] = json!({"email": email, "telefonnummer": telefon});
+    body["vorgang"]["haushalt"]["kontoverbindung"]["iban"] = json!(iban);
+    body["tippgeber"]["vorname"] = json!(tipp_vorname);
+    body["tippgeber"]["nachname"] = json!(tipp_nachname);
+    body["tippgeber"]["email"] = json!(tipp_email);
+    body["kommentare"] = json!([format!("{vorname} {nachname} hat 3 Kreditkarten.")]);
+    let planted = vec![
+        vorname,
+        nachname,
+        strasse,
+        email,
+        telefon,
+        iban.to_owned(),
+        tipp_vorname,
+        tipp_nachname,
+        tipp_email,
+    ];
+    (body, planted)
+}
+
+/// Every planted value found in any file of `dir`, as `(file, value)`.
+fn planted_values_in_files(dir: &std::path::Path, planted: &[String]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        for value in planted {
+            if bytes
+                .windows(value.len())
+                .any(|window| window == value.as_bytes())
+            {
+                found.push((
+                    path.file_name().unwrap().to_string_lossy().into_owned(),
+                    value.clone(),
+                ));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn sqlite_files_are_private_and_keep_no_body_of_a_finished_import() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut app = spawn_app().await;
+    let token = app.token().await;
+
+    // One import to COMPLETED.
+    let (completed, mut planted) = planted_request("Eins", "DE89370400440532013000");
+    let response = app.post_vorgang(&token, &completed).await;
+    assert_eq!(response.status(), 201);
+    // One import to FAILED: Europace refuses it (KEX 400).
+    app.sandbox_fault(json!({"target": "kex", "status": 400}))
+        .await;
+    let (failed, planted_failed) = planted_request("Zwei", "DE02120300000000202051");
+    let response = app.post_vorgang(&token, &failed).await;
+    let refused = problem(response, 502).await;
+    assert_eq!(refused["importStatus"], "FAILED");
+    planted.extend(planted_failed);
+    // The values did pass through the service: Europace got the first import.
+    let sent = serde_json::to_string(&app.sandbox_imports().await).unwrap();
+    assert!(sent.contains("HildegundeEins") && sent.contains("DE89370400440532013000"));
+
+    // While it runs: the database, its WAL and its shared-memory file are the owner's only.
+    let dir = app.data_dir().to_owned();
+    for name in ["vorgang.db", "vorgang.db-wal", "vorgang.db-shm"] {
+        let mode = std::fs::metadata(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
+
+    app.stop().await;
+    let found = planted_values_in_files(&dir, &planted);
+    assert!(
+        found.is_empty(),
+        "personal data of finished imports left on disk: {found:?}"
+    );
+    // The files still hold the imports themselves (only the bodies are gone).
+    let database = std::fs::read(dir.join("vorgang.db")).unwrap();
+    assert!(
+        database.windows(9).any(|w| w == b"COMPLETED")
+            && database.windows(6).any(|w| w == b"FAILED"),
+        "the import records are kept"
+    );
 }
