@@ -77,8 +77,8 @@
 //! NULL while it held a body, or for a finished import) deletes the `import_requests` row, so an
 //! import finished by the previous build keeps no body either. One limit while both builds run:
 //! a replica of the previous build that resumes an *abandoned* import stored by this build sees
-//! no body and fails it ("stored request is missing"); finish the rollout before the stale
-//! window of an abandoned import elapses, or stop old replicas before starting new ones.
+//! no body and fails it ("stored request is missing"). That needs a new replica to die
+//! mid-import during the rollout; keep rollouts short (docs/privacy.md §5).
 
 use std::sync::Arc;
 use std::time::Duration;

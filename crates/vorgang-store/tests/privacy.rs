@@ -2,6 +2,7 @@
 //! them, request bodies in `import_requests` on both backends, and the migration from a build
 //! that kept them in `imports.request`.
 
+#![cfg(unix)] // file modes
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::borrow::Cow;

@@ -214,6 +214,7 @@ fn planted_values_in_files(dir: &std::path::Path, planted: &[String]) -> Vec<(St
     found
 }
 
+#[cfg(unix)] // file modes
 #[tokio::test]
 async fn sqlite_files_are_private_and_keep_no_body_of_a_finished_import() {
     use std::os::unix::fs::PermissionsExt;
