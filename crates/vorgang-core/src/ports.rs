@@ -108,8 +108,26 @@ pub trait ImportStore: Send + Sync {
         partner_id: &str,
     ) -> Result<(), StoreError>;
 
-    /// Whether the database answers (for `GET /health/ready`).
+    /// Whether the database takes writes (for `GET /health/ready`): `Ok` only after a small
+    /// write has committed, e.g. an upsert of a one-row heartbeat table.
+    ///
+    /// A database that answers reads but fails every write (full disk, read-only) must fail
+    /// here: a replica that cannot store an import must not receive traffic. Called for every
+    /// readiness probe, so it must stay cheap (one small write, no scan); it may wait for a
+    /// lock as long as any write does. (Before issue 8 it only proved that the database answers
+    /// a query.)
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Makes data the store has already dropped unreadable on disk as far as the adapter can
+    /// (the request bodies of finished imports, personal data), e.g. by checkpointing and
+    /// truncating a write-ahead log that still holds old page images. Called periodically by the
+    /// server's background work; safe to call at any time, from any replica.
+    ///
+    /// The default does nothing: for stores that keep nothing on disk, or whose database does
+    /// this itself (PostgreSQL: autovacuum, see docs/privacy.md).
+    async fn scrub(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A partner found in Europace Partnermanagement.

@@ -83,7 +83,10 @@ fn node(model: &Model, node: &Node, rule: Rule) -> BoxedStrategy<Value> {
             Rule::Email => "[a-z0-9.+]{1,10}@[a-z]{1,10}\\.[a-z]{2,3}"
                 .prop_map(Value::String)
                 .boxed(),
-            _ => any::<String>().prop_map(Value::String).boxed(),
+            // U+0000 is refused anywhere in a request (see `check_no_nul`).
+            _ => any::<String>()
+                .prop_map(|s| Value::String(s.replace('\0', "")))
+                .boxed(),
         },
         Node::Date => date(rule),
         Node::Enum(id) => {

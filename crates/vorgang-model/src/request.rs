@@ -155,7 +155,13 @@ impl ImportRequest {
 /// Parsing is strict: the body must be UTF-8 (a leading byte-order mark is ignored) holding
 /// exactly one JSON object, without duplicate keys, nested at most [`MAX_NESTING_DEPTH`]
 /// levels deep, without lone surrogate escapes. Then every rule of the contract (DESIGN §6) is
-/// checked and every violation reported.
+/// checked and every violation reported, including the character U+0000 in any string value or
+/// member name anywhere in the body (Europace cannot use it, PostgreSQL cannot store it).
+///
+/// Pointers and warnings name a submitted member only if its name is an identifier (1 to 64
+/// ASCII letters, digits or `_`, or a name of the contract such as `vertriebsschlüssel`);
+/// any other member is named by its 0-based position in its object, as `#position`
+/// (e.g. `/vorgang/#3`), so no submitted text is echoed.
 ///
 /// The caller should refuse bodies over [`MAX_BODY_BYTES`] before (HTTP 413); a larger body
 /// passed here anyway is refused as [`RequestError::Malformed`] without being parsed.
@@ -185,6 +191,7 @@ pub fn parse_import_request_at(
     let (tippgeber, kommentare, partner, warnings) = {
         let mut ctx = Ctx::new(today);
         let checked = check_root(&mut ctx, &root);
+        ctx.check_no_nul(&root);
         let violations = ctx.sorted_violations();
         if !violations.is_empty() {
             return Err(RequestError::Invalid(violations));
@@ -233,8 +240,8 @@ fn check_root<'a>(ctx: &mut Ctx<'a>, root: &'a Map<String, Value>) -> Checked {
         partner: PartnerDaten::default(),
     };
     let mut comment_count = 0_usize;
-    for (key, value) in root {
-        ctx.path.push(Seg::Key(key));
+    for (position, (key, value)) in root.iter().enumerate() {
+        ctx.path.push(Seg::Member(key, position));
         match key.as_str() {
             _ if value.is_null() && is_known_top_level(key) => {}
             "vorgang" => comment_count += check_vorgang(ctx, value),
@@ -396,9 +403,9 @@ fn optional_string<'a>(
 
 /// Names the members of `map` not in `known` as unknown fields.
 fn unknown_members<'a>(ctx: &mut Ctx<'a>, map: &'a Map<String, Value>, known: &[&str]) {
-    for key in map.keys() {
+    for (position, key) in map.keys().enumerate() {
         if !known.contains(&key.as_str()) {
-            ctx.path.push(Seg::Key(key));
+            ctx.path.push(Seg::Member(key, position));
             ctx.unknown_field();
             ctx.path.pop();
         }

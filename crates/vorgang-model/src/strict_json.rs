@@ -14,7 +14,8 @@ pub(crate) const MAX_DEPTH: usize = 32;
 
 /// A segment of the path to a failure, collected innermost first while the error unwinds.
 enum OwnedSeg {
-    Key(String),
+    /// A member: its name and its 0-based position in its object.
+    Key(String, usize),
     Index(usize),
 }
 
@@ -140,6 +141,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                 self.state.failure = Some(Failure::DuplicateKey(Vec::new()));
                 return Err(de::Error::custom("duplicate key"));
             }
+            // Duplicates are refused, so the members so far are exactly the ones before this.
+            let position = map.len();
             match access.next_value_seed(ValueSeed {
                 state: &mut *self.state,
             }) {
@@ -147,7 +150,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                     map.insert(key, value);
                 }
                 Err(e) => {
-                    self.state.note_parent(OwnedSeg::Key(key));
+                    self.state.note_parent(OwnedSeg::Key(key, position));
                     return Err(e);
                 }
             }
@@ -191,7 +194,7 @@ fn describe(failure: Option<Failure>, e: &serde_json::Error) -> String {
             let segs: Vec<Seg<'_>> = path
                 .iter()
                 .map(|s| match s {
-                    OwnedSeg::Key(k) => Seg::Key(k),
+                    OwnedSeg::Key(k, position) => Seg::Member(k, *position),
                     OwnedSeg::Index(i) => Seg::Index(*i),
                 })
                 .collect();
@@ -292,12 +295,19 @@ mod tests {
     #[test]
     fn refuses_duplicate_keys_naming_the_object() {
         assert!(err(r#"{"a":1,"a":2}"#).starts_with("duplicate key in the top-level object"));
-        let e = err(r#"{"x":{"y":[0,{"z/~":{"k":"geheim","k":"geheim"}}]}}"#);
+        let e = err(r#"{"x":{"y":[0,{"a":1,"z/~":{"k":"geheim","k":"geheim"}}]}}"#);
         assert!(
-            e.starts_with("duplicate key in the object at /x/y/1/z~1~0 at line 1"),
+            e.starts_with("duplicate key in the object at /x/y/1/#1 at line 1"),
             "{e}"
         );
         assert!(!e.contains("geheim"));
+        // A member name that is not an identifier is named by its position, never quoted.
+        let e = err(r#"{"erika@example.org":{"k":1,"k":2}}"#);
+        assert!(
+            e.starts_with("duplicate key in the object at /#0 at line 1"),
+            "{e}"
+        );
+        assert!(!e.contains("erika"));
     }
 
     #[test]

@@ -9,32 +9,75 @@ use serde_json::{Map, Value};
 use crate::request::Violation;
 use crate::schema::{Model, Node, Rule};
 
+/// The detail of a string value containing U+0000.
+const NUL_IN_STRING: &str = "must not contain the character U+0000";
+
+/// The detail of a member name containing U+0000.
+const NUL_IN_NAME: &str = "member name must not contain the character U+0000";
+
 /// Longest accepted e-mail address.
 const MAX_EMAIL_LEN: usize = 254;
+
+/// Longest member name that an error pointer or a warning may quote.
+pub(crate) const MAX_NAMEABLE_KEY_LEN: usize = 64;
+
+/// Member names of our contract that are not identifiers but may be named all the same: they are
+/// ours (documented in the partner guide), so quoting them reveals nothing the partner sent.
+const CONTRACT_NAMES: &[&str] = &["vertriebsschlüssel"];
 
 /// One step of a path into the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Seg<'a> {
-    /// An object member.
+    /// A member named by the contract itself (e.g. a required field that is missing): always
+    /// named.
     Key(&'a str),
+    /// A member as the partner submitted it, with its 0-based position among the members of
+    /// its object. Named only if [`is_nameable`], else rendered as `#position`.
+    Member(&'a str, usize),
     /// An array element.
     Index(usize),
 }
 
+/// Whether a submitted member name may appear in an error pointer or a warning: an identifier
+/// (1 to 64 ASCII letters, digits or `_`) or one of the contract's own names.
+///
+/// A member name is partner input like any value: it may hold a name, an e-mail address or
+/// anything else (`{"Erika Mustermann": …}`), and DESIGN §5 forbids echoing submitted data.
+/// Identifiers cannot carry such data in a recognisable way and keep pointers readable for the
+/// fields a partner really sends.
+pub(crate) fn is_nameable(key: &str) -> bool {
+    let identifier = !key.is_empty()
+        && key.len() <= MAX_NAMEABLE_KEY_LEN
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    identifier || CONTRACT_NAMES.contains(&key)
+}
+
 /// The RFC 6901 JSON pointer of a path (`~` as `~0`, `/` as `~1`).
+///
+/// A submitted member whose name is not [`is_nameable`] appears as `#` and its 0-based position
+/// in its object: `{"vorgang": {"a": 1, "Erika Mustermann": 2}}` names the second member
+/// `/vorgang/#1`. `#` is an ordinary character in a JSON pointer, and no nameable member starts
+/// with it, so such a segment always means a position. Both the 422 `errors[].pointer`s and the
+/// `WARN unknown-field` messages use this rendering.
 pub(crate) fn pointer_of(path: &[Seg<'_>]) -> String {
+    fn push_escaped(out: &mut String, key: &str) {
+        for c in key.chars() {
+            match c {
+                '~' => out.push_str("~0"),
+                '/' => out.push_str("~1"),
+                c => out.push(c),
+            }
+        }
+    }
     let mut out = String::new();
     for seg in path {
         out.push('/');
-        match seg {
-            Seg::Key(key) => {
-                for c in key.chars() {
-                    match c {
-                        '~' => out.push_str("~0"),
-                        '/' => out.push_str("~1"),
-                        c => out.push(c),
-                    }
-                }
+        match *seg {
+            Seg::Key(key) => push_escaped(&mut out, key),
+            Seg::Member(key, _) if is_nameable(key) => push_escaped(&mut out, key),
+            Seg::Member(_, position) => {
+                out.push('#');
+                out.push_str(&position.to_string());
             }
             Seg::Index(i) => out.push_str(&i.to_string()),
         }
@@ -42,7 +85,8 @@ pub(crate) fn pointer_of(path: &[Seg<'_>]) -> String {
     out
 }
 
-/// Orders JSON pointers segment by segment, array indexes numerically (`/a/2` before `/a/10`).
+/// Orders JSON pointers segment by segment, array indexes and member positions numerically
+/// (`/a/2` before `/a/10`, `/a/#2` before `/a/#10`).
 pub(crate) fn cmp_pointers(a: &str, b: &str) -> Ordering {
     let mut left = a.split('/');
     let mut right = b.split('/');
@@ -52,7 +96,9 @@ pub(crate) fn cmp_pointers(a: &str, b: &str) -> Ordering {
             (None, Some(_)) => return Ordering::Less,
             (Some(_), None) => return Ordering::Greater,
             (Some(x), Some(y)) => {
-                let order = match (x.parse::<u64>(), y.parse::<u64>()) {
+                // Array indexes and member positions (`#3`) sort numerically.
+                let number = |seg: &str| seg.strip_prefix('#').unwrap_or(seg).parse::<u64>();
+                let order = match (number(x), number(y)) {
                     (Ok(m), Ok(n)) => m.cmp(&n).then_with(|| x.cmp(y)),
                     _ => x.cmp(y),
                 };
@@ -127,6 +173,38 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
+    /// Reports every member name and string value in `map` (recursively) that contains the
+    /// character U+0000, at its pointer relative to the current path.
+    ///
+    /// Europace cannot use such text, and PostgreSQL cannot store it (`text` refuses NUL with
+    /// SQLSTATE 22021) while SQLite can: refusing it here gives the same 422 on every backend,
+    /// before anything is stored or sent. The walk is bounded by the parser's nesting limit.
+    pub(crate) fn check_no_nul(&mut self, map: &'a Map<String, Value>) {
+        for (position, (key, value)) in map.iter().enumerate() {
+            self.path.push(Seg::Member(key, position));
+            if key.contains('\0') {
+                self.violation(NUL_IN_NAME);
+            }
+            self.check_no_nul_in_value(value);
+            self.path.pop();
+        }
+    }
+
+    fn check_no_nul_in_value(&mut self, value: &'a Value) {
+        match value {
+            Value::String(text) if text.contains('\0') => self.violation(NUL_IN_STRING),
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    self.path.push(Seg::Index(index));
+                    self.check_no_nul_in_value(item);
+                    self.path.pop();
+                }
+            }
+            Value::Object(map) => self.check_no_nul(map),
+            _ => {}
+        }
+    }
+
     /// Walks an object of type `type_id`: every known member is checked against its schema,
     /// every unknown one is named as a warning. `null` members count as absent.
     pub(crate) fn check_object(
@@ -138,8 +216,8 @@ impl<'a> Ctx<'a> {
         let Some(ty) = model.object(type_id) else {
             return;
         };
-        for (key, value) in map {
-            self.path.push(Seg::Key(key));
+        for (position, (key, value)) in map.iter().enumerate() {
+            self.path.push(Seg::Member(key, position));
             match ty.props.get(key.as_str()) {
                 None => self.unknown_field(),
                 Some(_) if value.is_null() => {}
@@ -342,7 +420,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pointers_escape_tilde_and_slash() {
+    fn pointers_escape_tilde_and_slash_in_contract_names() {
         assert_eq!(pointer_of(&[]), "");
         assert_eq!(
             pointer_of(&[
@@ -353,6 +431,41 @@ mod tests {
             ]),
             "/a~1b/3/m~0n/"
         );
+    }
+
+    #[test]
+    fn submitted_names_are_quoted_only_if_identifiers() {
+        let long = "a".repeat(64);
+        let too_long = "a".repeat(65);
+        for (name, expected) in [
+            ("antragsteller1", "antragsteller1"),
+            ("snake_Case_09", "snake_Case_09"),
+            (long.as_str(), long.as_str()),
+            ("vertriebsschlüssel", "vertriebsschlüssel"),
+            (too_long.as_str(), "#7"),
+            ("", "#7"),
+            ("Erika Mustermann", "#7"),
+            ("erika@example.org", "#7"),
+            ("a/b", "#7"),
+            ("x~y", "#7"),
+            ("#3", "#7"),
+            ("straße", "#7"),
+            ("a-b", "#7"),
+            ("nul\0", "#7"),
+        ] {
+            assert_eq!(
+                pointer_of(&[Seg::Key("vorgang"), Seg::Member(name, 7)]),
+                format!("/vorgang/{expected}"),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn positions_sort_numerically() {
+        let mut pointers = vec!["/a/#10", "/a/#2", "/a/b"];
+        pointers.sort_by(|a, b| cmp_pointers(a, b));
+        assert_eq!(pointers, ["/a/#2", "/a/#10", "/a/b"]);
     }
 
     #[test]

@@ -636,11 +636,133 @@ fn unknown_fields_are_warnings_and_kept() {
             "WARN unknown-field /partner/custom/0/typ",
             "WARN unknown-field /partner/neu",
             "WARN unknown-field /tippgeber/rolle",
-            "WARN unknown-field /vorgang/a~1b",
-            "WARN unknown-field /vorgang/haushalt/ausgaben/mietausgaben/0/x~0y",
+            // Names that are not identifiers appear as their position (DESIGN §5).
+            "WARN unknown-field /vorgang/#4",
+            "WARN unknown-field /vorgang/haushalt/ausgaben/mietausgaben/0/#2",
         ]
     );
     assert_eq!(request.vorgang["a/b"], json!({"tief": [1]}));
+}
+
+/// Member names a partner might send that must never be echoed, each with a planted text.
+fn planted_names() -> Vec<String> {
+    vec![
+        "Erika Mustermann".to_owned(),
+        "erika.mustermann@example.org".to_owned(),
+        format!("GEHEIM{}", "x".repeat(59)), // 65 characters
+        "Straße".to_owned(),
+        "GEHEIM~0/1".to_owned(),
+        "GEHEIM/".to_owned(),
+        "~GEHEIM".to_owned(),
+        "GEHEIM-1".to_owned(),
+        "#GEHEIM".to_owned(),
+    ]
+}
+
+#[test]
+fn unknown_member_names_are_named_only_if_identifiers() {
+    let names = planted_names();
+    let identifier = format!("A{}", "b_9".repeat(21)); // 64 characters: still named
+    let body = with(|b| {
+        for name in &names {
+            b["vorgang"]["antragsteller1"][name.as_str()] = json!(1);
+            b["tippgeber"][name.as_str()] = json!(1);
+            b["partner"][name.as_str()] = json!(1);
+            b["partner"]["custom"][0][name.as_str()] = json!(1);
+            b[name.as_str()] = json!(1);
+        }
+        b["vorgang"]["antragsteller1"][identifier.as_str()] = json!(1);
+    });
+    let request = parse_import_request_at(&body, today()).unwrap();
+    let text = request.warnings.join("\n");
+    for name in &names {
+        assert!(!text.contains(name.as_str()), "{name} echoed: {text}");
+    }
+    for planted in ["GEHEIM", "Erika", "Mustermann", "example.org", "Straße"] {
+        assert!(!text.contains(planted), "{planted} echoed: {text}");
+    }
+    // antragsteller1 has 2 members before the planted ones; tippgeber 6, partner 3, custom/0 2,
+    // the top level 4.
+    let mut expected: Vec<String> = Vec::new();
+    for (prefix, first) in [
+        ("", 4),
+        ("/partner", 3),
+        ("/partner/custom/0", 2),
+        ("/tippgeber", 6),
+        ("/vorgang/antragsteller1", 2),
+    ] {
+        for n in 0..names.len() {
+            expected.push(format!("WARN unknown-field {prefix}/#{}", first + n));
+        }
+        if prefix == "/vorgang/antragsteller1" {
+            expected.push(format!("WARN unknown-field {prefix}/{identifier}"));
+        }
+    }
+    let mut sorted = request.warnings.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected);
+    // Every rendered pointer is a valid RFC 6901 pointer: a `#n` segment needs no escape.
+    for warning in &request.warnings {
+        let pointer = warning.strip_prefix("WARN unknown-field ").unwrap();
+        assert!(pointer.starts_with('/'), "{pointer}");
+        assert!(!pointer.contains('~'), "{pointer}");
+    }
+}
+
+#[test]
+fn violations_below_an_unnameable_member_name_its_position() {
+    // A duplicate key inside an unknown member whose name is personal data: the 400 detail
+    // names the object by position.
+    let body = br#"{"vorgang": {"Erika Mustermann": {"a": 1, "a": 2}}}"#;
+    let detail = malformed(body);
+    assert!(
+        detail.starts_with("duplicate key in the object at /vorgang/#0 "),
+        "{detail}"
+    );
+    assert!(!detail.contains("Erika"));
+}
+
+#[test]
+fn nul_is_refused_in_every_string_and_member_name() {
+    let body = with(|b| {
+        b["vorgang"]["antragsteller1"]["personendaten"]["vorname"] = json!("Ma\u{0}x");
+        b["vorgang"]["leadquelle"] = json!("\u{0}");
+        // Unknown members inside vorgang are forwarded: checked as well, at any depth.
+        b["vorgang"]["neu"] = json!({"tief": [1, "x\u{0}"]});
+        b["tippgeber"]["nachname"] = json!("Muster\u{0}mann");
+        b["kommentare"] = json!(["ok", "Max\u{0} Mustermann"]);
+        b["partner"]["kundennummer"] = json!("1\u{0}");
+        b["partner"]["custom"][0]["value"] = json!("2021\u{0}");
+        b["partner"]["custom"][1]["key"] = json!("filial\u{0}Id");
+        b["extra"] = json!("\u{0}");
+        // In a member name: the member is named by its position.
+        b["vorgang"]["haushalt"]["GEHEIM\u{0}"] = json!(1);
+    });
+    let text = String::from_utf8(body.clone()).unwrap();
+    assert!(
+        text.contains("\\u0000"),
+        "the body carries NUL as the escape \\u0000"
+    );
+    let string = "must not contain the character U+0000";
+    let name = "member name must not contain the character U+0000";
+    assert_eq!(
+        violations(&body),
+        [
+            pair("/extra", string),
+            pair("/kommentare/1", string),
+            pair("/partner/custom/0/value", string),
+            pair("/partner/custom/1/key", string),
+            pair("/partner/kundennummer", string),
+            pair("/tippgeber/nachname", string),
+            pair("/vorgang/antragsteller1/personendaten/vorname", string),
+            pair("/vorgang/haushalt/#2", name),
+            pair("/vorgang/leadquelle", string),
+            pair("/vorgang/neu/tief/1", string),
+        ]
+    );
+    // A raw NUL byte cannot occur: JSON requires control characters in strings to be escaped.
+    assert!(malformed(b"{\"vorgang\": \"a\x00b\"}").contains("control character"));
 }
 
 #[test]

@@ -272,7 +272,8 @@ impl Application {
     }
 }
 
-/// Resumes abandoned imports now and every 30 s; purges finished ones hourly.
+/// Resumes abandoned imports now and every 30 s; scrubs the store every 30 s (SQLite: the WAL
+/// keeps no page image of a dropped request body for longer); purges finished ones hourly.
 async fn background_work(importer: Importer, stale_after: Duration, retention: Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     let mut ticks: u64 = 0;
@@ -291,6 +292,9 @@ async fn background_work(importer: Importer, stale_after: Duration, retention: D
                 Ok(count) => tracing::info!(count, "purged finished imports past retention"),
                 Err(error) => tracing::error!(error = %error, "could not purge imports"),
             }
+        }
+        if let Err(error) = importer.store().scrub().await {
+            tracing::warn!(error = %error, "could not scrub the store");
         }
         ticks = ticks.wrapping_add(1);
     }

@@ -17,7 +17,14 @@
 //!
 //! - `imports`: one row per import, primary key `id`; `UNIQUE (client_id, idempotency_key)`
 //!   enforces the idempotency rule in the database, so two replicas cannot both insert an import
-//!   for the same key; indexes on `(status, created_at)` and `(status, updated_at)`.
+//!   for the same key; indexes on `(status, created_at)` and `(status, updated_at)`. Its
+//!   `request` column is NULL in rows written by this build (see `import_requests`).
+//! - `import_requests`: `import_id` → `body`, the import's request (personal data), written
+//!   once with the import and deleted in the update that drops it (when the import finishes);
+//!   `ON DELETE CASCADE` with its import. A state change never rewrites the body, so no old
+//!   copy of it is left in `imports` (dead row versions in PostgreSQL, page images in
+//!   SQLite's WAL). See docs/privacy.md.
+//! - `heartbeat`: one row, upserted by `ImportStore::ping`.
 //! - `tippgeber_partners`: `(environment, externe_partner_id)` → `partner_id`.
 //! - `clients`: partner clients, `scopes` as a JSON array.
 //! - `signing_keys`: the token issuer's key pairs, private key as stored by `auth`.
@@ -37,8 +44,14 @@
 //! - `ImportStore::insert` is `INSERT … ON CONFLICT (client_id, idempotency_key) DO NOTHING`,
 //!   then reads the conflicting import back (retried if it vanished in between); a duplicate
 //!   `id` is [`StoreError::Conflict`].
+//! - `ImportStore::insert` and `update` write the import and its body in one transaction.
 //! - `ImportStore::update` writes every column but `id` (like the in-memory store replaces the
-//!   whole record), `WHERE id = ? AND status = expected`.
+//!   whole record), `WHERE id = ? AND status = expected`; then the body: upserted if the record
+//!   has one (no write if unchanged), deleted if not.
+//! - `ImportStore::ping` upserts the heartbeat row: `Ok` means a write committed, not merely
+//!   that the database answers.
+//! - `ImportStore::scrub`: SQLite checkpoints and truncates its WAL (also done at close);
+//!   PostgreSQL does nothing (autovacuum, see docs/privacy.md).
 //! - `list` and `list_clients` order by `created_at`, then id; `list_keys` by `created_at`
 //!   descending, listing keys with `retired_at` unset or strictly after `retired_after`.
 //! - `revoke_client` keeps the first revocation time of an already revoked client.
@@ -55,6 +68,17 @@
 //! Applied at connect; PostgreSQL serializes concurrent replicas with an advisory lock.
 //! Migrations already applied by a newer build are tolerated (rolling upgrades), so every
 //! migration must keep the previous build working.
+//!
+//! `0002_import_requests_heartbeat` only adds: `import_requests` (existing bodies copied, not
+//! moved), a trigger and `heartbeat`. A build before it keeps writing bodies to
+//! `imports.request`; this build reads `COALESCE(imports.request, import_requests.body)` and
+//! writes `imports.request = NULL` in every update, so such a body moves over at the next
+//! update. The trigger `imports_request_dropped` (on an UPDATE that sets `imports.request` to
+//! NULL while it held a body, or for a finished import) deletes the `import_requests` row, so an
+//! import finished by the previous build keeps no body either. One limit while both builds run:
+//! a replica of the previous build that resumes an *abandoned* import stored by this build sees
+//! no body and fails it ("stored request is missing"). That needs a new replica to die
+//! mid-import during the rollout; keep rollouts short (docs/privacy.md §5).
 
 use std::sync::Arc;
 use std::time::Duration;

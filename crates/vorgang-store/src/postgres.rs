@@ -31,29 +31,46 @@ const INSERT_IMPORT: &str = "INSERT INTO imports (id, client_id, environment, st
      CAST($13 AS json), $14, $15, $16) \
      ON CONFLICT (client_id, idempotency_key) DO NOTHING";
 
-const SELECT_BY_ID: &str = "SELECT id::text AS id, client_id, environment, status, \
-     idempotency_key, fingerprint, request::text AS request, tippgeber_externe_partner_id, \
-     tippgeber_partner_id, europace_vorgangsnummer, crm_kennung, messages::text AS messages, \
-     failure::text AS failure, attempts, created_at, updated_at \
-     FROM imports WHERE id = $1";
+/// The columns of an import with its request body: from `import_requests`, or from
+/// `imports.request` where a build before migration 0002 left it.
+macro_rules! select_import {
+    () => {
+        "SELECT i.id::text AS id, i.client_id, i.environment, i.status, i.idempotency_key, \
+         i.fingerprint, COALESCE(i.request, r.body)::text AS request, \
+         i.tippgeber_externe_partner_id, i.tippgeber_partner_id, i.europace_vorgangsnummer, \
+         i.crm_kennung, i.messages::text AS messages, i.failure::text AS failure, i.attempts, \
+         i.created_at, i.updated_at \
+         FROM imports i LEFT JOIN import_requests r ON r.import_id = i.id"
+    };
+}
 
-const SELECT_BY_KEY: &str = "SELECT id::text AS id, client_id, environment, status, \
-     idempotency_key, fingerprint, request::text AS request, tippgeber_externe_partner_id, \
-     tippgeber_partner_id, europace_vorgangsnummer, crm_kennung, messages::text AS messages, \
-     failure::text AS failure, attempts, created_at, updated_at \
-     FROM imports WHERE client_id = $1 AND idempotency_key = $2";
+const SELECT_BY_ID: &str = concat!(select_import!(), " WHERE i.id = $1");
 
-const LIST_ALL: &str = "SELECT id::text AS id, client_id, environment, status, \
-     idempotency_key, fingerprint, request::text AS request, tippgeber_externe_partner_id, \
-     tippgeber_partner_id, europace_vorgangsnummer, crm_kennung, messages::text AS messages, \
-     failure::text AS failure, attempts, created_at, updated_at \
-     FROM imports ORDER BY created_at, id";
+const SELECT_BY_KEY: &str = concat!(
+    select_import!(),
+    " WHERE i.client_id = $1 AND i.idempotency_key = $2"
+);
 
-const LIST_BY_STATUS: &str = "SELECT id::text AS id, client_id, environment, status, \
-     idempotency_key, fingerprint, request::text AS request, tippgeber_externe_partner_id, \
-     tippgeber_partner_id, europace_vorgangsnummer, crm_kennung, messages::text AS messages, \
-     failure::text AS failure, attempts, created_at, updated_at \
-     FROM imports WHERE status = $1 ORDER BY created_at, id";
+const LIST_ALL: &str = concat!(select_import!(), " ORDER BY i.created_at, i.id");
+
+const LIST_BY_STATUS: &str = concat!(
+    select_import!(),
+    " WHERE i.status = $1 ORDER BY i.created_at, i.id"
+);
+
+const INSERT_BODY: &str =
+    "INSERT INTO import_requests (import_id, body) VALUES ($1, CAST($2 AS json))";
+
+/// Writes a body unless the stored one is the same: an unchanged body leaves no dead row
+/// version behind (`json` has no equality operator, so the texts are compared).
+const UPSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) \
+     VALUES ($1, CAST($2 AS json)) ON CONFLICT (import_id) DO UPDATE SET body = excluded.body \
+     WHERE import_requests.body::text IS DISTINCT FROM excluded.body::text";
+
+const DELETE_BODY: &str = "DELETE FROM import_requests WHERE import_id = $1";
+
+const HEARTBEAT: &str = "INSERT INTO heartbeat (id, beat_at) VALUES (1, $1) \
+     ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at";
 
 const UPDATE_IMPORT: &str = "UPDATE imports SET client_id = $2, environment = $3, status = $4, \
      idempotency_key = $5, fingerprint = $6, request = CAST($7 AS json), \
@@ -102,6 +119,12 @@ const RETIRE_OTHER_KEYS: &str =
 ///
 /// Safe to share between replicas: the idempotency rule is a unique constraint, status changes
 /// are compare-and-set, and migrations take PostgreSQL's advisory lock.
+///
+/// Request bodies live in `import_requests`, written once and deleted when the import finishes:
+/// a deleted row stays in the table file as a dead tuple until (auto)vacuum makes its space
+/// reusable, and in WAL segments and backups for their lifetime. The table is small and vacuumed
+/// after every 100 deletions (migration 0002); what VACUUM does and does not erase is in
+/// docs/privacy.md.
 ///
 /// Cloning is cheap and shares the connection pool.
 #[derive(Debug, Clone)]
@@ -168,7 +191,9 @@ fn bind_import<'q>(
         .bind(params.status)
         .bind(&params.idempotency_key)
         .bind(&params.fingerprint)
-        .bind(&params.request)
+        // `imports.request` stays NULL: bodies live in `import_requests` (migration 0002).
+        // Writing NULL in every UPDATE also moves over a body a previous build left here.
+        .bind(None::<String>)
         .bind(&params.tippgeber_externe_partner_id)
         .bind(&params.tippgeber_partner_id)
         .bind(&params.europace_vorgangsnummer)
@@ -185,17 +210,29 @@ impl ImportStore for PgStore {
     async fn insert(&self, record: &ImportRecord) -> Result<InsertOutcome, StoreError> {
         const CONTEXT: &str = "insert import";
         let params = ImportParams::new(CONTEXT, record)?;
+        let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
         for _ in 0..INSERT_ATTEMPTS {
             // ON CONFLICT waits for a concurrent insert of the same key to commit or roll back,
             // so when nothing was inserted the conflicting row is committed and visible to the
-            // next statement (READ COMMITTED).
+            // next statement (READ COMMITTED). The import and its body commit together.
+            let mut tx = self.pool.begin().await.map_err(map)?;
             let done = bind_import(sqlx::query(INSERT_IMPORT), &params)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
-                .map_err(|err| map_sqlx(CONTEXT, &err))?;
+                .map_err(map)?;
             if done.rows_affected() == 1 {
+                if let Some(body) = &params.request {
+                    sqlx::query(INSERT_BODY)
+                        .bind(params.id)
+                        .bind(body)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map)?;
+                }
+                tx.commit().await.map_err(map)?;
                 return Ok(InsertOutcome::Inserted);
             }
+            tx.rollback().await.map_err(map)?;
             let Some(key) = &params.idempotency_key else {
                 return Err(StoreError::Conflict(format!("{CONTEXT}: row not stored")));
             };
@@ -214,12 +251,26 @@ impl ImportStore for PgStore {
     ) -> Result<bool, StoreError> {
         const CONTEXT: &str = "update import";
         let params = ImportParams::new(CONTEXT, record)?;
+        let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
+        let mut tx = self.pool.begin().await.map_err(map)?;
         let done = bind_import(sqlx::query(UPDATE_IMPORT), &params)
             .bind(expected.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(|err| map_sqlx(CONTEXT, &err))?;
-        Ok(done.rows_affected() == 1)
+            .map_err(map)?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await.map_err(map)?;
+            return Ok(false);
+        }
+        match &params.request {
+            Some(body) => sqlx::query(UPSERT_BODY).bind(params.id).bind(body),
+            None => sqlx::query(DELETE_BODY).bind(params.id),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
+        tx.commit().await.map_err(map)?;
+        Ok(true)
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<ImportRecord>, StoreError> {
@@ -291,10 +342,14 @@ impl ImportStore for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
+        // A committed write, not `SELECT 1`: a read-only or full database fails here even though
+        // it still answers queries. One row, updated in place (HOT): cheap enough for every
+        // probe of every replica.
+        sqlx::query(HEARTBEAT)
+            .bind(encode_time(Utc::now()))
             .execute(&self.pool)
             .await
-            .map_err(|err| map_sqlx("ping database", &err))?;
+            .map_err(|err| map_sqlx("ping database (heartbeat write)", &err))?;
         Ok(())
     }
 }

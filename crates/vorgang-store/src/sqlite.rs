@@ -22,6 +22,8 @@ use crate::codec::{
 use crate::error::{map_migrate, map_sqlx};
 use crate::{BUSY_TIMEOUT, INSERT_ATTEMPTS, idempotency_race_lost};
 
+mod files;
+
 /// Connections reading in parallel with the writer (WAL readers never block the writer).
 const READERS: u32 = 4;
 
@@ -31,9 +33,38 @@ const INSERT_IMPORT: &str = "INSERT INTO imports (id, client_id, environment, st
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
      ON CONFLICT (client_id, idempotency_key) DO NOTHING";
 
-const SELECT_BY_ID: &str = "SELECT * FROM imports WHERE id = ?1";
+/// The columns of an import with its request body: from `import_requests`, or from
+/// `imports.request` where a build before migration 0002 left it.
+macro_rules! select_import {
+    () => {
+        "SELECT i.id, i.client_id, i.environment, i.status, i.idempotency_key, i.fingerprint, \
+         COALESCE(i.request, r.body) AS request, i.tippgeber_externe_partner_id, \
+         i.tippgeber_partner_id, i.europace_vorgangsnummer, i.crm_kennung, i.messages, \
+         i.failure, i.attempts, i.created_at, i.updated_at \
+         FROM imports i LEFT JOIN import_requests r ON r.import_id = i.id"
+    };
+}
 
-const SELECT_BY_KEY: &str = "SELECT * FROM imports WHERE client_id = ?1 AND idempotency_key = ?2";
+const SELECT_BY_ID: &str = concat!(select_import!(), " WHERE i.id = ?1");
+
+const SELECT_BY_KEY: &str = concat!(
+    select_import!(),
+    " WHERE i.client_id = ?1 AND i.idempotency_key = ?2"
+);
+
+const INSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) VALUES (?1, ?2)";
+
+/// Writes a body unless the stored one is the same: an unchanged body costs no page write.
+const UPSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) VALUES (?1, ?2) \
+     ON CONFLICT (import_id) DO UPDATE SET body = excluded.body WHERE body IS NOT excluded.body";
+
+const DELETE_BODY: &str = "DELETE FROM import_requests WHERE import_id = ?1";
+
+const HEARTBEAT: &str = "INSERT INTO heartbeat (id, beat_at) VALUES (1, ?1) \
+     ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at";
+
+/// Copies every page of the WAL into the database file, then truncates the WAL to zero bytes.
+const CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
 const UPDATE_IMPORT: &str = "UPDATE imports SET client_id = ?2, environment = ?3, status = ?4, \
      idempotency_key = ?5, fingerprint = ?6, request = ?7, tippgeber_externe_partner_id = ?8, \
@@ -41,9 +72,12 @@ const UPDATE_IMPORT: &str = "UPDATE imports SET client_id = ?2, environment = ?3
      messages = ?12, failure = ?13, attempts = ?14, created_at = ?15, updated_at = ?16 \
      WHERE id = ?1 AND status = ?17";
 
-const LIST_ALL: &str = "SELECT * FROM imports ORDER BY created_at, id";
+const LIST_ALL: &str = concat!(select_import!(), " ORDER BY i.created_at, i.id");
 
-const LIST_BY_STATUS: &str = "SELECT * FROM imports WHERE status = ?1 ORDER BY created_at, id";
+const LIST_BY_STATUS: &str = concat!(
+    select_import!(),
+    " WHERE i.status = ?1 ORDER BY i.created_at, i.id"
+);
 
 const PURGE: &str = "DELETE FROM imports WHERE status IN (?1, ?2) AND updated_at < ?3";
 
@@ -83,6 +117,21 @@ const RETIRE_OTHER_KEYS: &str =
 /// WAL mode, never wait for the writer. An in-memory database (`sqlite::memory:`) uses one
 /// connection for everything, kept open for the life of the store.
 ///
+/// # Personal data on disk
+///
+/// The request bodies of imports hold personal data until the import finishes. So that a
+/// dropped body does not stay readable in the files:
+///
+/// - the database file (and so the `-wal` and `-shm` files, which SQLite creates with the
+///   database file's mode) is created `0600`; an existing one readable by others is tightened to
+///   `0600` with a warning;
+/// - `secure_delete` is on: SQLite overwrites deleted content (the cell of a dropped body, freed
+///   overflow pages) with zeros instead of leaving it in free space;
+/// - [`ImportStore::scrub`] (called periodically by the server) and [`SqliteStore::close`] run
+///   `PRAGMA wal_checkpoint(TRUNCATE)`: the WAL keeps the old page images (the body as inserted)
+///   until a checkpoint copies the current pages into the database file and truncates it;
+/// - `temp_store = MEMORY`: sorts and temporary tables never spill to temporary files.
+///
 /// Cloning is cheap and shares the connections.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -93,9 +142,12 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens the database named by a `sqlite:` URL and applies the embedded migrations.
     ///
-    /// `?mode=rwc` creates a missing file (as in the default `sqlite://vorgang.db?mode=rwc`);
-    /// without it a missing file is an error. The connections use WAL journaling, a busy
-    /// timeout of 5 s, `synchronous = FULL` and enforced foreign keys.
+    /// `?mode=rwc` creates a missing file (as in the default `sqlite://vorgang.db?mode=rwc`),
+    /// with mode `0600`; without it a missing file is an error. An existing database file (or
+    /// `-wal`, `-shm` file) that others may read is tightened to `0600`, with a warning; if that
+    /// fails (another owner), the warning says so and the store opens anyway. The connections use
+    /// WAL journaling, a busy timeout of 5 s, `synchronous = FULL`, enforced foreign keys,
+    /// `secure_delete = ON` and `temp_store = MEMORY`.
     ///
     /// # Errors
     ///
@@ -108,9 +160,17 @@ impl SqliteStore {
             .map_err(|err| map_sqlx(CONTEXT, &err))?
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            // Dropped request bodies are overwritten with zeros, not left in free space.
+            .pragma("secure_delete", "ON")
+            // Sorts of rows with request bodies stay in memory, never in a temporary file.
+            .pragma("temp_store", "MEMORY");
 
-        let store = if is_in_memory(database_url) {
+        let in_memory = is_in_memory(database_url);
+        if !in_memory {
+            files::prepare(options.get_filename(), creates_missing_file(database_url))?;
+        }
+        let store = if in_memory {
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
@@ -150,10 +210,39 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Closes all connections; later calls fail with [`StoreError::Unavailable`].
+    /// Checkpoints and truncates the WAL (see [`ImportStore::scrub`]), then closes all
+    /// connections; later calls fail with [`StoreError::Unavailable`].
+    ///
+    /// SQLite also checkpoints and deletes the WAL when its last connection closes; the explicit
+    /// checkpoint covers another process still holding the database open.
     pub async fn close(&self) {
+        if !self.writer.is_closed()
+            && let Err(error) = self.checkpoint().await
+        {
+            tracing::warn!(error = %error, "WAL checkpoint at close failed");
+        }
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)` through the writer connection.
+    ///
+    /// It waits (busy timeout) for readers of old WAL frames and blocks writers while it runs:
+    /// through the one writer connection it queues like any write.
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        const CONTEXT: &str = "checkpoint WAL";
+        // (busy, frames in the WAL, frames checkpointed); busy = 1: readers kept it from
+        // completing. An in-memory or non-WAL database answers (0, -1, -1).
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as(CHECKPOINT)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(|err| map_sqlx(CONTEXT, &err))?;
+        if busy != 0 {
+            return Err(StoreError::Unavailable(format!(
+                "{CONTEXT}: readers kept the checkpoint from completing; retried at the next scrub"
+            )));
+        }
+        Ok(())
     }
 
     async fn import_by_key(
@@ -171,6 +260,12 @@ impl SqliteStore {
             .map(ImportRow::into_record)
             .transpose()
     }
+}
+
+/// Whether a `sqlite:` URL asks for a missing file to be created (`mode=rwc`).
+fn creates_missing_file(database_url: &str) -> bool {
+    let query = database_url.split_once('?').map_or("", |(_, query)| query);
+    query.split('&').any(|pair| pair == "mode=rwc")
 }
 
 /// Whether a `sqlite:` URL names an in-memory database.
@@ -193,7 +288,9 @@ fn bind_import<'q>(
         .bind(params.status)
         .bind(&params.idempotency_key)
         .bind(&params.fingerprint)
-        .bind(&params.request)
+        // `imports.request` stays NULL: bodies live in `import_requests` (migration 0002).
+        // Writing NULL in every UPDATE also moves over a body a previous build left here.
+        .bind(None::<String>)
         .bind(&params.tippgeber_externe_partner_id)
         .bind(&params.tippgeber_partner_id)
         .bind(&params.europace_vorgangsnummer)
@@ -210,14 +307,33 @@ impl ImportStore for SqliteStore {
     async fn insert(&self, record: &ImportRecord) -> Result<InsertOutcome, StoreError> {
         const CONTEXT: &str = "insert import";
         let params = ImportParams::new(CONTEXT, record)?;
+        let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
         for _ in 0..INSERT_ATTEMPTS {
-            let done = bind_import(sqlx::query(INSERT_IMPORT), &params)
-                .execute(&self.writer)
+            // The import and its body commit together. IMMEDIATE takes the write lock at once
+            // (waiting up to the busy timeout), as another process may write the same file.
+            let mut tx = self
+                .writer
+                .begin_with("BEGIN IMMEDIATE")
                 .await
-                .map_err(|err| map_sqlx(CONTEXT, &err))?;
+                .map_err(map)?;
+            let done = bind_import(sqlx::query(INSERT_IMPORT), &params)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
             if done.rows_affected() == 1 {
+                if let Some(body) = &params.request {
+                    sqlx::query(INSERT_BODY)
+                        .bind(params.id.to_string())
+                        .bind(body)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map)?;
+                }
+                tx.commit().await.map_err(map)?;
                 return Ok(InsertOutcome::Inserted);
             }
+            // Release the one writer connection before reading through it.
+            tx.rollback().await.map_err(map)?;
             let Some(key) = &params.idempotency_key else {
                 return Err(StoreError::Conflict(format!("{CONTEXT}: row not stored")));
             };
@@ -236,12 +352,31 @@ impl ImportStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         const CONTEXT: &str = "update import";
         let params = ImportParams::new(CONTEXT, record)?;
+        let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map)?;
         let done = bind_import(sqlx::query(UPDATE_IMPORT), &params)
             .bind(expected.as_str())
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
-            .map_err(|err| map_sqlx(CONTEXT, &err))?;
-        Ok(done.rows_affected() == 1)
+            .map_err(map)?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await.map_err(map)?;
+            return Ok(false);
+        }
+        let id = params.id.to_string();
+        match &params.request {
+            Some(body) => sqlx::query(UPSERT_BODY).bind(id).bind(body),
+            None => sqlx::query(DELETE_BODY).bind(id),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
+        tx.commit().await.map_err(map)?;
+        Ok(true)
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<ImportRecord>, StoreError> {
@@ -313,11 +448,18 @@ impl ImportStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
+        // A committed write, not `SELECT 1`: a full disk or a held write lock fails here even
+        // though reads still work. One row, one page: cheap enough for every probe.
+        sqlx::query(HEARTBEAT)
+            .bind(encode_time(Utc::now()))
+            .execute(&self.writer)
             .await
-            .map_err(|err| map_sqlx("ping database", &err))?;
+            .map_err(|err| map_sqlx("ping database (heartbeat write)", &err))?;
         Ok(())
+    }
+
+    async fn scrub(&self) -> Result<(), StoreError> {
+        self.checkpoint().await
     }
 }
 

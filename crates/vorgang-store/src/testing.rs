@@ -14,10 +14,14 @@
 //!
 //! The admin URL must name a role that may `CREATE DATABASE`. A database not dropped explicitly
 //! (e.g. because the test panicked) is dropped when its [`PostgresTestDatabase`] is dropped.
+//!
+//! [`block_writes`] makes every write to a test database fail while reads keep working (the
+//! situation of a full disk), e.g. to test the readiness check.
 
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 use uuid::Uuid;
 use vorgang_core::StoreError;
@@ -136,6 +140,120 @@ async fn connect_admin(context: &'static str, admin_url: &str) -> Result<PgConne
     PgConnection::connect_with(&options)
         .await
         .map_err(|err| map_sqlx(context, &err))
+}
+
+/// Writes to a database blocked by [`block_writes`], until [`WriteBlock::release`].
+#[derive(Debug)]
+pub struct WriteBlock {
+    inner: Blocker,
+}
+
+#[derive(Debug)]
+enum Blocker {
+    /// A connection holding SQLite's write lock in an open transaction.
+    Sqlite(SqliteConnection),
+    /// A connection to the database that made it read-only for new sessions.
+    Postgres { admin: PgConnection, name: String },
+}
+
+/// Makes every write to the database at `database_url` fail while reads keep working, as on a
+/// full disk: for tests of what the service does then (e.g. `GET /health/ready`).
+///
+/// - SQLite (a file): another connection takes the write lock (`BEGIN IMMEDIATE`) and holds it;
+///   every write waits the busy timeout (5 s), then fails with `SQLITE_BUSY`. Readers in WAL
+///   mode are not affected.
+/// - PostgreSQL: `ALTER DATABASE … SET default_transaction_read_only = on`, then every other
+///   session of that database is terminated, so pools reconnect read-only; writes fail with
+///   SQLSTATE 25006. Needs a role that may alter the database and terminate its sessions (the
+///   test server's `postgres`).
+///
+/// Dropping the block without [`WriteBlock::release`] releases SQLite's lock but leaves a
+/// PostgreSQL database read-only (a test database is dropped anyway).
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] if the database cannot be reached or refuses.
+pub async fn block_writes(database_url: &str) -> Result<WriteBlock, StoreError> {
+    const CONTEXT: &str = "block writes";
+    let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
+    let inner = if database_url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(database_url)
+            .map_err(map)?
+            .create_if_missing(false);
+        let mut connection = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(map)?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut connection)
+            .await
+            .map_err(map)?;
+        Blocker::Sqlite(connection)
+    } else {
+        let options = PgConnectOptions::from_str(database_url)
+            .map_err(map)?
+            .disable_statement_logging();
+        let mut admin = PgConnection::connect_with(&options).await.map_err(map)?;
+        let name: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&mut admin)
+            .await
+            .map_err(map)?;
+        alter_and_reconnect(&mut admin, &name, "SET default_transaction_read_only = on").await?;
+        Blocker::Postgres { admin, name }
+    };
+    Ok(WriteBlock { inner })
+}
+
+impl WriteBlock {
+    /// Lets writes succeed again: SQLite's lock is released; PostgreSQL's database is writable
+    /// again and its sessions are terminated once more, so pools reconnect writable.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the database cannot be reached or refuses.
+    pub async fn release(self) -> Result<(), StoreError> {
+        const CONTEXT: &str = "release blocked writes";
+        match self.inner {
+            Blocker::Sqlite(mut connection) => {
+                sqlx::query("ROLLBACK")
+                    .execute(&mut connection)
+                    .await
+                    .map_err(|err| map_sqlx(CONTEXT, &err))?;
+                let _ = connection.close().await;
+            }
+            Blocker::Postgres { mut admin, name } => {
+                alter_and_reconnect(&mut admin, &name, "RESET default_transaction_read_only")
+                    .await?;
+                let _ = admin.close().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `ALTER DATABASE name <change>`, then terminates every other session of the database so that
+/// new sessions pick up the change.
+async fn alter_and_reconnect(
+    admin: &mut PgConnection,
+    name: &str,
+    change: &str,
+) -> Result<(), StoreError> {
+    const CONTEXT: &str = "alter test database";
+    // `name` comes from current_database(); quoted as an identifier.
+    let quoted = name.replace('"', "\"\"");
+    sqlx::query(AssertSqlSafe(format!(
+        "ALTER DATABASE \"{quoted}\" {change}"
+    )))
+    .execute(&mut *admin)
+    .await
+    .map_err(|err| map_sqlx(CONTEXT, &err))?;
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut *admin)
+    .await
+    .map_err(|err| map_sqlx(CONTEXT, &err))?;
+    Ok(())
 }
 
 /// `url` with its path (the database name) replaced by `name`, keeping credentials, host and

@@ -1,7 +1,8 @@
 //! `GET /health/live` and `GET /health/ready`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError as _, web};
 
+use crate::problem::Problem;
 use crate::state::AppState;
 
 /// Live: the process answers.
@@ -9,14 +10,17 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "UP"}))
 }
 
-/// Ready: the database answers.
+/// Ready: a write to the database commits (`ImportStore::ping` upserts a heartbeat row).
+///
+/// A database that still answers reads but refuses writes (full disk, read-only, a write lock
+/// held elsewhere) makes the replica unready: it could not store a single import. The answer is
+/// then `503` problem+json with `Retry-After`, like every other error answer.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.importer.store().ping().await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "UP", "database": "UP"})),
         Err(error) => {
             tracing::warn!(error = %error, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({"status": "DOWN", "database": "DOWN"}))
+            Problem::unavailable("not ready: the database does not take writes").error_response()
         }
     }
 }

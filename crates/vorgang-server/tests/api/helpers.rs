@@ -31,6 +31,8 @@ pub struct TestApp {
     pub client_secret: String,
     pub http: reqwest::Client,
     pub settings: Settings,
+    server: actix_web::dev::ServerHandle,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _sandbox_server: SandboxServer,
     _dir: tempfile::TempDir,
     _postgres: Option<vorgang_store::testing::PostgresTestDatabase>,
@@ -93,9 +95,12 @@ pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Settings)) -> Te
 
     let application = Application::build(settings.clone()).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
-    tokio::spawn(application.run_until_stopped());
+    let server = application.handle();
+    let running = tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
+        server,
+        running: Some(running),
         sandbox,
         sandbox_url: sandbox_server.base_url(),
         client_id: client.client_id,
@@ -127,6 +132,19 @@ pub fn postgres_admin_url() -> String {
 }
 
 impl TestApp {
+    /// Stops the server gracefully and waits until it has closed its database connections.
+    pub async fn stop(&mut self) {
+        self.server.stop(true).await;
+        if let Some(running) = self.running.take() {
+            running.await.unwrap().unwrap();
+        }
+    }
+
+    /// The temporary directory holding the SQLite database (`vorgang.db`) of a SQLite app.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn token_response(&self, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}/oauth2/token", self.address))

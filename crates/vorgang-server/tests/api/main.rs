@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod import;
 mod openapi;
+mod privacy;
 mod resume;
 mod routes;
 mod slow_clients;
