@@ -334,7 +334,10 @@ impl ToSchema for ImportProblem {
         (status = 401, description = "`invalid_client`: unknown client, wrong secret, revoked client or malformed credentials.", body = OAuthErrorSchema,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"vorgang\"`")),
             example = json!({"error": "invalid_client", "error_description": "client authentication failed"})),
-        (status = 429, description = "`slow_down`: too many failed attempts.", body = OAuthErrorSchema,
+        (status = 413, description = "`invalid_request`: the form is larger than 4 KiB.", body = OAuthErrorSchema,
+            headers(("Cache-Control" = String, description = "`no-store`")),
+            example = json!({"error": "invalid_request", "error_description": "the request is too large"})),
+        (status = 429, description = "`slow_down`: too many failed attempts for this client or address, counting attempts still being checked (at most 5 at once).", body = OAuthErrorSchema,
             headers(("Retry-After" = u64, description = "Seconds to wait.")),
             example = json!({"error": "slow_down", "error_description": "too many failed authentication attempts; retry later"})),
         (status = 500, description = "`server_error`.", body = OAuthErrorSchema),
@@ -416,7 +419,7 @@ fn jwks() {}
                 ("Cache-Control" = String, description = "`no-store`"),
             ),
             example = json!({"drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "importStatus": "ACCEPTED", "detail": "the import is stored and will be finished in the background; do not send it again; GET its Location for the outcome"})),
-        (status = 400, description = "Not JSON, not an object, duplicate keys, nesting deeper than 32, invalid UTF-8; a bad query (`environment`) or a bad `Idempotency-Key`.",
+        (status = 400, description = "Not JSON, not an object, duplicate keys, nesting deeper than 32, invalid UTF-8; a bad query (`environment`), a bad `Idempotency-Key`; more than one `Authorization` header (`duplicate-authorization`).",
             body = Problem, content_type = "application/problem+json",
             example = json!({"type": "https://api.drkleinservice.de/problems/malformed-request", "title": "Malformed request", "status": 400, "detail": "duplicate key in the object at /tippgeber at line 12 column 5"})),
         (status = 401, description = "No, an invalid or an expired access token, or a revoked client.",
@@ -469,6 +472,7 @@ fn create_vorgang() {}
         (status = 200, description = "The import.", body = ImportView,
             headers(("Cache-Control" = String, description = "`no-store`")),
             example = json!({"drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "status": "COMPLETED", "environment": "TEST", "europaceVorgangsnummer": "AB1234", "crmKennung": "DKR-AB1267", "messages": [], "createdAt": "2026-11-25T10:15:00Z"})),
+        (status = 400, description = "More than one `Authorization` header (`duplicate-authorization`).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No, an invalid or an expired access token.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge."))),
         (status = 403, description = "The token lacks the scope.", body = Problem, content_type = "application/problem+json",
@@ -490,11 +494,13 @@ fn get_vorgang() {}
 #[expect(dead_code, reason = "documentation only")]
 fn health_live() {}
 
-/// Readiness: the database answers
+/// Readiness: a write to the database commits
 #[utoipa::path(get, path = "/health/ready", operation_id = "healthReady", tag = "Operations",
     responses(
         (status = 200, description = "Ready.", body = HealthSchema, example = json!({"status": "UP", "database": "UP"})),
-        (status = 503, description = "The database does not answer.", body = HealthSchema, example = json!({"status": "DOWN", "database": "DOWN"})),
+        (status = 503, description = "Not ready: the database does not answer or does not take writes (full disk, read-only).", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait.")),
+            example = json!({"type": "https://api.drkleinservice.de/problems/service-unavailable", "title": "Service unavailable", "status": 503, "detail": "not ready: the database does not take writes"})),
     ),
     security(()))]
 #[expect(dead_code, reason = "documentation only")]
