@@ -460,7 +460,7 @@ fn must_refuse(
     if token.len() > MAX_TOKEN_LEN {
         return Some("too long");
     }
-    let Ok(header) = serde_json::from_slice::<Map<String, Value>>(header) else {
+    let Some(header) = json_object(header) else {
         return Some("header not a JSON object");
     };
     if header.get("alg").and_then(Value::as_str) != Some("EdDSA") {
@@ -481,7 +481,7 @@ fn must_refuse(
     if header.get("kid").and_then(Value::as_str) != Some(kid.as_str()) {
         return Some("kid of another key");
     }
-    let Ok(claims) = serde_json::from_slice::<Map<String, Value>>(payload) else {
+    let Some(claims) = json_object(payload) else {
         return Some("payload not a JSON object");
     };
     if claims.get("iss").and_then(Value::as_str) != Some(ISSUER) {
@@ -525,9 +525,18 @@ fn must_refuse(
     None
 }
 
+/// A token part as the validator reads it: a JSON object, where invalid UTF-8 counts only in
+/// the members it reads. serde_json skips the strings of members a struct ignores without
+/// checking their UTF-8, so `{"x":"\xBD"}` passes the validator as a part with an unknown
+/// member; the lossy conversion lets the oracle see the same object (a member the validator
+/// reads keeps a replacement character and so still breaks its rule).
+fn json_object(part: &[u8]) -> Option<Map<String, Value>> {
+    serde_json::from_str(&String::from_utf8_lossy(part)).ok()
+}
+
 /// What `authorize_import` checks beyond the token itself: the client and the scope.
 fn must_refuse_import(payload: &[u8]) -> Option<&'static str> {
-    let claims = serde_json::from_slice::<Map<String, Value>>(payload).ok()?;
+    let claims = json_object(payload)?;
     if claims.get("client_id").and_then(Value::as_str) != Some(ACTIVE_CLIENT) {
         return Some("revoked or unknown client");
     }

@@ -30,14 +30,18 @@ fn replay(target: &str, harness: impl Fn(&[u8]) -> bool) -> (usize, usize) {
     let dir = seed_dir(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
+        .map(|entry| {
+            entry
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path()
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 10, "{target}: only {} seeds", files.len());
     let mut failed = Vec::new();
     let mut accepted = 0;
     for file in &files {
-        let bytes = std::fs::read(file).unwrap();
+        let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         match catch_unwind(AssertUnwindSafe(|| harness(&bytes))) {
             Ok(true) => accepted += 1,
             Ok(false) => {}
