@@ -79,6 +79,8 @@
 pub mod clients;
 pub mod error;
 pub mod external;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod memory;
 pub mod ports;

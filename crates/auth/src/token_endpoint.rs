@@ -229,10 +229,10 @@ pub struct TokenEndpoint {
 }
 
 /// The parameters of a request after the checks that need no database.
-struct Parsed {
-    client_id: String,
+pub(crate) struct Parsed {
+    pub(crate) client_id: String,
     secret: String,
-    scope: Option<Vec<String>>,
+    pub(crate) scope: Option<Vec<String>>,
 }
 
 impl TokenEndpoint {
@@ -365,7 +365,7 @@ pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
 const KNOWN_PARAMETERS: [&str; 4] = ["grant_type", "scope", "client_id", "client_secret"];
 
 /// Checks everything that needs no database and no hashing.
-fn parse(req: &TokenRequest) -> Result<Parsed, OAuthError> {
+pub(crate) fn parse(req: &TokenRequest) -> Result<Parsed, OAuthError> {
     // RFC 6749 §3.2: parameters without a value are treated as omitted; none may repeat.
     let mut params: [Option<&str>; 4] = [None; 4];
     for (name, value) in &req.form {
@@ -453,7 +453,7 @@ fn parse(req: &TokenRequest) -> Result<Parsed, OAuthError> {
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1).
-fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
+pub(crate) fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     let malformed = || OAuthError::invalid_client("malformed HTTP Basic credentials");
     let (scheme, encoded) = header.split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("Basic") {
