@@ -3,38 +3,60 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tracing::subscriber::Interest;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::filter::dynamic_filter_fn;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-/// The log target of actix-server's accept loop.
-const ACCEPT_TARGET: &str = "actix_server::accept";
+/// Log targets whose events a client or a flood can trigger at will, each logged at most once
+/// per [`NOISY_TARGET_INTERVAL`]: actix-server's accept loop (e.g. "Too many open files",
+/// retried every half second) and actix-http's connection handling (e.g. "stream error: request
+/// parse error: invalid Header provided" at ERROR for every malformed request).
+const NOISY_TARGETS: [&str; 2] = ["actix_server::accept", "actix_http::"];
 
-/// How often an accept error may be logged at most.
-pub const ACCEPT_ERROR_INTERVAL: Duration = Duration::from_secs(10);
+/// How often an event of a [`NOISY_TARGETS`] target may be logged at most.
+pub const NOISY_TARGET_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Installs the global subscriber: JSON to stderr, level from `RUST_LOG` (default `info`).
 /// Safe to call more than once (later calls do nothing).
 ///
-/// Accept errors of the listener (e.g. "Too many open files" under a connection flood) are
-/// logged at most once per [`ACCEPT_ERROR_INTERVAL`]: actix-server retries `accept` every half
-/// second, and a flood must not turn into a flood of log lines as well.
+/// Events of the [`NOISY_TARGETS`] are logged at most once per [`NOISY_TARGET_INTERVAL`] each:
+/// a flood of connections or of malformed requests must not turn into a flood of log lines.
 pub fn init() {
+    let _ = subscriber(std::io::stderr).try_init();
+}
+
+/// The subscriber [`init`] installs, writing to `writer` (tests capture it).
+pub fn subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let gate = Gate::new(ACCEPT_ERROR_INTERVAL);
-    let _ = tracing_subscriber::fmt()
+    let gates = NOISY_TARGETS.map(|_| Gate::new(NOISY_TARGET_INTERVAL));
+    let noisy = |target: &str| NOISY_TARGETS.iter().position(|t| target.starts_with(t));
+    tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE)
         .with_current_span(false)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .finish()
-        .with(filter_fn(move |metadata| {
-            !metadata.target().starts_with(ACCEPT_TARGET) || gate.allow(Instant::now())
-        }))
-        .try_init();
+        .with(
+            dynamic_filter_fn(move |metadata, _| {
+                noisy(metadata.target()).is_none_or(|i| gates[i].allow(Instant::now()))
+            })
+            // Asked per event, not once per call site: tracing caches a filter's answer per
+            // call site unless told it may change.
+            .with_callsite_filter(move |metadata| {
+                if noisy(metadata.target()).is_some() {
+                    Interest::sometimes()
+                } else {
+                    Interest::always()
+                }
+            }),
+        )
 }
 
 /// Lets one event through per interval.
@@ -73,6 +95,42 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn noisy_targets_are_logged_once_per_interval_others_always() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = subscriber(move || writer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..5 {
+                tracing::error!(target: "actix_server::accept", "Error accepting connection");
+                tracing::error!(target: "actix_http::h1::dispatcher", "stream error");
+                tracing::info!(target: "vorgang_server", "ours");
+            }
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text.matches("Error accepting connection").count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(text.matches("stream error").count(), 1, "{text}");
+        assert_eq!(text.matches("ours").count(), 5, "{text}");
+    }
 
     #[test]
     fn the_gate_opens_once_per_interval() {
