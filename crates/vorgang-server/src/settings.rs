@@ -478,12 +478,14 @@ pub fn mask_url(url: &str) -> String {
 /// `{file}:{line}:{column}: {message}` for a TOML syntax error. toml's own rendering quotes the
 /// offending line, which may hold a secret: only its position and message are kept.
 fn toml_syntax_problem(file: &str, text: &str, error: &toml::de::Error) -> String {
+    // toml's messages are generic ("invalid string", "expected `\"`, `'`"): one line.
     let message = error
         .message()
         .lines()
-        .next()
-        .unwrap_or("syntax error")
-        .trim();
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     match error.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
