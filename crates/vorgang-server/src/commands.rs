@@ -33,29 +33,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Sandbox { listen } = command {
         return sandbox(listen).await;
     }
+    // Every command refuses settings with a problem (a typo must not start the sandbox nor
+    // write to a default database): nothing on stdout, one line per problem on stderr.
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
-            if matches!(command, Command::Config(ConfigCommand::Check)) {
-                println!("{error}");
-                return Ok(ExitCode::FAILURE);
+            let mut err = std::io::stderr().lock();
+            for problem in error.problems() {
+                writeln!(err, "{problem}")?;
             }
-            return Err(error.into());
+            return Ok(ExitCode::FAILURE);
         }
     };
     match command {
         Command::Serve => serve(settings).await,
         Command::Config(ConfigCommand::Check) => {
+            // One JSON document, so `config check | jq .` works.
             print_line(&settings.masked_json())?;
-            let problems = settings.problems();
-            for problem in &problems {
-                println!("{problem}");
-            }
-            Ok(if problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(ExitCode::SUCCESS)
         }
         Command::Clients(command) => clients(settings, command).await,
         Command::Imports(command) => imports(settings, command).await,

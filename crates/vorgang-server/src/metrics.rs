@@ -1,20 +1,51 @@
-//! Prometheus metrics in text format, without labels that could carry personal data.
+//! Prometheus metrics on `prometheus-client`, without labels that could carry personal data.
+//!
+//! `/metrics` answers in the Prometheus text format 0.0.4 (`text/plain; version=0.0.4`), which
+//! `prometheus-client` encodes ([`prometheus_text`]) and every Prometheus-compatible scraper reads.
 //!
 //! Every label value comes from a closed set fixed in the code: a label made of request text
 //! (any token is a valid HTTP method, any path can be asked for) would let each request add a
-//! series that is kept, and rendered, for the life of the process.
+//! series that is kept, and rendered, for the life of the process. The label types below hold
+//! only `&'static str` and numbers, so no request text can become one.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use actix_web::http::Method;
-
-/// (method label, route label, status): all `'static` or bounded, see [`method_label`].
-type HttpKey = (&'static str, &'static str, u16);
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// The `route` label of a request that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds (seconds) of the request duration buckets: from a health probe (milliseconds) to
+/// an import that waits for Europace's request timeout (10 s by default) and its retries.
+pub const HTTP_DURATION_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The `error` codes of the token endpoint's refusals (RFC 6749 §5.2 and RFC 8628's
+/// `slow_down`); anything else is counted as `other`.
+pub const TOKEN_ERRORS: [&str; 9] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "slow_down",
+    "temporarily_unavailable",
+    "server_error",
+];
 
 /// The `method` label: the method itself if it is one of the nine of RFC 9110 and RFC 5789,
 /// else `OTHER`.
@@ -34,29 +65,103 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Counters of the service. Cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct Metrics {
-    http: Arc<Mutex<BTreeMap<HttpKey, HttpStats>>>,
-    imports: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+/// Labels of the HTTP metrics, in exposition order.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: &'static str,
+    route: &'static str,
+    status: u16,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct HttpStats {
-    count: u64,
-    seconds: f64,
+/// Label of the import outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ImportLabels {
+    status: &'static str,
+}
+
+/// Label of the token endpoint's refusals.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    error: &'static str,
+}
+
+/// A histogram with [`HTTP_DURATION_BUCKETS`] (the family's constructor).
+fn http_duration_histogram() -> Histogram {
+    Histogram::new(HTTP_DURATION_BUCKETS)
+}
+
+/// The metrics of the service. Cheap to clone: every clone records into the same registry.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Family<HttpLabels, Histogram, fn() -> Histogram>,
+    imports: Family<ImportLabels, Counter>,
+    tokens_issued: Counter,
+    token_refusals: Family<RefusalLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
-    /// Empty counters.
+    /// A registry with every metric of the service and the process metrics.
     #[must_use]
     pub fn new() -> Self {
-        Self::default()
+        let mut registry = Registry::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route and status",
+            http_requests.clone(),
+        );
+        let http_duration =
+            Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                http_duration_histogram,
+            );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from the request's arrival to its answer, by method, route and status",
+            http_duration.clone(),
+        );
+        let imports = Family::<ImportLabels, Counter>::default();
+        registry.register(
+            "vorgang_imports",
+            "POST /vorgang answers by the import's resulting status, replays included",
+            imports.clone(),
+        );
+        let tokens_issued = Counter::default();
+        registry.register(
+            "vorgang_tokens_issued",
+            "Access tokens issued by POST /oauth2/token",
+            tokens_issued.clone(),
+        );
+        let token_refusals = Family::<RefusalLabels, Counter>::default();
+        // Every code from the start at 0, so a rate over them needs no series to appear first.
+        for error in TOKEN_ERRORS {
+            drop(token_refusals.get_or_create(&RefusalLabels { error }));
+        }
+        registry.register(
+            "vorgang_token_refusals",
+            "Refused POST /oauth2/token requests by RFC 6749 error code",
+            token_refusals.clone(),
+        );
+        registry.register_collector(Box::new(ProcessCollector));
+        Self {
+            registry: Arc::new(registry),
+            http_requests,
+            http_duration,
+            imports,
+            tokens_issued,
+            token_refusals,
+        }
     }
 
     /// Counts one HTTP request by method label ([`method_label`]), route pattern (never the raw
-    /// path; [`UNMATCHED_ROUTE`] when none matched) and status. The labels are `'static` so that
-    /// no request text can become one.
+    /// path; [`UNMATCHED_ROUTE`] when none matched) and status, and observes its duration.
     pub fn observe_http(
         &self,
         method: &'static str,
@@ -64,57 +169,163 @@ impl Metrics {
         status: u16,
         seconds: f64,
     ) {
-        let mut http = self.http.lock().unwrap_or_else(PoisonError::into_inner);
-        let stats = http.entry((method, route, status)).or_default();
-        stats.count += 1;
-        stats.seconds += seconds;
+        let labels = HttpLabels {
+            method,
+            route,
+            status,
+        };
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_duration.get_or_create(&labels).observe(seconds);
     }
 
     /// Counts one import answer by the import's status.
     pub fn observe_import(&self, status: &'static str) {
-        *self
-            .imports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(status)
-            .or_default() += 1;
+        self.imports.get_or_create(&ImportLabels { status }).inc();
     }
 
-    /// The Prometheus text exposition.
-    #[must_use]
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP http_requests_total HTTP requests by method, route and status.\n# TYPE http_requests_total counter\n");
-        let http = self
-            .http
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        for ((method, route, status), stats) in &http {
-            let _ = writeln!(
-                out,
-                "http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
-                stats.count
-            );
-        }
-        out.push_str("# HELP http_request_duration_seconds_sum Total time spent answering, by method, route and status.\n# TYPE http_request_duration_seconds_sum counter\n");
-        for ((method, route, status), stats) in &http {
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {:.6}",
-                stats.seconds
-            );
-        }
-        out.push_str("# HELP vorgang_imports_total Answered imports by resulting import status.\n# TYPE vorgang_imports_total counter\n");
-        for (status, count) in self
-            .imports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Counts one issued access token.
+    pub fn observe_token_issued(&self) {
+        self.tokens_issued.inc();
+    }
+
+    /// Counts one refused token request by its RFC 6749 `error` code (`other` when the code is
+    /// not one of [`TOKEN_ERRORS`]).
+    pub fn observe_token_refused(&self, error: &str) {
+        let error = TOKEN_ERRORS
             .iter()
-        {
-            let _ = writeln!(out, "vorgang_imports_total{{status=\"{status}\"}} {count}");
+            .copied()
+            .find(|known| *known == error)
+            .unwrap_or("other");
+        self.token_refusals
+            .get_or_create(&RefusalLabels { error })
+            .inc();
+    }
+
+    /// The Prometheus text exposition (format 0.0.4, [`CONTENT_TYPE`]).
+    ///
+    /// # Errors
+    /// When the encoder fails (it writes into a `String`, so only on a bug).
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Linux's `USER_HZ`: the unit of the CPU times in `/proc/self/stat`, 100 on every architecture
+/// the service is built for (the kernel converts its internal tick rate to it).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// What `/proc` tells about this process (Linux only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ProcessStats {
+    cpu_seconds: f64,
+    resident_bytes: i64,
+    virtual_bytes: i64,
+    start_time_seconds: f64,
+    open_fds: i64,
+}
+
+impl ProcessStats {
+    /// Reads `/proc/self/stat`, `/proc/self/status`, `/proc/stat` and `/proc/self/fd`; `None`
+    /// where there is no `/proc` (not Linux).
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let system = std::fs::read_to_string("/proc/stat").ok()?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count();
+        Self::parse(&stat, &status, &system, open_fds)
+    }
+
+    /// The figures from the files' contents (see `proc(5)`).
+    fn parse(stat: &str, status: &str, system: &str, open_fds: usize) -> Option<Self> {
+        // The command name (field 2) is in parentheses and may hold spaces and parentheses:
+        // the fields proper start after the last `)`, with field 3 (state) at index 0.
+        let fields: Vec<&str> = stat
+            .get(stat.rfind(')')? + 1..)?
+            .split_whitespace()
+            .collect();
+        let field = |number: usize| -> Option<f64> { fields.get(number - 3)?.parse().ok() };
+        let ticks = field(14)? + field(15)?;
+        let start_ticks = field(22)?;
+        let virtual_bytes = fields.get(23 - 3)?.parse::<i64>().ok()?;
+        let resident_kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse::<i64>()
+            .ok()?;
+        let boot_time = system
+            .lines()
+            .find_map(|line| line.strip_prefix("btime "))?
+            .trim()
+            .parse::<f64>()
+            .ok()?;
+        Some(Self {
+            cpu_seconds: ticks / TICKS_PER_SECOND,
+            resident_bytes: resident_kib.saturating_mul(1024),
+            virtual_bytes,
+            start_time_seconds: boot_time + start_ticks / TICKS_PER_SECOND,
+            open_fds: i64::try_from(open_fds).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+/// The process metrics of the Prometheus client conventions (`process_*`), read at each scrape.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(stats) = ProcessStats::read() else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(stats.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        let gauges: [(&str, &str, ConstGauge<f64>); 3] = [
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                ConstGauge::new(stats.start_time_seconds),
+            ),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                ConstGauge::new(stats.resident_bytes as f64),
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                ConstGauge::new(stats.virtual_bytes as f64),
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
-        out
+        let open = ConstGauge::new(stats.open_fds);
+        open.encode(encoder.encode_descriptor(
+            "process_open_fds",
+            "Number of open file descriptors",
+            None,
+            open.metric_type(),
+        )?)?;
+        // The soft limit: the one `open` fails at (raised to the hard limit at start).
+        if let Ok((soft, _hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+            let max = ConstGauge::new(i64::try_from(soft).unwrap_or(i64::MAX));
+            max.encode(encoder.encode_descriptor(
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                None,
+                max.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }
 
@@ -123,19 +334,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_counters() {
+    fn renders_counters_and_a_cumulative_histogram() {
         let metrics = Metrics::new();
         metrics.observe_http("POST", "/vorgang", 201, 0.5);
-        metrics.observe_http("POST", "/vorgang", 201, 0.25);
+        metrics.observe_http("POST", "/vorgang", 201, 0.02);
         metrics.observe_import("COMPLETED");
-        let text = metrics.render();
-        assert!(
-            text.contains(
-                "http_requests_total{method=\"POST\",route=\"/vorgang\",status=\"201\"} 2"
-            )
+        metrics.observe_token_refused("invalid_client");
+        metrics.observe_token_refused("zqx_invented");
+        let text = metrics.render().unwrap();
+        let labels = r#"method="POST",route="/vorgang",status="201""#;
+        for line in [
+            "# TYPE http_requests_total counter".to_owned(),
+            format!("http_requests_total{{{labels}}} 2"),
+            "# TYPE http_request_duration_seconds histogram".to_owned(),
+            format!("http_request_duration_seconds_bucket{{{labels},le=\"0.025\"}} 1"),
+            format!("http_request_duration_seconds_bucket{{{labels},le=\"0.5\"}} 2"),
+            format!("http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 2"),
+            format!("http_request_duration_seconds_count{{{labels}}} 2"),
+            "vorgang_imports_total{status=\"COMPLETED\"} 1".to_owned(),
+            "vorgang_tokens_issued_total 0".to_owned(),
+            "vorgang_token_refusals_total{error=\"invalid_client\"} 1".to_owned(),
+            "vorgang_token_refusals_total{error=\"slow_down\"} 0".to_owned(),
+            "vorgang_token_refusals_total{error=\"other\"} 1".to_owned(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        assert!(!text.contains("zqx"), "{text}");
+    }
+
+    #[test]
+    fn process_stats_are_parsed_from_proc_files() {
+        // A command name with a space and a parenthesis, as `proc(5)` allows.
+        let stat = "4242 (vorgang (x) s) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 50 0 0 20 0 \
+                    9 0 123400 104857600 2048 18446744073709551615";
+        let status = "Name:\tvorgang\nVmRSS:\t   8192 kB\nThreads:\t9\n";
+        let system = "cpu  1 2 3\nbtime 1700000000\nprocesses 1\n";
+        let stats = ProcessStats::parse(stat, status, system, 17).unwrap();
+        assert_eq!(
+            stats,
+            ProcessStats {
+                cpu_seconds: 3.0,
+                resident_bytes: 8192 * 1024,
+                virtual_bytes: 104_857_600,
+                start_time_seconds: 1_700_001_234.0,
+                open_fds: 17,
+            }
         );
-        assert!(text.contains("http_request_duration_seconds_sum{method=\"POST\",route=\"/vorgang\",status=\"201\"} 0.750000"));
-        assert!(text.contains("vorgang_imports_total{status=\"COMPLETED\"} 1"));
+        assert_eq!(ProcessStats::parse("garbage", status, system, 1), None);
     }
 
     #[test]

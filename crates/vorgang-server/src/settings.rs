@@ -5,7 +5,6 @@ use std::path::Path;
 
 use base64::Engine as _;
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
@@ -25,7 +24,7 @@ pub enum AuthMode {
 
 /// `auth.*` settings.
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// `builtin`, `jwks` or `introspection`.
     pub mode: AuthMode,
@@ -43,7 +42,7 @@ pub struct AuthSettings {
 
 /// `europace.*` settings.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EuropaceSettings {
     /// Connect timeout of every Europace call.
     pub connect_timeout_ms: u64,
@@ -101,8 +100,12 @@ impl Default for EuropaceSettings {
 }
 
 /// All settings of the service (DESIGN.md §4).
+///
+/// Every struct denies unknown fields, and [`Settings::load`] checks the file's keys and the
+/// `VORGANG_*` variables against [`KNOWN_KEYS`] first: a typo must be an error, never a default
+/// (a misspelt `europace.base_url` would otherwise start the embedded sandbox in production).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Address to serve on.
     pub listen: String,
@@ -143,37 +146,167 @@ impl Default for Settings {
     }
 }
 
-/// Settings could not be read or are invalid.
+/// The prefix of the environment variables that set settings.
+pub const ENV_PREFIX: &str = "VORGANG_";
+
+/// The variable naming the settings file (read by the command line, not a setting itself).
+pub const CONFIG_VARIABLE: &str = "VORGANG_CONFIG";
+
+/// The sections of the settings (TOML tables; `__` in a variable name).
+pub const SECTIONS: &[&str] = &["auth", "europace"];
+
+/// Every setting by its dotted path. `VORGANG_` + the path upper-cased with `.` as `__` is its
+/// variable (`europace.base_url` → `VORGANG_EUROPACE__BASE_URL`). A unit test keeps this list
+/// equal to the fields of [`Settings`] and its sections.
+pub const KNOWN_KEYS: &[&str] = &[
+    "listen",
+    "database_url",
+    "issuer",
+    "audience",
+    "key_encryption_key",
+    "retention_days",
+    "token_ttl_s",
+    "token_leeway_s",
+    "auth.mode",
+    "auth.jwks_url",
+    "auth.issuer",
+    "auth.introspection_url",
+    "auth.client_id",
+    "auth.client_secret",
+    "europace.connect_timeout_ms",
+    "europace.request_timeout_ms",
+    "europace.base_url",
+    "europace.auth_url",
+    "europace.partner_url",
+    "europace.kex_url",
+    "europace.client_id",
+    "europace.client_secret",
+    "europace.impersonation_subject",
+    "europace.impersonation_actor",
+    "europace.kex_scope",
+    "europace.partner_scope",
+    "europace.kundenbetreuer_partner_id",
+    "europace.tippgeber_parent_id",
+    "europace.test_tippgeber_parent_id",
+];
+
+/// The environment variable of a setting: `europace.base_url` → `VORGANG_EUROPACE__BASE_URL`.
+#[must_use]
+pub fn env_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    )
+}
+
+/// The settings cannot be used: one line per problem, each naming the setting (and where it came
+/// from), never its value.
 #[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    /// The file or a variable could not be parsed.
-    #[error("{0}")]
-    Load(String),
-    /// One line per invalid setting.
-    #[error("invalid settings:\n{}", .0.join("\n"))]
-    Invalid(Vec<String>),
+#[error("invalid settings:\n{}", .0.join("\n"))]
+pub struct SettingsError(pub Vec<String>);
+
+impl SettingsError {
+    /// One line per problem.
+    #[must_use]
+    pub fn problems(&self) -> &[String] {
+        &self.0
+    }
 }
 
 impl Settings {
-    /// Loads defaults, then `config_file` (if given, it must exist), then `VORGANG_*` variables.
+    /// Loads defaults, then `config_file` (if given, it must exist), then `VORGANG_*` variables
+    /// of the process environment, and checks the result ([`Settings::problems`]).
     ///
     /// # Errors
-    /// [`SettingsError::Load`] when the file or a variable cannot be parsed.
+    /// Every problem found, one line each: a file that cannot be read or parsed (file, line and
+    /// column), a key or variable that names no setting, a value of the wrong type, an invalid
+    /// value.
     pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
-        let mut figment = Figment::new();
-        if let Some(path) = config_file {
-            if !path.exists() {
-                return Err(SettingsError::Load(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
+        let vars = std::env::vars_os()
+            .map(|(name, value)| {
+                (
+                    name.to_string_lossy().into_owned(),
+                    value.to_string_lossy().into_owned(),
+                )
+            })
+            .collect::<Vec<_>>();
+        Self::load_from(config_file, &vars)
+    }
+
+    /// [`Settings::load`] with the given environment (name, value) pairs instead of the
+    /// process's.
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn load_from(
+        config_file: Option<&Path>,
+        vars: &[(String, String)],
+    ) -> Result<Self, SettingsError> {
+        let mut problems = Vec::new();
+        let mut data = figment::value::Dict::new();
+        let file_name = config_file.map(|p| p.display().to_string());
+        if let (Some(path), Some(name)) = (config_file, &file_name) {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SettingsError(vec![format!("{name}: cannot be read: {e}")]))?;
+            // Syntax errors end the check: nothing after the error can be trusted.
+            let mut table: toml::Table = toml::from_str(&text)
+                .map_err(|e| SettingsError(vec![toml_syntax_problem(name, &text, &e)]))?;
+            problems.extend(unknown_file_keys(name, &mut table));
+            let value = figment::value::Value::serialize(&table).map_err(|_| {
+                SettingsError(vec![format!("{name}: could not be read as settings")])
+            })?;
+            if let Some(dict) = value.into_dict() {
+                data = dict;
             }
-            figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("VORGANG_").split("__").ignore(&["config"]));
-        figment
-            .extract()
-            .map_err(|e| SettingsError::Load(redact_figment_error(&e)))
+        // A variable's value is text: it goes in as a string first (`VORGANG_AUDIENCE=123` is the
+        // audience "123"), and is read as a number or boolean only for a setting that refuses
+        // the string.
+        let mut from_env = std::collections::BTreeMap::new();
+        for (name, value) in vars {
+            match setting_of_variable(name) {
+                None => {}
+                Some(Ok(key)) => {
+                    set_path(&mut data, key, figment::value::Value::from(value.clone()));
+                    from_env.insert(key.to_owned(), value.as_str());
+                }
+                Some(Err(problem)) => problems.push(problem),
+            }
+        }
+
+        // serde stops at the first value it cannot take: take that value out (its default
+        // applies) and go on, so that every bad value is reported at once.
+        let mut settings = None;
+        for _ in 0..=2 * KNOWN_KEYS.len() {
+            let figment = Figment::from(figment::providers::Serialized::globals(&data));
+            match figment.extract::<Self>() {
+                Ok(extracted) => {
+                    settings = Some(extracted);
+                    break;
+                }
+                Err(error) => {
+                    let key = error.path.join(".");
+                    if let Some(raw) = from_env.remove(&key) {
+                        let Ok(parsed) = raw.parse::<figment::value::Value>();
+                        if parsed.as_str().is_none_or(|s| s != raw) {
+                            set_path(&mut data, &key, parsed);
+                            continue;
+                        }
+                    }
+                    problems.push(describe_figment_error(&error, file_name.as_deref(), vars));
+                    if error.path.is_empty() || !remove_path(&mut data, &error.path) {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(settings) = &settings {
+            problems.extend(settings.problems());
+        }
+        match settings {
+            Some(settings) if problems.is_empty() => Ok(settings),
+            _ => Err(SettingsError(problems)),
+        }
     }
 
     /// Checks every setting; one message per problem.
@@ -342,34 +475,197 @@ pub fn mask_url(url: &str) -> String {
     }
 }
 
-/// figment errors may quote a value (e.g. a secret with the wrong type): keep only the key path
-/// and the kind of problem.
-fn redact_figment_error(error: &figment::Error) -> String {
-    error
-        .clone()
-        .into_iter()
-        .map(|e| {
-            let path = if e.path.is_empty() {
-                "settings".to_owned()
-            } else {
-                e.path.join(".")
-            };
-            let kind = match &e.kind {
-                figment::error::Kind::InvalidType(_, expected) => {
-                    format!("wrong type, expected {expected}")
-                }
-                figment::error::Kind::InvalidValue(_, expected) => {
-                    format!("invalid value, expected {expected}")
-                }
-                figment::error::Kind::UnknownField(field, _) => format!("unknown field {field}"),
-                figment::error::Kind::MissingField(field) => format!("missing field {field}"),
-                figment::error::Kind::Message(_) => "could not be read (syntax error?)".to_owned(),
-                other => format!("{other}"),
-            };
-            format!("{path}: {kind}")
-        })
+/// `{file}:{line}:{column}: {message}` for a TOML syntax error. toml's own rendering quotes the
+/// offending line, which may hold a secret: only its position and message are kept.
+fn toml_syntax_problem(file: &str, text: &str, error: &toml::de::Error) -> String {
+    // toml's messages are generic ("invalid string", "expected `\"`, `'`"): one line.
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{file}:{line}:{column}: {message}")
+        }
+        None => format!("{file}: {message}"),
+    }
+}
+
+/// Removes every key of the file's table that names no setting and reports it.
+fn unknown_file_keys(file: &str, table: &mut toml::Table) -> Vec<String> {
+    let mut problems = Vec::new();
+    table.retain(|key, value| {
+        if SECTIONS.contains(&key) {
+            if let toml::Value::Table(section) = value {
+                section.retain(|inner, _| {
+                    let path = format!("{key}.{inner}");
+                    let known = KNOWN_KEYS.contains(&path.as_str());
+                    if !known {
+                        problems.push(format!(
+                            "{file}: unknown setting `{path}`{}",
+                            suggestion(&path, KNOWN_KEYS.iter().copied(), |k| format!("`{k}`"))
+                        ));
+                    }
+                    known
+                });
+            }
+            return true;
+        }
+        if KNOWN_KEYS.contains(&key) {
+            return true;
+        }
+        problems.push(if value.is_table() {
+            format!(
+                "{file}: unknown section [{key}]{}",
+                suggestion(key, SECTIONS.iter().copied(), |k| format!("[{k}]"))
+            )
+        } else {
+            format!(
+                "{file}: unknown setting `{key}`{}",
+                suggestion(key, KNOWN_KEYS.iter().copied(), |k| format!("`{k}`"))
+            )
+        });
+        false
+    });
+    problems
+}
+
+/// The setting a variable sets: `None` when it is no `VORGANG_*` variable (or `VORGANG_CONFIG`),
+/// else the dotted key, or the problem naming an unknown variable. Like figment's `Env`, the
+/// prefix and the name are case-insensitive and `__` separates a section from its key.
+fn setting_of_variable(name: &str) -> Option<Result<&'static str, String>> {
+    let prefix = name.get(..ENV_PREFIX.len())?;
+    if !prefix.eq_ignore_ascii_case(ENV_PREFIX) || name.eq_ignore_ascii_case(CONFIG_VARIABLE) {
+        return None;
+    }
+    let path = name[ENV_PREFIX.len()..]
+        .to_ascii_lowercase()
+        .replace("__", ".");
+    if let Some(known) = KNOWN_KEYS.iter().find(|k| **k == path) {
+        return Some(Ok(known));
+    }
+    // `VORGANG_EUROPACE_BASE_URL`: the section joined with one underscore instead of two.
+    let flat = path.replace('.', "_");
+    let hint = match KNOWN_KEYS.iter().find(|k| k.replace('.', "_") == flat) {
+        Some(known) => format!(" (did you mean {}?)", env_name(known)),
+        None => suggestion(&path, KNOWN_KEYS.iter().copied(), env_name),
+    };
+    Some(Err(format!(
+        "{name}: unknown variable, it names no setting{hint}"
+    )))
+}
+
+/// ` (did you mean X?)` for the closest of `options` within two edits, else nothing.
+fn suggestion<'a>(
+    wrong: &str,
+    options: impl Iterator<Item = &'a str>,
+    show: impl Fn(&str) -> String,
+) -> String {
+    options
+        .map(|option| (edit_distance(wrong, option), option))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, option)| format!(" (did you mean {}?)", show(option)))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance (keys are short ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// Sets `key` (dotted, at most one section) in `data` to `value`.
+fn set_path(data: &mut figment::value::Dict, key: &str, value: figment::value::Value) {
+    let (section, leaf) = match key.split_once('.') {
+        Some((section, leaf)) => (Some(section), leaf),
+        None => (None, key),
+    };
+    let target = match section {
+        None => data,
+        Some(section) => {
+            let entry = data
+                .entry(section.to_owned())
+                .or_insert_with(|| figment::value::Dict::new().into());
+            if entry.as_dict().is_none() {
+                // A file that set the section to a non-table: the variable wins, as in figment.
+                *entry = figment::value::Dict::new().into();
+            }
+            match entry {
+                figment::value::Value::Dict(_, dict) => dict,
+                _ => return,
+            }
+        }
+    };
+    target.insert(leaf.to_owned(), value);
+}
+
+/// Removes `path` from `data`; whether there was something to remove.
+fn remove_path(data: &mut figment::value::Dict, path: &[String]) -> bool {
+    match path {
+        [] => false,
+        [leaf] => data.remove(leaf).is_some(),
+        [section, rest @ ..] => match data.get_mut(section) {
+            Some(figment::value::Value::Dict(_, dict)) => remove_path(dict, rest),
+            Some(_) => data.remove(section).is_some(),
+            None => false,
+        },
+    }
+}
+
+/// One line for a value figment could not take: the setting, where it came from, what was
+/// expected, never the value (it may be a secret of the wrong shape).
+fn describe_figment_error(
+    error: &figment::Error,
+    file: Option<&str>,
+    vars: &[(String, String)],
+) -> String {
+    let key = if error.path.is_empty() {
+        "settings".to_owned()
+    } else {
+        error.path.join(".")
+    };
+    let variable = env_name(&key);
+    let source = if vars.iter().any(|(n, _)| n.eq_ignore_ascii_case(&variable)) {
+        format!(" (from {variable})")
+    } else if let Some(file) = file {
+        format!(" (from {file})")
+    } else {
+        String::new()
+    };
+    let kind = match &error.kind {
+        figment::error::Kind::InvalidType(_, expected) => {
+            format!("wrong type, expected {expected}")
+        }
+        figment::error::Kind::InvalidValue(_, expected) => {
+            format!("invalid value, expected {expected}")
+        }
+        figment::error::Kind::UnknownVariant(_, expected) => {
+            format!("unknown value, expected one of {}", expected.join(", "))
+        }
+        figment::error::Kind::UnknownField(field, _) => format!("unknown setting `{field}`"),
+        figment::error::Kind::MissingField(field) => format!("missing setting `{field}`"),
+        figment::error::Kind::InvalidLength(_, expected) => {
+            format!("invalid length, expected {expected}")
+        }
+        _ => "invalid value".to_owned(),
+    };
+    format!("{key}{source}: {kind}")
 }
 
 #[cfg(test)]
@@ -435,5 +731,190 @@ mod tests {
         let json = settings.masked_json().to_string();
         assert!(!json.contains("geheim"));
         assert!(!json.contains("c2hvcnQ="));
+    }
+
+    /// The fields serde accepts in the section `section` (root: `None`), as named by
+    /// `deny_unknown_fields`' own error for an unknown one.
+    fn fields_of(section: Option<&str>) -> Vec<String> {
+        let probe = serde_json::json!({"zz_probe": 1});
+        let data = match section {
+            None => probe,
+            Some(section) => serde_json::json!({ section: probe }),
+        };
+        let error = Figment::from(figment::providers::Serialized::globals(data))
+            .extract::<Settings>()
+            .unwrap_err();
+        let figment::error::Kind::UnknownField(_, expected) = error.kind else {
+            panic!("{error}");
+        };
+        expected
+            .iter()
+            .map(|f| section.map_or_else(|| (*f).to_owned(), |s| format!("{s}.{f}")))
+            .collect()
+    }
+
+    fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        for (key, value) in value.as_object().unwrap() {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            if value.is_object() {
+                leaves(&path, value, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn the_known_keys_are_exactly_the_fields_and_the_masked_json() {
+        let mut fields: Vec<String> = fields_of(None)
+            .into_iter()
+            .filter(|f| !SECTIONS.contains(&f.as_str()))
+            .collect();
+        for section in SECTIONS {
+            fields.extend(fields_of(Some(section)));
+        }
+        let mut known: Vec<String> = KNOWN_KEYS.iter().map(|k| (*k).to_owned()).collect();
+        fields.sort();
+        known.sort();
+        assert_eq!(fields, known);
+        let mut masked = Vec::new();
+        leaves("", &Settings::default().masked_json(), &mut masked);
+        masked.sort();
+        assert_eq!(masked, known);
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    fn problems(config: Option<&Path>, pairs: &[(&str, &str)]) -> Vec<String> {
+        Settings::load_from(config, &vars(pairs))
+            .unwrap_err()
+            .problems()
+            .to_vec()
+    }
+
+    #[test]
+    fn unknown_keys_sections_and_variables_are_named() {
+        let toml = file(
+            "listen = \"127.0.0.1:1\"\nlisen = 1\n[europace]\nbase_ulr = \"https://x.example\"\n[europac]\nkex_scope = \"a\"\n",
+        );
+        let name = toml.path().display().to_string();
+        let found = problems(
+            Some(toml.path()),
+            &[
+                ("VORGANG_EUROPACE_BASE_URL", "https://x.example"),
+                ("vorgang_tokn_ttl_s", "5"),
+                ("VORGANG_CONFIG", "ignored.toml"),
+                ("PATH", "/bin"),
+            ],
+        );
+        assert_eq!(
+            found,
+            [
+                format!("{name}: unknown section [europac] (did you mean [europace]?)"),
+                format!("{name}: unknown setting `europace.base_ulr` (did you mean `europace.base_url`?)"),
+                format!("{name}: unknown setting `lisen` (did you mean `listen`?)"),
+                "VORGANG_EUROPACE_BASE_URL: unknown variable, it names no setting (did you mean VORGANG_EUROPACE__BASE_URL?)".to_owned(),
+                "vorgang_tokn_ttl_s: unknown variable, it names no setting (did you mean VORGANG_TOKEN_TTL_S?)".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_file_line_and_column_but_not_the_line() {
+        let toml = file("listen = \"127.0.0.1:1\"\n[europace]\nclient_secret = \"geheim\n");
+        let found = problems(Some(toml.path()), &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let prefix = format!("{}:3:", toml.path().display());
+        assert!(found[0].starts_with(&prefix), "{found:?}");
+        assert!(!found[0].contains("geheim"), "{found:?}");
+    }
+
+    #[test]
+    fn every_bad_value_is_one_line_without_the_value() {
+        let toml = file("retention_days = \"lang\"\n[auth]\nmode = \"geheimmodus\"\n");
+        let name = toml.path().display().to_string();
+        let found = problems(
+            Some(toml.path()),
+            &[
+                ("VORGANG_TOKEN_TTL_S", "bald"),
+                ("VORGANG_KEY_ENCRYPTION_KEY", "kurz"),
+                ("VORGANG_LISTEN", "nirgendwo"),
+            ],
+        );
+        assert_eq!(found.len(), 5, "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|l| l.starts_with(&format!("retention_days (from {name}): wrong type"))),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|l| l.starts_with(&format!("auth.mode (from {name}): unknown value"))),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|l| l.starts_with("token_ttl_s (from VORGANG_TOKEN_TTL_S): wrong type")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|l| l.starts_with("key_encryption_key: must be base64")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|l| l.starts_with("listen: must be an address")),
+            "{found:?}"
+        );
+        let all = found.join("\n");
+        for value in ["lang", "geheimmodus", "bald", "kurz", "nirgendwo"] {
+            assert!(!all.contains(value), "{value} in {all}");
+        }
+    }
+
+    #[test]
+    fn variables_for_every_known_key_are_accepted() {
+        // Strings and numbers as a container's environment carries them.
+        let settings = Settings::load_from(
+            None,
+            &vars(&[
+                ("VORGANG_LISTEN", "0.0.0.0:8080"),
+                ("VORGANG_RETENTION_DAYS", "7"),
+                ("VORGANG_AUDIENCE", "123"),
+                ("VORGANG_EUROPACE__CLIENT_ID", "4711"),
+                ("VORGANG_EUROPACE__CLIENT_SECRET", "s"),
+                ("VORGANG_EUROPACE__BASE_URL", "https://europace.example"),
+                (
+                    "VORGANG_KEY_ENCRYPTION_KEY",
+                    &base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.listen, "0.0.0.0:8080");
+        assert_eq!(settings.retention_days, 7);
+        assert_eq!(settings.audience, "123");
+        assert_eq!(settings.europace.client_id.as_deref(), Some("4711"));
     }
 }

@@ -364,28 +364,193 @@ fn config_check_names_each_bad_setting_without_its_value() {
         .output()
         .unwrap();
     assert_exit_1(&output);
-    let text = stdout(&output);
-    let lines: Vec<&str> = text.lines().collect();
-    // The masked settings, then one line per bad setting.
-    assert!(serde_json::from_str::<Value>(lines[0]).is_ok());
-    let problems = &lines[1..];
+    // Nothing on stdout; one line per bad setting on stderr.
+    assert_eq!(stdout(&output), "");
+    let text = stderr(&output);
+    let problems: Vec<&str> = text.lines().collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(problems.iter().any(|l| l.starts_with("retention_days")));
     assert!(problems.iter().any(|l| l.starts_with("key_encryption_key")));
-    assert!(
-        !text.contains("short") && !stderr(&output).contains("short"),
-        "the secret is not printed: {text}"
-    );
+    assert!(!text.contains("short"), "the secret is not printed: {text}");
 
-    // A value that cannot even be parsed: one line naming the setting.
+    // A value that cannot even be parsed: one line naming the setting and the variable.
     let output = env
         .command(&["config", "check"])
         .env("VORGANG_TOKEN_TTL_S", "soon")
         .output()
         .unwrap();
     assert_exit_1(&output);
-    assert!(stdout(&output).contains("token_ttl_s"));
-    assert!(!stdout(&output).contains("soon"));
+    assert_eq!(stdout(&output), "");
+    assert!(
+        stderr(&output).starts_with("token_ttl_s (from VORGANG_TOKEN_TTL_S): wrong type"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!stderr(&output).contains("soon"));
+}
+
+/// Runs `serve` with `setup` and waits (up to 20 s) for it to exit: a server that starts anyway
+/// is killed and fails the test.
+fn serve_refused(env: &Env, setup: impl Fn(&mut Command) -> &mut Command) -> Output {
+    let port = free_port();
+    let mut command = env.command(&["serve"]);
+    setup(&mut command)
+        .env("VORGANG_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve started despite bad settings");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Exited: the little it wrote is still in the pipes.
+    child.wait_with_output().unwrap()
+}
+
+/// `config check` and `serve` both refuse the settings `setup` makes: exit 1, nothing on stdout,
+/// stderr exactly the expected problem lines (checked by prefix), no database touched. Returns
+/// the problem lines.
+fn assert_refused(
+    env: &Env,
+    setup: impl Fn(&mut Command) -> &mut Command,
+    expected: &[&str],
+) -> Vec<String> {
+    let output = setup(&mut env.command(&["config", "check"]))
+        .output()
+        .unwrap();
+    assert_exit_1(&output);
+    assert_eq!(stdout(&output), "", "nothing on stdout");
+    let problems: Vec<String> = stderr(&output).lines().map(str::to_owned).collect();
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    for (problem, prefix) in problems.iter().zip(expected) {
+        assert!(
+            problem.starts_with(prefix),
+            "{problem:?} should start with {prefix:?}"
+        );
+    }
+
+    let output = serve_refused(env, setup);
+    assert_exit_1(&output);
+    assert_eq!(stdout(&output), "", "no demo client: nothing started");
+    let served: Vec<String> = stderr(&output).lines().map(str::to_owned).collect();
+    assert_eq!(served, problems, "serve refuses with the same lines");
+    assert!(!env.dir.path().join("v.db").exists(), "no database created");
+    problems
+}
+
+#[test]
+fn a_typo_in_a_file_key_is_refused() {
+    let env = Env::new();
+    std::fs::write(
+        env.dir.path().join("v.toml"),
+        "[europace]\nbase_ulr = \"https://europace.example\"\n",
+    )
+    .unwrap();
+    let problems = assert_refused(
+        &env,
+        |c| c.args(["--config", "v.toml"]),
+        &["v.toml: unknown setting `europace.base_ulr` (did you mean `europace.base_url`?)"],
+    );
+    assert_eq!(problems.len(), 1);
+}
+
+#[test]
+fn a_variable_with_one_underscore_is_refused() {
+    let env = Env::new();
+    assert_refused(
+        &env,
+        |c| c.env("VORGANG_EUROPACE_BASE_URL", "https://europace.example"),
+        &[
+            "VORGANG_EUROPACE_BASE_URL: unknown variable, it names no setting (did you mean VORGANG_EUROPACE__BASE_URL?)",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_section_is_refused() {
+    let env = Env::new();
+    std::fs::write(
+        env.dir.path().join("v.toml"),
+        "retention_days = 7\n[europa]\nbase_url = \"https://europace.example\"\n",
+    )
+    .unwrap();
+    assert_refused(
+        &env,
+        |c| c.args(["--config", "v.toml"]),
+        &["v.toml: unknown section [europa] (did you mean [europace]?)"],
+    );
+}
+
+#[test]
+fn a_broken_toml_file_is_refused_with_file_line_and_column() {
+    let env = Env::new();
+    std::fs::write(
+        env.dir.path().join("v.toml"),
+        "retention_days = 7\n[europace]\nclient_secret = \"geheim-unterminated\n",
+    )
+    .unwrap();
+    let problems = assert_refused(&env, |c| c.args(["--config", "v.toml"]), &["v.toml:3:"]);
+    let (position, message) = problems[0]["v.toml:".len()..].split_once(": ").unwrap();
+    let (line, column) = position.split_once(':').unwrap();
+    assert_eq!(line, "3");
+    assert!(column.parse::<u32>().unwrap() >= 1, "{problems:?}");
+    assert!(!message.is_empty());
+    assert!(
+        !problems[0].contains("geheim"),
+        "the line is not quoted: {problems:?}"
+    );
+}
+
+#[test]
+fn several_bad_values_are_one_line_each_and_refused() {
+    let env = Env::new();
+    std::fs::write(
+        env.dir.path().join("v.toml"),
+        "retention_days = \"lange\"\n[auth]\nmode = \"zqxmode\"\n",
+    )
+    .unwrap();
+    let problems = assert_refused(
+        &env,
+        |c| {
+            c.args(["--config", "v.toml"])
+                .env("VORGANG_TOKEN_TTL_S", "0")
+                .env("VORGANG_KEY_ENCRYPTION_KEY", "zqx-short-secret")
+                .env("VORGANG_EUROPACE__REQUEST_TIMEOUT_MS", "soon")
+        },
+        &[
+            "auth.mode (from v.toml): unknown value, expected one of builtin, jwks, introspection",
+            "europace.request_timeout_ms (from VORGANG_EUROPACE__REQUEST_TIMEOUT_MS): wrong type",
+            "retention_days (from v.toml): wrong type",
+            "token_ttl_s: must be between 1 and 86400",
+            "key_encryption_key: must be base64 of exactly 32 bytes",
+        ],
+    );
+    let all = problems.join("\n");
+    for value in ["lange", "zqx", "soon"] {
+        assert!(!all.contains(value), "{value} printed: {all}");
+    }
+}
+
+#[test]
+fn config_check_prints_one_json_document_for_jq() {
+    let env = Env::new();
+    let output = env
+        .command(&["config", "check"])
+        .env("VORGANG_EUROPACE__CLIENT_SECRET", "zqx-secret")
+        .output()
+        .unwrap();
+    assert_success(&output);
+    // The whole of stdout is one JSON document (what `| jq .` needs), nothing else.
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(document.is_object());
+    assert_eq!(document["europace"]["client_secret"], "********");
+    assert!(!stdout(&output).contains("zqx"));
+    assert_eq!(stderr(&output), "", "no log lines either");
 }
 
 #[test]
@@ -512,13 +677,14 @@ fn real_europace(command: &mut Command) -> &mut Command {
 #[test]
 fn real_europace_without_a_key_encryption_key_is_refused() {
     let env = Env::new();
-    // `config check`: the settings, then exactly one problem naming the key.
+    // `config check`: nothing on stdout, exactly one problem naming the key on stderr.
     let output = real_europace(&mut env.command(&["config", "check"]))
         .output()
         .unwrap();
     assert_exit_1(&output);
-    let text = stdout(&output);
-    let problems: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(stdout(&output), "");
+    let text = stderr(&output);
+    let problems: Vec<&str> = text.lines().collect();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].starts_with("key_encryption_key: required when europace.base_url is set"),

@@ -143,9 +143,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+    match state.metrics.render() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type(crate::metrics::CONTENT_TYPE)
+            .body(text),
+        Err(_) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-error",
+            "Internal error",
+            "the metrics could not be rendered",
+        )
+        .error_response(),
+    }
 }
 
 async fn not_found() -> HttpResponse {

@@ -30,15 +30,15 @@ fn oauth_error(error: &OAuthError) -> HttpResponse {
     }))
 }
 
-fn invalid_request(description: &str) -> HttpResponse {
-    oauth_error(&OAuthError::invalid_request(description))
+fn invalid_request(description: &str) -> OAuthError {
+    OAuthError::invalid_request(description)
 }
 
 /// The single `Authorization` header value, if any. Two or more: `invalid_request`, since which
 /// one authenticates would be a guess (the first? the last? a proxy's?) and a request that says
 /// two things about who it is must not be answered as either. Not visible ASCII: malformed
 /// credentials, as RFC 7617 allows nothing else.
-fn authorization_of(request: &HttpRequest) -> Result<Option<String>, HttpResponse> {
+fn authorization_of(request: &HttpRequest) -> Result<Option<String>, OAuthError> {
     let mut values = request.headers().get_all(header::AUTHORIZATION);
     let Some(first) = values.next() else {
         return Ok(None);
@@ -48,11 +48,10 @@ fn authorization_of(request: &HttpRequest) -> Result<Option<String>, HttpRespons
             "more than one Authorization header; send exactly one",
         ));
     }
-    first.to_str().map(|v| Some(v.to_owned())).map_err(|_| {
-        oauth_error(&OAuthError::invalid_client(
-            "malformed HTTP Basic credentials",
-        ))
-    })
+    first
+        .to_str()
+        .map(|v| Some(v.to_owned()))
+        .map_err(|_| OAuthError::invalid_client("malformed HTTP Basic credentials"))
 }
 
 /// The form body, read up to [`MAX_FORM_BYTES`]: refused by its announced `Content-Length`
@@ -61,8 +60,8 @@ fn authorization_of(request: &HttpRequest) -> Result<Option<String>, HttpRespons
 async fn read_form(
     request: &HttpRequest,
     mut payload: web::Payload,
-) -> Result<Vec<u8>, HttpResponse> {
-    let too_large = || oauth_error(&OAuthError::request_too_large(MAX_FORM_BYTES));
+) -> Result<Vec<u8>, OAuthError> {
+    let too_large = || OAuthError::request_too_large(MAX_FORM_BYTES);
     if let Some(length) = request.headers().get(header::CONTENT_LENGTH) {
         match length
             .to_str()
@@ -91,7 +90,7 @@ async fn read_form(
 async fn token_request(
     request: &HttpRequest,
     payload: web::Payload,
-) -> Result<TokenRequest, HttpResponse> {
+) -> Result<TokenRequest, OAuthError> {
     let authorization = authorization_of(request)?;
     let form_type = request
         .headers()
@@ -122,7 +121,7 @@ async fn token_request(
         ));
     }
     let body = read_form(request, payload).await?;
-    let form = auth::parse_form(&body).map_err(|error| oauth_error(&error))?;
+    let form = auth::parse_form(&body)?;
     Ok(TokenRequest {
         authorization,
         form,
@@ -131,22 +130,28 @@ async fn token_request(
 }
 
 /// `POST /oauth2/token`. Every answer, success or error, is JSON with `Cache-Control: no-store`
-/// (RFC 6749 §5.1, §5.2).
+/// (RFC 6749 §5.1, §5.2). Each one is counted: issued, or refused by its `error` code.
 pub async fn issue(
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let token_request = match token_request(&request, payload).await {
-        Ok(token_request) => token_request,
-        Err(response) => return response,
+    let result = match token_request(&request, payload).await {
+        Ok(token_request) => state.auth.endpoint.handle(token_request).await,
+        Err(error) => Err(error),
     };
-    match state.auth.endpoint.handle(token_request).await {
-        Ok(token) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"))
-            .json(token),
-        Err(error) => oauth_error(&error),
+    match result {
+        Ok(token) => {
+            state.metrics.observe_token_issued();
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::PRAGMA, "no-cache"))
+                .json(token)
+        }
+        Err(error) => {
+            state.metrics.observe_token_refused(error.error);
+            oauth_error(&error)
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod faults;
 mod health;
 mod helpers;
 mod import;
+mod metrics;
 mod openapi;
 mod privacy;
 mod resume;

@@ -498,6 +498,18 @@ async fn invented_methods_and_paths_add_no_metric_series() {
         ),
     ]);
     assert_eq!(series, expected, "{metrics}");
-    // The whole exposition stays small: four series, twice (count and duration).
-    assert!(metrics.len() < 2_000, "{} bytes", metrics.len());
+    // The duration histogram has the same four series (and no others): its `_count` per series
+    // equals the counter.
+    let durations: BTreeMap<String, u64> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("http_request_duration_seconds_count"))
+        .map(|rest| {
+            let (labels, count) = rest.rsplit_once(' ').unwrap();
+            (labels.to_owned(), count.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(durations, expected, "{metrics}");
+    // The whole exposition stays small: four series of a counter and a 12-bucket histogram,
+    // the token and process metrics.
+    assert!(metrics.len() < 12_000, "{} bytes", metrics.len());
 }

@@ -1,0 +1,179 @@
+//! `GET /metrics` read by a real exposition-format parser (`prometheus-parse`), after known
+//! requests: the types, the histogram's buckets, the labels of a known request, the token and
+//! import counters and the process metrics.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_parse::{LineInfo, SampleType, Scrape, Value};
+
+use crate::helpers::{seed, spawn_app};
+
+/// The value of the sample `name` whose labels are exactly `labels`.
+fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape.samples.iter().find_map(|s| {
+        let same = s.metric == name
+            && s.labels.len() == labels.len()
+            && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v));
+        match (&s.value, same) {
+            (Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v), true) => Some(*v),
+            _ => None,
+        }
+    })
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_with_histograms_counters_and_process_gauges() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        let response = app
+            .http
+            .get(format!("{}/health/live", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // One token issued, two refused (a wrong secret, a missing grant type), one import.
+    let token = app.token().await;
+    let wrong = app
+        .http
+        .post(format!("{}/oauth2/token", app.address))
+        .basic_auth(&app.client_id, Some("zqx-wrong-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(app.token_response(&[]).await.status(), 400);
+    assert_eq!(app.post_vorgang(&token, &seed()).await.status(), 201);
+
+    let response = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("zqx"), "request text in /metrics:\n{text}");
+
+    // The declared types, line by line as the parser reads them.
+    let types: HashMap<String, SampleType> = text
+        .lines()
+        .filter_map(|line| match LineInfo::parse(line) {
+            LineInfo::Type {
+                metric_alias,
+                metric_name,
+                sample_type,
+            } => Some((metric_alias.unwrap_or(metric_name), sample_type)),
+            _ => None,
+        })
+        .collect();
+    for (name, expected) in [
+        ("http_request_duration_seconds", SampleType::Histogram),
+        ("http_requests_total", SampleType::Counter),
+        ("vorgang_imports_total", SampleType::Counter),
+        ("vorgang_tokens_issued_total", SampleType::Counter),
+        ("vorgang_token_refusals_total", SampleType::Counter),
+        ("process_cpu_seconds_total", SampleType::Counter),
+        ("process_resident_memory_bytes", SampleType::Gauge),
+        ("process_virtual_memory_bytes", SampleType::Gauge),
+        ("process_open_fds", SampleType::Gauge),
+        ("process_max_fds", SampleType::Gauge),
+        ("process_start_time_seconds", SampleType::Gauge),
+    ] {
+        assert_eq!(types.get(name), Some(&expected), "{name} in\n{text}");
+    }
+
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+
+    // The known request's histogram: cumulative buckets, `+Inf` = `_count` = the counter = 3.
+    let live = [
+        ("method", "GET"),
+        ("route", "/health/live"),
+        ("status", "200"),
+    ];
+    let histogram = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "http_request_duration_seconds"
+                && live.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        })
+        .unwrap_or_else(|| panic!("no histogram of GET /health/live in\n{text}"));
+    assert_eq!(histogram.labels.len(), 3, "{:?}", histogram.labels);
+    let Value::Histogram(buckets) = &histogram.value else {
+        panic!("not a histogram: {histogram:?}");
+    };
+    assert_eq!(buckets.len(), 13, "12 bounds and +Inf: {buckets:?}");
+    for pair in buckets.windows(2) {
+        assert!(pair[0].less_than < pair[1].less_than, "{buckets:?}");
+        assert!(pair[0].count <= pair[1].count, "cumulative: {buckets:?}");
+    }
+    let last = buckets.last().unwrap();
+    assert!(last.less_than.is_infinite(), "{buckets:?}");
+    let count = sample(&scrape, "http_request_duration_seconds_count", &live).unwrap();
+    assert_eq!(last.count, count);
+    assert_eq!(count, 3.0);
+    assert_eq!(sample(&scrape, "http_requests_total", &live), Some(3.0));
+    let sum = sample(&scrape, "http_request_duration_seconds_sum", &live).unwrap();
+    assert!(sum > 0.0 && sum < 30.0, "{sum}");
+
+    // Tokens and imports.
+    assert_eq!(
+        sample(&scrape, "vorgang_tokens_issued_total", &[]),
+        Some(1.0)
+    );
+    for (error, count) in [
+        ("invalid_client", 1.0),
+        ("invalid_request", 1.0),
+        ("slow_down", 0.0),
+    ] {
+        assert_eq!(
+            sample(&scrape, "vorgang_token_refusals_total", &[("error", error)]),
+            Some(count),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        sample(&scrape, "vorgang_imports_total", &[("status", "COMPLETED")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "http_requests_total",
+            &[("method", "POST"), ("route", "/vorgang"), ("status", "201")]
+        ),
+        Some(1.0)
+    );
+
+    // The process (this test binary runs the server in-process).
+    let rss = sample(&scrape, "process_resident_memory_bytes", &[]).unwrap();
+    assert!((1e6..64e9).contains(&rss), "rss {rss}");
+    let virtual_memory = sample(&scrape, "process_virtual_memory_bytes", &[]).unwrap();
+    assert!(
+        virtual_memory >= rss,
+        "virtual {virtual_memory} < rss {rss}"
+    );
+    let cpu = sample(&scrape, "process_cpu_seconds_total", &[]).unwrap();
+    assert!(cpu > 0.0 && cpu < 1e6, "cpu {cpu}");
+    let open = sample(&scrape, "process_open_fds", &[]).unwrap();
+    let max = sample(&scrape, "process_max_fds", &[]).unwrap();
+    assert!(open >= 3.0 && open <= max, "open {open}, max {max}");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = sample(&scrape, "process_start_time_seconds", &[]).unwrap();
+    assert!(
+        started <= now + 1.0 && started > now - 24.0 * 3600.0,
+        "start {started}, now {now}"
+    );
+}
