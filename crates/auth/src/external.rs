@@ -23,10 +23,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
-use vorgang_core::Clock;
 
 use crate::IMPORT_SCOPE;
 use crate::clients::ClientRegistry;
+use crate::clock::Clock;
 use crate::token::{
     ACCESS_TOKEN_TYP, AccessClaims, InvalidReason, MAX_TOKEN_LEN, TokenError, TokenValidator,
     check_times, reason_of,

@@ -1,6 +1,9 @@
 //! OAuth2 authorization server pieces of the Vorgang Import Service, independent of any web
 //! framework:
 //!
+//! - [`clock`]: [`Clock`], the time port (tests move a [`ManualClock`](memory::ManualClock));
+//! - [`ports`]: the storage ports [`ClientStore`] and [`SigningKeyStore`] and their
+//!   [`StoreError`], implemented by `vorgang-store`;
 //! - [`secret`]: client ids, client secrets, Argon2id hashing;
 //! - [`clients`]: [`ClientRegistry`] (register, list, revoke, rotate, authenticate);
 //! - [`keys`]: [`KeyRing`], Ed25519 signing keys shared through the database, encrypted at rest,
@@ -77,6 +80,7 @@
 //! ```
 
 pub mod clients;
+pub mod clock;
 pub mod error;
 pub mod external;
 pub mod keys;
@@ -88,10 +92,11 @@ pub mod token;
 pub mod token_endpoint;
 
 pub use clients::{AuthOutcome, ClientRegistry, NewClient};
+pub use clock::{Clock, SystemClock};
 pub use error::{AuthError, Result};
 pub use external::{Authorizer, ExternalSettings, IntrospectionValidator, JwksValidator};
 pub use keys::{ActiveSigningKey, KeyRing, KeyRingConfig};
-pub use ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore};
+pub use ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore, StoreError};
 pub use secret::{
     SecretHasher, generate_client_id, generate_client_secret, hash_secret, verify_secret,
 };
