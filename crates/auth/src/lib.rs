@@ -13,7 +13,8 @@
 //! - [`token_endpoint`]: [`TokenEndpoint`], `POST /oauth2/token` (client credentials);
 //! - [`throttle`]: brute-force throttling of client authentication;
 //! - [`external`]: tokens of an external authorization server (`auth.mode` `jwks` or
-//!   `introspection`) and [`Authorizer`], the check of `POST /vorgang` for every mode;
+//!   `introspection`);
+//! - [`authorizer`]: [`Authorizer`], the check of `POST /vorgang` for every mode;
 //! - [`memory`]: in-memory stores and a settable clock for tests and embedding.
 //!
 //! ```
@@ -79,6 +80,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod authorizer;
 pub mod clients;
 pub mod clock;
 pub mod error;
@@ -91,10 +93,11 @@ pub mod throttle;
 pub mod token;
 pub mod token_endpoint;
 
+pub use authorizer::Authorizer;
 pub use clients::{AuthOutcome, ClientRegistry, NewClient};
 pub use clock::{Clock, SystemClock};
 pub use error::{AuthError, Result};
-pub use external::{Authorizer, ExternalSettings, IntrospectionValidator, JwksValidator};
+pub use external::{ExternalSettings, IntrospectionValidator, JwksValidator};
 pub use keys::{ActiveSigningKey, KeyRing, KeyRingConfig};
 pub use ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore, StoreError};
 pub use secret::{
