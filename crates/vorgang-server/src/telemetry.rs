@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -22,6 +23,17 @@ pub const ACCEPT_ERROR_INTERVAL: Duration = Duration::from_secs(10);
 /// logged at most once per [`ACCEPT_ERROR_INTERVAL`]: actix-server retries `accept` every half
 /// second, and a flood must not turn into a flood of log lines as well.
 pub fn init() {
+    init_with_writer(std::io::stderr);
+}
+
+/// [`init`] writing to `writer` instead of stderr: the same JSON lines, filter and accept-error
+/// gate. Tests pass `tracing_subscriber::fmt::TestWriter` so that `TEST_LOG=1` shows the
+/// service's logs through the test harness (captured per test, printed for a failed one or
+/// with `--nocapture`).
+pub fn init_with_writer<W>(writer: W)
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let gate = Gate::new(ACCEPT_ERROR_INTERVAL);
     let _ = tracing_subscriber::fmt()
@@ -29,7 +41,7 @@ pub fn init() {
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE)
         .with_current_span(false)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .finish()
         .with(filter_fn(move |metadata| {
             !metadata.target().starts_with(ACCEPT_TARGET) || gate.allow(Instant::now())
