@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret as _, SecretString};
-use vorgang_core::Clock;
 
 use crate::IMPORT_SCOPE;
+use crate::clock::Clock;
 use crate::error::{AuthError, Result};
 use crate::ports::{ClientRecord, ClientStore};
 use crate::secret::{SecretHasher, generate_client_id, generate_client_secret};

@@ -1,6 +1,6 @@
 //! The error type of the management and issuing side of this crate.
 
-use vorgang_core::StoreError;
+use crate::ports::StoreError;
 
 /// Errors of [`ClientRegistry`](crate::ClientRegistry), [`KeyRing`](crate::KeyRing),
 /// [`TokenIssuer`](crate::TokenIssuer) and the secret functions.

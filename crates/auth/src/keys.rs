@@ -18,8 +18,8 @@ use jsonwebtoken::{DecodingKey, EncodingKey};
 use secrecy::{ExposeSecret as _, SecretBox};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use vorgang_core::Clock;
 
+use crate::clock::Clock;
 use crate::error::{AuthError, Result};
 use crate::ports::{SigningKeyRecord, SigningKeyStore};
 

@@ -1,6 +1,9 @@
 //! OAuth2 authorization server pieces of the Vorgang Import Service, independent of any web
 //! framework:
 //!
+//! - [`clock`]: [`Clock`], the time port (tests move a [`ManualClock`](memory::ManualClock));
+//! - [`ports`]: the storage ports [`ClientStore`] and [`SigningKeyStore`] and their
+//!   [`StoreError`], implemented by `vorgang-store`;
 //! - [`secret`]: client ids, client secrets, Argon2id hashing;
 //! - [`clients`]: [`ClientRegistry`] (register, list, revoke, rotate, authenticate);
 //! - [`keys`]: [`KeyRing`], Ed25519 signing keys shared through the database, encrypted at rest,
@@ -10,7 +13,8 @@
 //! - [`token_endpoint`]: [`TokenEndpoint`], `POST /oauth2/token` (client credentials);
 //! - [`throttle`]: brute-force throttling of client authentication;
 //! - [`external`]: tokens of an external authorization server (`auth.mode` `jwks` or
-//!   `introspection`) and [`Authorizer`], the check of `POST /vorgang` for every mode;
+//!   `introspection`);
+//! - [`authorizer`]: [`Authorizer`], the check of `POST /vorgang` for every mode;
 //! - [`memory`]: in-memory stores and a settable clock for tests and embedding.
 //!
 //! ```
@@ -76,7 +80,9 @@
 //! # }).unwrap();
 //! ```
 
+pub mod authorizer;
 pub mod clients;
+pub mod clock;
 pub mod error;
 pub mod external;
 #[doc(hidden)]
@@ -89,11 +95,13 @@ pub mod throttle;
 pub mod token;
 pub mod token_endpoint;
 
+pub use authorizer::Authorizer;
 pub use clients::{AuthOutcome, ClientRegistry, NewClient};
+pub use clock::{Clock, SystemClock};
 pub use error::{AuthError, Result};
-pub use external::{Authorizer, ExternalSettings, IntrospectionValidator, JwksValidator};
+pub use external::{ExternalSettings, IntrospectionValidator, JwksValidator};
 pub use keys::{ActiveSigningKey, KeyRing, KeyRingConfig};
-pub use ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore};
+pub use ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore, StoreError};
 pub use secret::{
     SecretHasher, generate_client_id, generate_client_secret, hash_secret, verify_secret,
 };

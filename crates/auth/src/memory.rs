@@ -17,11 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::clock::Clock;
+use crate::ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use vorgang_core::{Clock, StoreError};
-
-use crate::ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex

@@ -2,7 +2,24 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use vorgang_core::StoreError;
+
+/// Errors of a [`ClientStore`] or [`SigningKeyStore`] adapter. Never contains personal data, a
+/// secret or a key: only the operation and the kind of failure.
+///
+/// The adapter maps its database errors to these three meanings, which is all the callers act on:
+/// [`AuthError::is_unavailable`](crate::AuthError::is_unavailable) turns `Unavailable` into 503.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error; the operation may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be decoded (a bug or a manual edit); retrying will not help.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A uniqueness rule was violated (an existing `client_id` or `kid`).
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
 
 /// A registered partner client. `Debug` shows neither contact data nor the secret hash.
 #[derive(Clone, PartialEq, Eq)]

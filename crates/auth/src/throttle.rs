@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use vorgang_core::Clock;
+
+use crate::clock::Clock;
 
 /// Limits of a [`Throttle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

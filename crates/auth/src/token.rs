@@ -14,9 +14,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
-use vorgang_core::Clock;
 
 use crate::clients::ClientRegistry;
+use crate::clock::Clock;
 use crate::error::{AuthError, Result};
 use crate::keys::KeyRing;
 use crate::{IMPORT_SCOPE, REALM};

@@ -476,33 +476,25 @@ pub(crate) fn parse_basic(header: &str) -> Result<(String, String), OAuthError> 
 
 /// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a byte;
 /// `None` for a bad escape or invalid UTF-8.
+///
+/// `form_urlencoded::parse` would do the same leniently: it passes a bad escape through as
+/// text and turns invalid UTF-8 into U+FFFD. So the escapes are checked first, and the
+/// decoding ([`percent_encoding`], the crate under `form_urlencoded`) is strict about UTF-8.
 fn form_urldecode(input: &str) -> Option<String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = hex_value(*bytes.get(i + 1)?)?;
-                let lo = hex_value(*bytes.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 2;
-            }
-            _ => out.push(b),
-        }
-        i += 1;
+    let escapes_well_formed = input.split('%').skip(1).all(|after| {
+        after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    let spaced = input.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -525,6 +517,10 @@ mod tests {
         assert_eq!(form_urldecode("%4"), None);
         assert_eq!(form_urldecode("%zz"), None);
         assert_eq!(form_urldecode("%FF"), None);
+        assert_eq!(form_urldecode("%%41"), None);
+        assert_eq!(form_urldecode("100%"), None);
+        assert_eq!(form_urldecode("%41%42%e2%82%ac").as_deref(), Some("AB€"));
+        assert_eq!(form_urldecode("").as_deref(), Some(""));
     }
 
     #[test]

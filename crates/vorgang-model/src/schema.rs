@@ -321,7 +321,8 @@ pub(crate) enum Node {
 pub(crate) enum Rule {
     /// No further rule.
     None,
-    /// IBAN in electronic format with a valid mod-97 checksum.
+    /// IBAN in electronic format with valid check digits and the length and BBAN format of its
+    /// country.
     Iban,
     /// E-mail syntax.
     Email,

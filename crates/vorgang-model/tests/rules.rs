@@ -349,6 +349,31 @@ fn iban_and_email() {
         only(&with(|b| *ptr(b, iban) = json!("de98600100700160451700"))),
         pair(iban, format)
     );
+    // Check digits valid, length not: German IBANs have 22 characters (iban_validate's registry).
+    assert_eq!(
+        only(&with(|b| *ptr(b, iban) = json!("DE5137040044053201300"))),
+        pair(
+            iban,
+            "IBAN does not have the length and format of its country"
+        )
+    );
+    assert_eq!(
+        only(&with(|b| *ptr(b, iban) = json!("XX0812345678901"))),
+        pair(iban, "IBAN country code is unknown")
+    );
+    for good in [
+        "DE89370400440532013000",
+        "AT611904300234573201",
+        "CH9300762011623852957",
+        "NL91ABNA0417164300",
+        "FR1420041010050500013M02606",
+        "GB29NWBK60161331926819",
+    ] {
+        assert!(
+            parse_import_request_at(&with(|b| *ptr(b, iban) = json!(good)), today()).is_ok(),
+            "{good}"
+        );
+    }
     // Every property named iban, inherited ones included.
     assert_eq!(
         only(&with(|b| {

@@ -9,11 +9,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use anyhow::Context as _;
+use auth::SystemClock;
 use auth::{
     ClientRegistry, KeyRing, KeyRingConfig, NewClient, TokenIssuer, TokenSettings, TokenValidator,
 };
 use secrecy::{ExposeSecret as _, SecretString};
-use vorgang_core::SystemClock;
 use vorgang_store::Store;
 
 use crate::problem::Problem;

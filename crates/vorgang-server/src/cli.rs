@@ -1,6 +1,5 @@
 //! The command line (DESIGN.md §3).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -35,10 +34,11 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Runs only the fake Europace.
+    #[cfg(feature = "embedded-sandbox")]
     Sandbox {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8081")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
     },
 }
 

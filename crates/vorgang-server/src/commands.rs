@@ -1,7 +1,6 @@
 //! The CLI commands: results for programs on stdout as JSON lines, logs on stderr.
 
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -30,6 +29,7 @@ fn print_line(value: &serde_json::Value) -> anyhow::Result<()> {
 /// Any failure, reported by `main` on stderr with exit code 1.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = cli.command.unwrap_or(Command::Serve);
+    #[cfg(feature = "embedded-sandbox")]
     if let Command::Sandbox { listen } = command {
         return sandbox(listen).await;
     }
@@ -61,6 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_line(&serde_json::json!({ "kid": kid }))?;
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "embedded-sandbox")]
         Command::Sandbox { .. } => Ok(ExitCode::SUCCESS),
     }
 }
@@ -87,8 +88,10 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(feature = "embedded-sandbox")]
 async fn sandbox(listen: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
-    let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    let listener =
+        std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
     let server = europace_sandbox::Sandbox::new(europace_sandbox::SandboxConfig::default())
         .serve(listener)
         .context("starting the sandbox")?;

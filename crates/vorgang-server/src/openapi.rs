@@ -740,7 +740,7 @@ fn add_rules(type_name: &str, property: &str, node: &mut Map<String, Value>) {
             describe(
                 node,
                 "IBAN in electronic format (capital letters and digits, no spaces); \
-                 the mod-97 check digits are checked.",
+                 the mod-97 check digits and the length and format of its country are checked.",
             );
             node.insert("pattern".into(), json!("^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"));
         }

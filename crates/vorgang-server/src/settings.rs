@@ -40,6 +40,10 @@ pub struct AuthSettings {
     pub client_secret: Option<SecretString>,
 }
 
+/// The problem of settings without `europace.base_url` in a build without the embedded sandbox.
+#[cfg(not(feature = "embedded-sandbox"))]
+pub const BASE_URL_REQUIRED: &str = "europace.base_url: required, this build has no embedded sandbox (built without the cargo feature `embedded-sandbox`)";
+
 /// `europace.*` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -48,7 +52,8 @@ pub struct EuropaceSettings {
     pub connect_timeout_ms: u64,
     /// Total timeout of every Europace call.
     pub request_timeout_ms: u64,
-    /// Base URL; unset: the embedded sandbox is started and used.
+    /// Base URL; unset: the embedded sandbox is started and used (builds with the default
+    /// feature `embedded-sandbox`; without it, required).
     pub base_url: Option<Url>,
     /// Token endpoint; default `{base}/auth/token`.
     pub auth_url: Option<Url>,
@@ -313,6 +318,11 @@ impl Settings {
     #[must_use]
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        // Here rather than only at start, so that `config check` names it too.
+        #[cfg(not(feature = "embedded-sandbox"))]
+        if self.europace.base_url.is_none() {
+            problems.push(BASE_URL_REQUIRED.to_owned());
+        }
         if self.listen.parse::<SocketAddr>().is_err() {
             problems.push("listen: must be an address like 127.0.0.1:8080".to_owned());
         }
@@ -676,7 +686,11 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_match_the_design() {
         let settings = Settings::default();
+        #[cfg(feature = "embedded-sandbox")]
         assert!(settings.problems().is_empty(), "{:?}", settings.problems());
+        // Without the embedded sandbox there is no default Europace: the one problem.
+        #[cfg(not(feature = "embedded-sandbox"))]
+        assert_eq!(settings.problems(), [BASE_URL_REQUIRED]);
         assert_eq!(settings.listen, "127.0.0.1:8080");
         assert_eq!(settings.europace.request_timeout_ms, 10_000);
         assert_eq!(settings.europace.kundenbetreuer_partner_id, "KBT01");
@@ -702,6 +716,7 @@ mod tests {
     #[test]
     fn a_key_encryption_key_is_required_with_real_europace_only() {
         let mut settings = Settings::default();
+        #[cfg(feature = "embedded-sandbox")]
         assert!(settings.problems().is_empty(), "the sandbox runs without");
         settings.europace.base_url = Some(Url::parse("https://api.europace.de").unwrap());
         settings.europace.client_id = Some("dkr".into());

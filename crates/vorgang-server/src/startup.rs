@@ -8,7 +8,6 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use europace_client::{EuropaceClient, EuropaceConfig};
-use europace_sandbox::{Sandbox, SandboxConfig, SandboxServer};
 use secrecy::{ExposeSecret, SecretString};
 use vorgang_core::{
     BuiltinCrm, Importer, ImporterConfig, KexImporter, PartnerDirectory, Ports, RandomIds,
@@ -24,7 +23,7 @@ use crate::state::AppState;
 pub struct Application {
     server: Server,
     port: u16,
-    sandbox: Option<SandboxServer>,
+    sandbox: Option<EmbeddedSandbox>,
     demo_client: Option<DemoClient>,
     background: tokio::task::JoinHandle<()>,
     store: Store,
@@ -81,8 +80,46 @@ fn stale_after(settings: &Settings) -> Duration {
     .max(Duration::from_secs(2))
 }
 
+/// The fake Europace running inside this process when `europace.base_url` is unset.
+#[cfg(feature = "embedded-sandbox")]
+type EmbeddedSandbox = europace_sandbox::SandboxServer;
+
+/// Built without the `embedded-sandbox` feature there is none: an empty type, so
+/// `Option<EmbeddedSandbox>` is always `None` and the code around it stays the same.
+#[cfg(not(feature = "embedded-sandbox"))]
+enum EmbeddedSandbox {}
+
+#[cfg(not(feature = "embedded-sandbox"))]
+impl EmbeddedSandbox {
+    fn base_url(&self) -> String {
+        match *self {}
+    }
+
+    #[allow(clippy::unused_async)] // the same signature as SandboxServer::stop
+    async fn stop(self) {
+        match self {}
+    }
+}
+
+/// Starts the embedded sandbox on a free loopback port.
+#[cfg(feature = "embedded-sandbox")]
+fn start_embedded_sandbox() -> anyhow::Result<EmbeddedSandbox> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding the embedded sandbox")?;
+    europace_sandbox::Sandbox::new(europace_sandbox::SandboxConfig::default())
+        .serve(listener)
+        .context("starting the embedded sandbox")
+}
+
+/// This build has no sandbox ([`Settings::problems`] refuses the settings before this).
+#[cfg(not(feature = "embedded-sandbox"))]
+fn start_embedded_sandbox() -> anyhow::Result<EmbeddedSandbox> {
+    anyhow::bail!("{}", crate::settings::BASE_URL_REQUIRED)
+}
+
 /// Builds the Europace adapters: the real ones, or the embedded sandbox's.
-async fn europace(settings: &Settings) -> anyhow::Result<(EuropaceClient, Option<SandboxServer>)> {
+async fn europace(
+    settings: &Settings,
+) -> anyhow::Result<(EuropaceClient, Option<EmbeddedSandbox>)> {
     let e = &settings.europace;
     let (base, client_id, client_secret, sandbox) = match &e.base_url {
         Some(base) => (
@@ -94,11 +131,7 @@ async fn europace(settings: &Settings) -> anyhow::Result<(EuropaceClient, Option
             None,
         ),
         None => {
-            let listener =
-                TcpListener::bind("127.0.0.1:0").context("binding the embedded sandbox")?;
-            let sandbox = Sandbox::new(SandboxConfig::default())
-                .serve(listener)
-                .context("starting the embedded sandbox")?;
+            let sandbox = start_embedded_sandbox()?;
             tracing::warn!(
                 sandbox = %sandbox.base_url(),
                 "europace.base_url is not set: using the EMBEDDED EUROPACE SANDBOX. Nothing reaches Europace; imports are kept in memory only. Set europace.base_url for real use."
@@ -241,7 +274,7 @@ impl Application {
     /// The embedded sandbox's URL, if one runs.
     #[must_use]
     pub fn sandbox_url(&self) -> Option<String> {
-        self.sandbox.as_ref().map(SandboxServer::base_url)
+        self.sandbox.as_ref().map(EmbeddedSandbox::base_url)
     }
 
     /// The demo client registered at start (embedded sandbox, empty database), if any.

@@ -25,7 +25,17 @@ pub const NOISY_TARGET_INTERVAL: Duration = Duration::from_secs(10);
 /// Events of the [`NOISY_TARGETS`] are logged at most once per [`NOISY_TARGET_INTERVAL`] each:
 /// a flood of connections or of malformed requests must not turn into a flood of log lines.
 pub fn init() {
-    let _ = subscriber(std::io::stderr).try_init();
+    init_with_writer(std::io::stderr);
+}
+
+/// [`init`] writing to `writer` instead of stderr: the same JSON lines, filter and gates. Tests
+/// pass `tracing_subscriber::fmt::TestWriter` so that `TEST_LOG=1` shows the service's logs
+/// through the test harness (captured per test, printed for a failed one or with `--nocapture`).
+pub fn init_with_writer<W>(writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let _ = subscriber(writer).try_init();
 }
 
 /// The subscriber [`init`] installs, writing to `writer` (tests capture it).

@@ -7,8 +7,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auth::SystemClock;
 use serde_json::Value;
-use vorgang_core::SystemClock;
 use vorgang_store::Store;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vorgang-server");

@@ -1,4 +1,4 @@
-//! Mapping of sqlx errors to [`StoreError`].
+//! Mapping of sqlx errors to [`StoreError`], and of those to [`auth::StoreError`].
 //!
 //! The messages are fixed phrases naming the operation and the kind of failure (SQLSTATE or
 //! SQLite result code, I/O error kind, constraint name), never the database's own message or a
@@ -85,4 +85,22 @@ pub(crate) fn map_migrate(context: &'static str, err: &MigrateError) -> StoreErr
 /// A stored value of `column` that cannot be read back (fixed phrase, no value).
 pub(crate) fn corrupt(context: &'static str, column: &'static str) -> StoreError {
     StoreError::Corrupt(format!("{context}: invalid {column}"))
+}
+
+/// The same failure in the words of the auth ports ([`auth::ClientStore`],
+/// [`auth::SigningKeyStore`]), which have their own error type with the same three meanings.
+///
+/// One mapping from sqlx serves both port families: the client and key adapters map as the
+/// import adapter does and translate at their edge with this function.
+pub(crate) fn for_auth(err: StoreError) -> auth::StoreError {
+    match err {
+        StoreError::Unavailable(message) => auth::StoreError::Unavailable(message),
+        StoreError::Corrupt(message) => auth::StoreError::Corrupt(message),
+        StoreError::Conflict(message) => auth::StoreError::Conflict(message),
+    }
+}
+
+/// [`map_sqlx`] for the client and signing-key adapters.
+pub(crate) fn map_sqlx_auth(context: &'static str, err: &sqlx::Error) -> auth::StoreError {
+    for_auth(map_sqlx(context, err))
 }

@@ -60,8 +60,9 @@
 //!
 //! sqlx errors map to [`StoreError`]: connection, pool, I/O and other database errors to
 //! `Unavailable`, undecodable rows to `Corrupt`, unique violations other than the idempotency
-//! key to `Conflict`. Messages are fixed phrases with the error kind or code, never a value
-//! from a row (personal data).
+//! key to `Conflict`. The client and key adapters answer [`auth::StoreError`], auth's own type
+//! with the same three meanings (auth does not depend on the import use case). Messages are
+//! fixed phrases with the error kind or code, never a value from a row (personal data).
 //!
 //! # Migrations
 //!

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use auth::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore};
+use auth::{
+    ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore, StoreError as AuthStoreError,
+};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, Postgres};
 use sqlx::query::Query;
@@ -15,7 +17,7 @@ use crate::codec::{
     ClientParams, ClientRow, ImportParams, ImportRow, SigningKeyRow, client_records, encode_time,
     import_records, signing_key_records,
 };
-use crate::error::{map_migrate, map_sqlx};
+use crate::error::{for_auth, map_migrate, map_sqlx, map_sqlx_auth};
 use crate::{INSERT_ATTEMPTS, idempotency_race_lost};
 
 /// Most connections one store opens.
@@ -356,8 +358,8 @@ impl ImportStore for PgStore {
 
 #[async_trait]
 impl ClientStore for PgStore {
-    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        let params = ClientParams::new(client)?;
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), AuthStoreError> {
+        let params = ClientParams::new(client).map_err(for_auth)?;
         sqlx::query(INSERT_CLIENT)
             .bind(&client.client_id)
             .bind(&client.secret_hash)
@@ -370,35 +372,40 @@ impl ClientStore for PgStore {
             .bind(&params.created_at)
             .execute(&self.pool)
             .await
-            .map_err(|err| map_sqlx("insert client", &err))?;
+            .map_err(|err| map_sqlx_auth("insert client", &err))?;
         Ok(())
     }
 
-    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, AuthStoreError> {
         sqlx::query_as::<_, ClientRow>(SELECT_CLIENT)
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(|err| map_sqlx("read client", &err))?
+            .map_err(|err| map_sqlx_auth("read client", &err))?
             .map(ClientRow::into_record)
             .transpose()
+            .map_err(for_auth)
     }
 
-    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, AuthStoreError> {
         let rows = sqlx::query_as::<_, ClientRow>(LIST_CLIENTS)
             .fetch_all(&self.pool)
             .await
-            .map_err(|err| map_sqlx("list clients", &err))?;
-        client_records(rows)
+            .map_err(|err| map_sqlx_auth("list clients", &err))?;
+        client_records(rows).map_err(for_auth)
     }
 
-    async fn revoke_client(&self, client_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn revoke_client(
+        &self,
+        client_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, AuthStoreError> {
         let done = sqlx::query(REVOKE_CLIENT)
             .bind(encode_time(at))
             .bind(client_id)
             .execute(&self.pool)
             .await
-            .map_err(|err| map_sqlx("revoke client", &err))?;
+            .map_err(|err| map_sqlx_auth("revoke client", &err))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -406,20 +413,20 @@ impl ClientStore for PgStore {
         &self,
         client_id: &str,
         secret_hash: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, AuthStoreError> {
         let done = sqlx::query(SET_SECRET)
             .bind(secret_hash)
             .bind(client_id)
             .execute(&self.pool)
             .await
-            .map_err(|err| map_sqlx("set client secret", &err))?;
+            .map_err(|err| map_sqlx_auth("set client secret", &err))?;
         Ok(done.rows_affected() == 1)
     }
 }
 
 #[async_trait]
 impl SigningKeyStore for PgStore {
-    async fn insert_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+    async fn insert_key(&self, key: &SigningKeyRecord) -> Result<(), AuthStoreError> {
         sqlx::query(INSERT_KEY)
             .bind(&key.kid)
             .bind(&key.algorithm)
@@ -430,29 +437,29 @@ impl SigningKeyStore for PgStore {
             .bind(key.retired_at.map(encode_time))
             .execute(&self.pool)
             .await
-            .map_err(|err| map_sqlx("insert signing key", &err))?;
+            .map_err(|err| map_sqlx_auth("insert signing key", &err))?;
         Ok(())
     }
 
     async fn list_keys(
         &self,
         retired_after: DateTime<Utc>,
-    ) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    ) -> Result<Vec<SigningKeyRecord>, AuthStoreError> {
         let rows = sqlx::query_as::<_, SigningKeyRow>(LIST_KEYS)
             .bind(encode_time(retired_after))
             .fetch_all(&self.pool)
             .await
-            .map_err(|err| map_sqlx("list signing keys", &err))?;
-        signing_key_records(rows)
+            .map_err(|err| map_sqlx_auth("list signing keys", &err))?;
+        signing_key_records(rows).map_err(for_auth)
     }
 
-    async fn retire_other_keys(&self, kid: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn retire_other_keys(&self, kid: &str, at: DateTime<Utc>) -> Result<(), AuthStoreError> {
         sqlx::query(RETIRE_OTHER_KEYS)
             .bind(encode_time(at))
             .bind(kid)
             .execute(&self.pool)
             .await
-            .map_err(|err| map_sqlx("retire signing keys", &err))?;
+            .map_err(|err| map_sqlx_auth("retire signing keys", &err))?;
         Ok(())
     }
 }

@@ -426,7 +426,7 @@ mod cases {
         let mut again = client("client-a", at(1, 0));
         again.email = "someone-else@example.org".to_owned();
         let err = clients.insert_client(&again).await.unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert!(matches!(err, auth::StoreError::Conflict(_)), "{err:?}");
         let text = format!("{err} {err:?}");
         for value in ["client-a", "example.org", "Mustermann", "123456"] {
             assert!(!text.contains(value), "{text}");
@@ -503,7 +503,7 @@ mod cases {
             .insert_key(&key("k1", at(1, 0), None))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert!(matches!(err, auth::StoreError::Conflict(_)), "{err:?}");
         assert_eq!(keys.list_keys(at(0, 0)).await.unwrap(), vec![record]);
     }
 

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use auth::memory::{ManualClock, MemorySigningKeyStore};
-use auth::{IMPORT_SCOPE, KeyRing, KeyRingConfig, TokenIssuer, TokenSettings};
+use auth::{Clock, IMPORT_SCOPE, KeyRing, KeyRingConfig, SystemClock, TokenIssuer, TokenSettings};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use chrono::Utc;
@@ -18,7 +18,6 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
-use vorgang_core::{Clock, SystemClock};
 
 use crate::helpers::{Db, TestApp, problem, seed, spawn_app, spawn_app_with};
 

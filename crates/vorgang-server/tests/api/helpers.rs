@@ -42,7 +42,20 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Db::Sqlite, |_| {}).await
 }
 
+/// `TEST_LOG=1 cargo test …`: the service's JSON logs (level from `RUST_LOG`, default `info`)
+/// through the test harness's writer, so each test's lines show with its result (zero2prod
+/// style). Without `TEST_LOG` no subscriber is installed and tests stay quiet.
+pub fn init_test_log() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            vorgang_server::telemetry::init_with_writer(tracing_subscriber::fmt::TestWriter::new);
+        }
+    });
+}
+
 pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_test_log();
     let sandbox = Sandbox::new(SandboxConfig::default());
     let sandbox_server = sandbox
         .serve(TcpListener::bind("127.0.0.1:0").unwrap())

@@ -553,6 +553,10 @@ const BEYOND_JSON_SCHEMA: &[(&str, &str)] = &[
     ("geburtsdatum-future", "a date in the past depends on today"),
     ("iban-checksum", "mod-97 check digits"),
     ("iban-inherited-verbindlichkeit", "mod-97 check digits"),
+    (
+        "iban-length-of-country",
+        "the length and BBAN format of each country (IBAN registry)",
+    ),
     ("kommentare-total-too-many", "the limit spans two lists"),
     (
         "partner-custom-key-duplicate",

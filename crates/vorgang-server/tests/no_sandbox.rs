@@ -1,0 +1,64 @@
+//! The binary built without the default feature `embedded-sandbox`:
+//! `cargo test -p vorgang-server --no-default-features --test no_sandbox` (`.ci/run` does).
+//! With the feature (the default build) this file is empty.
+#![cfg(not(feature = "embedded-sandbox"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
+
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vorgang-server");
+
+/// The binary with `args` in a fresh directory, no inherited `VORGANG_*` variable.
+fn run(dir: &tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BIN);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("VORGANG_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn without_europace_base_url_the_service_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&dir, &["serve"], &[("VORGANG_LISTEN", "127.0.0.1:0")]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("europace.base_url: required, this build has no embedded sandbox"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("vorgang.db").exists(),
+        "refused before touching the database"
+    );
+
+    // `config check` names the same problem.
+    let output = run(&dir, &["config", "check"], &[]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(text(&output.stdout).contains("europace.base_url: required"));
+}
+
+#[test]
+fn there_is_no_sandbox_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&dir, &["sandbox", "--listen", "127.0.0.1:0"], &[]);
+    // clap: an unknown subcommand is a usage error.
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(text(&output.stderr).contains("unrecognized subcommand"));
+    let help = run(&dir, &["--help"], &[]);
+    assert!(help.status.success());
+    assert!(!text(&help.stdout).contains("sandbox"), "{help:?}");
+}
