@@ -41,7 +41,7 @@ include!(concat!(env!("OUT_DIR"), "/schema_files.rs"));
 pub const SCHEMA_LICENSE: &str = include_str!("../../schema/kex/LICENSE");
 
 /// Members of `vorgang` that must be present, as paths from `vorgang`: the first applicant's
-/// first and last name (DESIGN §6). Each member on a path must be present and not `null`; the
+/// first and last name. Each member on a path must be present and not `null`; the
 /// last one, a string, must not be blank.
 pub const REQUIRED_IN_VORGANG: &[&[&str]] = &[
     &["antragsteller1", "personendaten", "vorname"],

@@ -51,7 +51,7 @@ pub enum Node {
     Boolean,
 }
 
-/// A rule the service checks beyond the schema's type, attached to a property (DESIGN §6).
+/// A rule the service checks beyond the schema's type, attached to a property.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
     /// No further rule.
@@ -262,7 +262,7 @@ fn stem(file: &str) -> &str {
 }
 
 /// The rule of property `name` of type `type_name` accepting `node`: the type-bound rules first,
-/// then the rules by property name (DESIGN §6).
+/// then the rules by property name.
 fn rule_for(type_name: &str, name: &str, node: &Node) -> Rule {
     if let Some((_, _, rule)) = TYPE_RULES
         .iter()
