@@ -1,14 +1,24 @@
-//! Generates `$OUT_DIR/kex.rs`: one Rust type per KEX schema file in `schema/kex/` (a struct per
-//! object schema, an enum per string enum), so the schema files stay the single source.
+//! Reads the KEX schema files in `schema/kex/` (the single source of every rule on `vorgang`) and
 //!
-//! A schema file this generator cannot read or does not understand fails the build with a
-//! message naming the file and the property.
+//! 1. writes `$OUT_DIR/schema_files.rs`: `SCHEMA_FILES`, every `*.json` file of the directory
+//!    embedded with `include_str!`, so the list is never maintained by hand;
+//! 2. resolves them with the crate's own resolver (`src/schema/resolve.rs`, included below), and
+//!    fails the build, naming file and property, if anything does not resolve cleanly;
+//! 3. with the feature `kex-types`, writes `$OUT_DIR/kex.rs` from that resolution: a struct per
+//!    object type, an enum per string enum (see `src/kex.rs`).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde_json::{Map, Value};
+// The library's resolver, compiled into the build script too: one interpreter of the schema.
+#[path = "src/schema/resolve.rs"]
+#[allow(
+    dead_code,
+    reason = "the build script uses only part of the library's resolver"
+)]
+mod resolve;
+
+use resolve::{KexSchema, Node};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -24,12 +34,22 @@ const KEYWORDS: &[&str] = &[
 /// Keywords that cannot even be raw identifiers.
 const NOT_RAW: &[&str] = &["self", "Self", "super", "crate"];
 
-fn main() -> Result<(), Error> {
+fn main() {
+    // Printed with Display, so the list of problems reads as lines, not as an escaped string.
+    if let Err(error) = run() {
+        eprintln!("{error}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Error> {
     let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR")?).join("schema/kex");
+    let out_dir = std::env::var("OUT_DIR")?;
     println!("cargo:rerun-if-changed=schema/kex");
+    println!("cargo:rerun-if-changed=src/schema/resolve.rs");
     println!("cargo:rerun-if-changed=build.rs");
 
-    let mut files = BTreeMap::new();
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "json") {
@@ -40,32 +60,75 @@ fn main() -> Result<(), Error> {
                 .ok_or_else(|| format!("{}: file name is not UTF-8", path.display()))?
                 .to_owned();
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{name}: {e}"))?;
-            let value: Value =
-                serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON: {e}"))?;
-            files.insert(name, value);
+            files.push((name, text));
         }
     }
+    files.sort();
 
-    let code = generate(&files)?;
-    let out = Path::new(&std::env::var("OUT_DIR")?).join("kex.rs");
-    std::fs::write(&out, code).map_err(|e| format!("{}: {e}", out.display()))?;
+    let list = schema_files(&files)?;
+    let out = Path::new(&out_dir).join("schema_files.rs");
+    std::fs::write(&out, list).map_err(|e| format!("{}: {e}", out.display()))?;
+
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    let schema = KexSchema::load(&borrowed);
+    if !schema.problems().is_empty() {
+        return Err(format!(
+            "the KEX schema in schema/kex/ does not resolve cleanly:\n  {}",
+            schema.problems().join("\n  ")
+        )
+        .into());
+    }
+
+    if std::env::var_os("CARGO_FEATURE_KEX_TYPES").is_some() {
+        let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+        let code = generate(&schema, &names)?;
+        let out = Path::new(&out_dir).join("kex.rs");
+        std::fs::write(&out, code).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
     Ok(())
 }
 
-/// The Rust type name of a schema file (`Vorgang.json` → `Vorgang`).
-fn stem(file: &str) -> Result<&str, Error> {
-    let name = file
-        .strip_suffix(".json")
-        .ok_or_else(|| format!("{file}: not a .json file"))?;
+/// `SCHEMA_FILES`: every file, sorted by name, embedded with `include_str!`.
+fn schema_files(files: &[(String, String)]) -> Result<String, Error> {
+    let mut code = String::new();
+    writeln!(
+        code,
+        "/// Every schema file as `(file name, contents)`, e.g. `(\"Vorgang.json\", \"{{…}}\")`, sorted"
+    )?;
+    writeln!(
+        code,
+        "/// by name: every `*.json` file in `schema/kex/` (listed by the build script)."
+    )?;
+    writeln!(code, "///")?;
+    writeln!(code, "/// The entry point is [`ROOT_SCHEMA_FILE`].")?;
+    writeln!(code, "pub static SCHEMA_FILES: &[(&str, &str)] = &[")?;
+    for (name, _) in files {
+        if name.contains(['"', '\\']) {
+            return Err(format!("{name}: unusable file name").into());
+        }
+        writeln!(
+            code,
+            "    ({name:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/schema/kex/{name}\"))),"
+        )?;
+    }
+    writeln!(code, "];")?;
+    Ok(code)
+}
+
+/// Checks that a type name (`Vorgang`) is usable as a Rust type name.
+fn type_name(name: &str) -> Result<&str, Error> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_uppercase())
         && name.chars().all(|c| c.is_ascii_alphanumeric());
     if !valid || NOT_RAW.contains(&name) {
-        return Err(format!("{file}: the file name is not usable as a Rust type name").into());
+        return Err(format!("{name}: the name is not usable as a Rust type name").into());
     }
     Ok(name)
 }
 
-fn generate(files: &BTreeMap<String, Value>) -> Result<String, Error> {
+fn generate(schema: &KexSchema, files: &[&str]) -> Result<String, Error> {
     let mut code = String::new();
     let (mut structs, mut enums) = (0, 0);
     writeln!(
@@ -73,27 +136,23 @@ fn generate(files: &BTreeMap<String, Value>) -> Result<String, Error> {
         "/// Every schema file a type was generated from (`Vorgang.json` → [`Vorgang`]), sorted."
     )?;
     writeln!(code, "pub const KEX_TYPES: &[&str] = &[")?;
-    for file in files.keys() {
+    for file in files {
         writeln!(code, "    {file:?},")?;
     }
     writeln!(code, "];\n")?;
 
-    for (file, schema) in files {
-        let name = stem(file)?;
-        let kind = schema.get("type").and_then(Value::as_str);
-        if let Some(values) = schema.get("enum") {
-            if kind != Some("string") {
-                return Err(format!("{file}: an enum must be of type string").into());
-            }
-            write_enum(&mut code, file, name, values)?;
-            enums += 1;
-        } else if kind == Some("object") {
-            let mut props = Vec::new();
-            collect_props(files, file, &mut props, 0)?;
-            write_struct(&mut code, files, file, name, &props)?;
+    for file in files {
+        let name = file
+            .strip_suffix(".json")
+            .ok_or_else(|| format!("{file}: not a .json file"))?;
+        if let Some(object) = schema.object_named(name) {
+            write_struct(&mut code, schema, file, type_name(name)?, object)?;
             structs += 1;
+        } else if let Some(enumeration) = schema.enum_named(name) {
+            write_enum(&mut code, file, type_name(name)?, enumeration.values())?;
+            enums += 1;
         } else {
-            return Err(format!("{file}: neither an object schema nor a string enum").into());
+            return Err(format!("{file}: neither an object type nor a string enum").into());
         }
     }
     writeln!(
@@ -107,84 +166,40 @@ fn generate(files: &BTreeMap<String, Value>) -> Result<String, Error> {
     Ok(code)
 }
 
-/// All properties of an object schema, inherited (`extends`) ones first, as `(name, schema)`.
-/// A property the child declares again replaces the inherited one.
-fn collect_props<'a>(
-    files: &'a BTreeMap<String, Value>,
-    file: &str,
-    props: &mut Vec<(&'a str, &'a Value)>,
-    depth: usize,
-) -> Result<(), Error> {
-    if depth > 32 {
-        return Err(format!("{file}: extends cycle").into());
-    }
-    let schema = files
-        .get(file)
-        .ok_or_else(|| format!("{file}: referenced but missing"))?;
-    if let Some(extends) = schema.get("extends") {
-        let parent = extends
-            .get("$ref")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("{file}: extends without $ref"))?;
-        collect_props(files, parent, props, depth + 1)?;
-    }
-    if let Some(own) = schema.get("properties") {
-        let own: &Map<String, Value> = own
-            .as_object()
-            .ok_or_else(|| format!("{file}: properties is not an object"))?;
-        for (name, prop) in own {
-            props.retain(|(n, _)| n != name);
-            props.push((name, prop));
-        }
-    }
-    Ok(())
-}
-
-/// The Rust type and a short description of a property schema.
-fn rust_type(
-    files: &BTreeMap<String, Value>,
-    at: &str,
-    schema: &Value,
-) -> Result<(String, String), Error> {
-    if let Some(reference) = schema.get("$ref") {
-        let file = reference
-            .as_str()
-            .ok_or_else(|| format!("{at}: $ref is not a string"))?;
-        let target = files
-            .get(file)
-            .ok_or_else(|| format!("{at}: $ref {file} missing"))?;
-        let name = stem(file)?;
-        let what = if target.get("enum").is_some() {
-            "enum"
-        } else {
-            "object"
-        };
-        return Ok((name.to_owned(), format!("{what} [`{name}`]")));
-    }
-    if schema.get("enum").is_some() {
-        return Err(format!("{at}: inline enums are not supported by the generator").into());
-    }
+/// The Rust type and a short description of what a property accepts.
+fn rust_type(schema: &KexSchema, at: &str, node: &Node) -> Result<(String, String), Error> {
     let ty = |t: &str, d: &str| Ok((t.to_owned(), d.to_owned()));
-    match schema.get("type").and_then(Value::as_str) {
-        Some("string") => match schema.get("format").and_then(Value::as_str) {
-            None => ty("::std::string::String", "string"),
-            Some("date") => ty("::std::string::String", "string, format date `YYYY-MM-DD`"),
-            Some(other) => Err(format!("{at}: unknown format {other}").into()),
-        },
-        Some("integer") => ty("i64", "integer"),
-        Some("number") => ty("f64", "number"),
-        Some("boolean") => ty("bool", "boolean"),
-        Some("array") => {
-            let items = schema
-                .get("items")
-                .ok_or_else(|| format!("{at}: array without items"))?;
-            let (item, what) = rust_type(files, &format!("{at}[]"), items)?;
+    match node {
+        Node::Object(id) => {
+            let name = schema
+                .object(*id)
+                .ok_or_else(|| format!("{at}: unknown object type"))?
+                .name();
+            let name = type_name(name)?;
+            Ok((name.to_owned(), format!("object [`{name}`]")))
+        }
+        Node::Enum(id) => {
+            let name = schema
+                .enumeration(*id)
+                .ok_or_else(|| format!("{at}: unknown enum"))?
+                .name();
+            let name = type_name(name)
+                .map_err(|_| format!("{at}: inline enums are not supported by the generator"))?;
+            Ok((name.to_owned(), format!("enum [`{name}`]")))
+        }
+        Node::String => ty("::std::string::String", "string"),
+        Node::Date => ty("::std::string::String", "string, format date `YYYY-MM-DD`"),
+        Node::Integer => ty("i64", "integer"),
+        Node::Number => ty("f64", "number"),
+        Node::Boolean => ty("bool", "boolean"),
+        Node::Array(item) => {
+            let (item, what) = rust_type(schema, &format!("{at}[]"), item)?;
             Ok((
                 format!("::std::vec::Vec<{item}>"),
                 format!("array of {what}"),
             ))
         }
-        other => Err(format!("{at}: unsupported type {other:?}").into()),
+        Node::Any => Err(format!("{at}: unresolved schema").into()),
     }
 }
 
@@ -234,10 +249,10 @@ fn upper_camel_case(at: &str, value: &str) -> Result<String, Error> {
 
 fn write_struct(
     code: &mut String,
-    files: &BTreeMap<String, Value>,
+    schema: &KexSchema,
     file: &str,
     name: &str,
-    props: &[(&str, &Value)],
+    object: &resolve::ObjectType,
 ) -> Result<(), Error> {
     writeln!(code, "/// KEX schema type `{name}` ({file}).")?;
     writeln!(
@@ -246,13 +261,14 @@ fn write_struct(
     )?;
     writeln!(code, "pub struct {name} {{")?;
     let mut fields = Vec::new();
-    for (prop, schema) in props {
+    for property in object.properties() {
+        let prop = property.name.as_str();
         let at = format!("{file} {prop}");
         let field = snake_case(&at, prop)?;
         if fields.contains(&field) {
             return Err(format!("{at}: two properties map to the field {field}").into());
         }
-        let (ty, what) = rust_type(files, &at, schema)?;
+        let (ty, what) = rust_type(schema, &at, &property.node)?;
         writeln!(code, "    /// `{prop}` ({what}).")?;
         writeln!(
             code,
@@ -265,10 +281,7 @@ fn write_struct(
     Ok(())
 }
 
-fn write_enum(code: &mut String, file: &str, name: &str, values: &Value) -> Result<(), Error> {
-    let values = values
-        .as_array()
-        .ok_or_else(|| format!("{file}: enum is not an array"))?;
+fn write_enum(code: &mut String, file: &str, name: &str, values: &[String]) -> Result<(), Error> {
     writeln!(code, "/// KEX schema type `{name}` ({file}).")?;
     writeln!(
         code,
@@ -277,9 +290,6 @@ fn write_enum(code: &mut String, file: &str, name: &str, values: &Value) -> Resu
     writeln!(code, "pub enum {name} {{")?;
     let mut variants = Vec::new();
     for value in values {
-        let value = value
-            .as_str()
-            .ok_or_else(|| format!("{file}: enum value {value} is not a string"))?;
         let variant = upper_camel_case(file, value)?;
         if variants.contains(&variant) {
             return Err(format!("{file}: two values map to the variant {variant}").into());

@@ -5,6 +5,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vorgang_model::Environment;
 
+/// What the OpenAPI document says about [`ImportStatus`] (for partners, not for this crate).
+#[cfg(feature = "openapi")]
+const IMPORT_STATUS_DOC: &str = "State of an import: `ACCEPTED` → `PARTNER_READY` → `SENDING` → \
+    `IMPORTED` → `COMPLETED` (done: the Europace case and the CRM id exist). `FAILED`: nothing was \
+    created at Europace. `IN_DOUBT`: the import was sent but Europace's answer was lost, so the \
+    case may exist; our operators resolve it.";
+
 /// Where an import stands. Each state is stored before the next step begins.
 ///
 /// ```text
@@ -13,6 +20,7 @@ use vorgang_model::Environment;
 ///      FAILED       FAILED        IN_DOUBT
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(description = IMPORT_STATUS_DOC))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ImportStatus {
     /// Validated and stored; the Tippgeber is not yet known at Europace.

@@ -1,7 +1,9 @@
 use serde::{Deserialize, Serialize};
 
-/// Europace environment of an import: `TEST` (the default) or `PRODUCTION` (real business).
+/// Europace environment of an import: `TEST` (Europace's test mode, the default) or `PRODUCTION`
+/// (real business).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Environment {
     /// Europace test mode: cases are not real business.

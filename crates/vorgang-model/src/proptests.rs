@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Number, Value, json};
 
 use crate::parse_import_request_at;
-use crate::schema::{MODEL, Model, Node, Rule};
+use crate::schema::{self, KexSchema, Node, ObjectType, Rule};
 
 fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2030, 6, 15).unwrap()
@@ -71,11 +71,11 @@ fn date(rule: Rule) -> BoxedStrategy<Value> {
         .boxed()
 }
 
-fn node(model: &Model, node: &Node, rule: Rule) -> BoxedStrategy<Value> {
+fn node(kex: &'static KexSchema, node: &Node, rule: Rule) -> BoxedStrategy<Value> {
     match node {
         Node::Any => Just(Value::Null).boxed(),
-        Node::Object(id) => object(model, *id),
-        Node::Array(item) => proptest::collection::vec(self::node(model, item, Rule::None), 0..3)
+        Node::Object(id) => object(kex, kex.object(*id).unwrap()),
+        Node::Array(item) => proptest::collection::vec(self::node(kex, item, Rule::None), 0..3)
             .prop_map(Value::Array)
             .boxed(),
         Node::String => match rule {
@@ -90,7 +90,7 @@ fn node(model: &Model, node: &Node, rule: Rule) -> BoxedStrategy<Value> {
         },
         Node::Date => date(rule),
         Node::Enum(id) => {
-            let values = model.enums[*id].values.clone();
+            let values = kex.enumeration(*id).unwrap().values().to_vec();
             proptest::sample::select(values)
                 .prop_map(Value::String)
                 .boxed()
@@ -112,18 +112,15 @@ fn node(model: &Model, node: &Node, rule: Rule) -> BoxedStrategy<Value> {
 
 /// An object of the type: each property present with probability 1/2 (service-owned ones
 /// never), in shuffled order; sometimes a property is sent as `null`.
-fn object(model: &Model, id: usize) -> BoxedStrategy<Value> {
-    let ty = &model.types[id];
-    let mut names: Vec<&String> = ty.props.keys().collect();
-    names.sort();
-    let members: Vec<BoxedStrategy<Option<(String, Value)>>> = names
-        .into_iter()
-        .filter(|name| ty.props[*name].rule != Rule::ServiceOwned)
-        .map(|name| {
-            let prop = &ty.props[name];
-            let name = name.clone();
+fn object(kex: &'static KexSchema, ty: &'static ObjectType) -> BoxedStrategy<Value> {
+    let members: Vec<BoxedStrategy<Option<(String, Value)>>> = ty
+        .properties()
+        .iter()
+        .filter(|prop| prop.rule != Rule::ServiceOwned)
+        .map(|prop| {
+            let name = prop.name.clone();
             let value = prop_oneof![
-                9 => node(model, &prop.node, prop.rule),
+                9 => node(kex, &prop.node, prop.rule),
                 1 => Just(Value::Null),
             ];
             proptest::option::of(value.prop_map(move |v| (name.clone(), v))).boxed()
@@ -141,9 +138,9 @@ fn non_blank() -> impl Strategy<Value = String> {
 
 /// A valid Vorgang: generated from the schema, with the required names set.
 fn vorgang() -> impl Strategy<Value = Map<String, Value>> {
-    let model = &*MODEL;
-    let root = model.root.expect("schema has a root");
-    (object(model, root), non_blank(), non_blank()).prop_map(|(vorgang, vorname, nachname)| {
+    let kex = schema::kex();
+    let root = kex.root().expect("schema has a root");
+    (object(kex, root), non_blank(), non_blank()).prop_map(|(vorgang, vorname, nachname)| {
         let mut vorgang = match vorgang {
             Value::Object(map) => map,
             _ => Map::new(),

@@ -4,18 +4,13 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::schema::MODEL;
+use crate::pointer::{Seg, Violation};
+use crate::schema::{self, REQUIRED_IN_VORGANG};
 use crate::strict_json;
-use crate::validate::{Ctx, Seg, is_valid_email};
+use crate::validate::{Ctx, MAX_KOMMENTARE, is_valid_email};
 
 /// Deepest accepted nesting of objects and arrays in a body; the top-level object counts as 1.
 pub const MAX_NESTING_DEPTH: usize = strict_json::MAX_DEPTH;
-
-/// Most comments per import: top-level `kommentare` and `vorgang.kommentare` together.
-pub const MAX_KOMMENTARE: usize = 50;
-
-/// Longest comment, in characters (Unicode scalar values, not bytes).
-pub const MAX_KOMMENTAR_CHARS: usize = 4000;
 
 /// Most `partner.custom` entries.
 pub const MAX_CUSTOM_ENTRIES: usize = 100;
@@ -23,14 +18,18 @@ pub const MAX_CUSTOM_ENTRIES: usize = 100;
 /// Largest accepted request body: 256 KiB.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// One validation failure: where, and what is wrong — never the submitted value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Violation {
-    /// JSON pointer (RFC 6901) into the request body, e.g. `/tippgeber/vorname`.
-    pub pointer: String,
-    /// What is wrong, without quoting the value.
-    pub detail: String,
-}
+/// Top-level members a request must have (not `null`).
+pub const REQUIRED_MEMBERS: [&str; 2] = ["vorgang", "tippgeber"];
+
+/// Members of `tippgeber` that must be strings, not blank.
+pub const TIPPGEBER_REQUIRED: [&str; 3] = ["externeMitarbeiternummer", "vorname", "nachname"];
+
+/// `partner` members accepted under a second name, as `(name, alias)`: the aliases are the
+/// spellings of the published partner table. Giving both (neither `null`) is a violation.
+pub const PARTNER_ALIASES: [(&str, &str); 2] = [
+    ("vertriebsschluessel", "vertriebsschlüssel"),
+    ("kundennummer", "kundenummer"),
+];
 
 /// Why a request body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +50,20 @@ pub enum Anrede {
     Herr,
     /// Ms.
     Frau,
+}
+
+impl Anrede {
+    /// Every salutation, in the order of the contract.
+    pub const ALL: [Self; 2] = [Self::Herr, Self::Frau];
+
+    /// The wire name: `HERR` or `FRAU`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Herr => "HERR",
+            Self::Frau => "FRAU",
+        }
+    }
 }
 
 /// The person at the partner who gave the tip.
@@ -131,22 +144,6 @@ pub struct ImportRequest {
     /// Our warnings, e.g. `WARN unknown-field /vorgang/foo`, sorted by pointer. Unknown
     /// fields outside `vorgang` are only named here; they are not part of the typed fields.
     pub warnings: Vec<String>,
-}
-
-impl ImportRequest {
-    /// The validated [`Self::vorgang`] read into the types generated from the KEX schema
-    /// (see [`crate::kex`]). The map itself stays what is forwarded: members the schema does
-    /// not know are not part of the typed value, and `null` members read as `None`.
-    ///
-    /// A `vorgang` that passed validation always deserializes, with one exception: an
-    /// `integer` member above `i64::MAX` passes the validator (any JSON integer does) but does
-    /// not fit the generated `i64`.
-    ///
-    /// # Errors
-    /// The deserialization error for such an out-of-range integer.
-    pub fn vorgang_typed(&self) -> Result<crate::kex::Vorgang, serde_json::Error> {
-        serde::Deserialize::deserialize(&self.vorgang)
-    }
 }
 
 /// Parses and validates a request body, taking today's date (UTC) from the system clock for
@@ -255,7 +252,7 @@ fn check_root<'a>(ctx: &mut Ctx<'a>, root: &'a Map<String, Value>) -> Checked {
         }
         ctx.path.pop();
     }
-    for required in ["vorgang", "tippgeber"] {
+    for required in REQUIRED_MEMBERS {
         if root.get(required).is_none_or(Value::is_null) {
             ctx.violation_at(required, "required");
         }
@@ -286,58 +283,38 @@ fn check_vorgang<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> usize {
         ctx.violation("must be an object");
         return 0;
     };
-    let model = &*MODEL;
-    if let Some(root) = model.root {
-        ctx.check_object(model, root, vorgang);
+    let kex = schema::kex();
+    if let Some(root) = kex.root() {
+        ctx.check_object(kex, root, vorgang);
     }
-    // Required: antragsteller1.personendaten.vorname and nachname. Wrong types were reported
-    // by the schema walk already.
-    match vorgang.get("antragsteller1") {
-        None | Some(Value::Null) => ctx.violation_at("antragsteller1", "required"),
-        Some(Value::Object(antragsteller)) => {
-            ctx.path.push(Seg::Key("antragsteller1"));
-            match antragsteller.get("personendaten") {
-                None | Some(Value::Null) => ctx.violation_at("personendaten", "required"),
-                Some(Value::Object(personendaten)) => {
-                    ctx.path.push(Seg::Key("personendaten"));
-                    for name in ["vorname", "nachname"] {
-                        match personendaten.get(name) {
-                            None | Some(Value::Null) => ctx.violation_at(name, "required"),
-                            Some(Value::String(s)) if s.trim().is_empty() => {
-                                ctx.violation_at(name, "must not be empty");
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                    ctx.path.pop();
-                }
-                Some(_) => {}
-            }
-            ctx.path.pop();
-        }
-        Some(_) => {}
+    for path in REQUIRED_IN_VORGANG {
+        check_required(ctx, vorgang, path);
     }
-    // vorgang.kommentare: the schema walk checked the types; the length limit is ours.
-    match vorgang.get("kommentare") {
-        Some(Value::Array(items)) => {
-            ctx.path.push(Seg::Key("kommentare"));
-            check_comment_lengths(ctx, items);
-            ctx.path.pop();
-            items.len()
-        }
-        _ => 0,
-    }
+    // vorgang.kommentare counts towards the limit on all comments.
+    vorgang
+        .get("kommentare")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
 }
 
-fn check_comment_lengths(ctx: &mut Ctx<'_>, items: &[Value]) {
-    for (index, item) in items.iter().enumerate() {
-        if let Some(text) = item.as_str()
-            && text.chars().count() > MAX_KOMMENTAR_CHARS
-        {
-            ctx.path.push(Seg::Index(index));
-            ctx.violation(format!("must be at most {MAX_KOMMENTAR_CHARS} characters"));
+/// Checks that the member at `path` (from `map`) is there: each member on the way present and
+/// not `null`, the last one, if a string, not blank. A member of the wrong type is left alone:
+/// the schema walk reported it.
+fn check_required<'a>(ctx: &mut Ctx<'a>, map: &'a Map<String, Value>, path: &[&'static str]) {
+    let Some((&first, rest)) = path.split_first() else {
+        return;
+    };
+    match map.get(first) {
+        None | Some(Value::Null) => ctx.violation_at(first, "required"),
+        Some(Value::Object(inner)) if !rest.is_empty() => {
+            ctx.path.push(Seg::Key(first));
+            check_required(ctx, inner, rest);
             ctx.path.pop();
         }
+        Some(Value::String(s)) if rest.is_empty() && s.trim().is_empty() => {
+            ctx.violation_at(first, "must not be empty");
+        }
+        Some(_) => {}
     }
 }
 
@@ -358,7 +335,7 @@ fn check_kommentare(ctx: &mut Ctx<'_>, value: &Value) -> Vec<String> {
             }
         }
     }
-    check_comment_lengths(ctx, items);
+    ctx.check_comment_lengths(items);
     out
 }
 
@@ -413,9 +390,9 @@ fn unknown_members<'a>(ctx: &mut Ctx<'a>, map: &'a Map<String, Value>, known: &[
 }
 
 const TIPPGEBER_FIELDS: &[&str] = &[
-    "externeMitarbeiternummer",
-    "vorname",
-    "nachname",
+    TIPPGEBER_REQUIRED[0],
+    TIPPGEBER_REQUIRED[1],
+    TIPPGEBER_REQUIRED[2],
     "anrede",
     "telefon",
     "email",
@@ -427,16 +404,19 @@ fn check_tippgeber<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Option<Tippgeber>
         ctx.violation("must be an object");
         return None;
     };
-    let externe_mitarbeiternummer = required_string(ctx, map, "externeMitarbeiternummer");
-    let vorname = required_string(ctx, map, "vorname");
-    let nachname = required_string(ctx, map, "nachname");
+    let [externe_mitarbeiternummer, vorname, nachname] =
+        TIPPGEBER_REQUIRED.map(|key| required_string(ctx, map, key));
     let anrede = match map.get("anrede") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s == "HERR" => Some(Anrede::Herr),
-        Some(Value::String(s)) if s == "FRAU" => Some(Anrede::Frau),
-        Some(_) => {
-            ctx.violation_at("anrede", "must be one of: HERR, FRAU");
-            None
+        Some(value) => {
+            let found = Anrede::ALL
+                .into_iter()
+                .find(|a| value.as_str() == Some(a.as_str()));
+            if found.is_none() {
+                let names: Vec<&str> = Anrede::ALL.iter().map(|a| a.as_str()).collect();
+                ctx.violation_at("anrede", format!("must be one of: {}", names.join(", ")));
+            }
+            found
         }
     };
     let telefon = optional_string(ctx, map, "telefon");
@@ -456,10 +436,10 @@ fn check_tippgeber<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Option<Tippgeber>
 }
 
 const PARTNER_FIELDS: &[&str] = &[
-    "vertriebsschluessel",
-    "vertriebsschlüssel",
-    "kundennummer",
-    "kundenummer",
+    PARTNER_ALIASES[0].0,
+    PARTNER_ALIASES[0].1,
+    PARTNER_ALIASES[1].0,
+    PARTNER_ALIASES[1].1,
     "custom",
 ];
 
@@ -485,8 +465,8 @@ fn check_partner<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> PartnerDaten {
         ctx.violation("must be an object");
         return PartnerDaten::default();
     };
-    let vertriebsschluessel = aliased_string(ctx, map, "vertriebsschluessel", "vertriebsschlüssel");
-    let kundennummer = aliased_string(ctx, map, "kundennummer", "kundenummer");
+    let [vertriebsschluessel, kundennummer] =
+        PARTNER_ALIASES.map(|(name, alias)| aliased_string(ctx, map, name, alias));
     let custom = match map.get("custom") {
         None | Some(Value::Null) => Vec::new(),
         Some(value) => {

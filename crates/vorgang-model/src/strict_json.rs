@@ -7,7 +7,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
 use serde_json::{Map, Number, Value};
 
-use crate::validate::{Seg, pointer_of};
+use crate::pointer::{Seg, pointer_of};
 
 /// Deepest accepted nesting of objects and arrays; the top-level object counts as 1.
 pub(crate) const MAX_DEPTH: usize = 32;

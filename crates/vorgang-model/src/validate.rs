@@ -1,14 +1,12 @@
 //! Validation of a parsed body: the KEX schema walk, the field rules and the helpers to report
 //! violations by JSON pointer.
 
-use std::cmp::Ordering;
-
 use chrono::NaiveDate;
 use iban::{ParseBaseIbanError, ParseIbanError};
 use serde_json::{Map, Value};
 
-use crate::request::Violation;
-use crate::schema::{Model, Node, Rule};
+use crate::pointer::{Seg, Violation, cmp_pointers, pointer_of};
+use crate::schema::{KexSchema, Node, ObjectType, Rule};
 
 /// The detail of a string value containing U+0000.
 const NUL_IN_STRING: &str = "must not contain the character U+0000";
@@ -16,100 +14,25 @@ const NUL_IN_STRING: &str = "must not contain the character U+0000";
 /// The detail of a member name containing U+0000.
 const NUL_IN_NAME: &str = "member name must not contain the character U+0000";
 
-/// Longest accepted e-mail address.
-const MAX_EMAIL_LEN: usize = 254;
+/// Most comments per import: top-level `kommentare` and `vorgang.kommentare` together.
+pub const MAX_KOMMENTARE: usize = 50;
 
-/// Longest member name that an error pointer or a warning may quote.
-pub(crate) const MAX_NAMEABLE_KEY_LEN: usize = 64;
+/// Longest comment, in characters (Unicode scalar values, not bytes).
+pub const MAX_KOMMENTAR_CHARS: usize = 4000;
 
-/// Member names of our contract that are not identifiers but may be named all the same: they are
-/// ours (documented in the partner guide), so quoting them reveals nothing the partner sent.
-const CONTRACT_NAMES: &[&str] = &["vertriebsschlüssel"];
+/// Longest accepted e-mail address, in bytes.
+pub const MAX_EMAIL_LEN: usize = 254;
 
-/// One step of a path into the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Seg<'a> {
-    /// A member named by the contract itself (e.g. a required field that is missing): always
-    /// named.
-    Key(&'a str),
-    /// A member as the partner submitted it, with its 0-based position among the members of
-    /// its object. Named only if [`is_nameable`], else rendered as `#position`.
-    Member(&'a str, usize),
-    /// An array element.
-    Index(usize),
-}
+/// The e-mail syntax the validator accepts, as a JSON Schema (ECMA-262) pattern, for
+/// documents that describe the rule: one `@`, no whitespace, a domain with a dot between
+/// non-empty labels. (The local part's limit of 64 bytes and the ban on control characters are
+/// checked too but left out of the pattern.)
+pub const EMAIL_PATTERN: &str = "^[^@\\s]+@[^@\\s.]+(\\.[^@\\s.]+)+$";
 
-/// Whether a submitted member name may appear in an error pointer or a warning: an identifier
-/// (1 to 64 ASCII letters, digits or `_`) or one of the contract's own names.
-///
-/// A member name is partner input like any value: it may hold a name, an e-mail address or
-/// anything else (`{"Erika Mustermann": …}`), and DESIGN §5 forbids echoing submitted data.
-/// Identifiers cannot carry such data in a recognisable way and keep pointers readable for the
-/// fields a partner really sends.
-pub(crate) fn is_nameable(key: &str) -> bool {
-    let identifier = !key.is_empty()
-        && key.len() <= MAX_NAMEABLE_KEY_LEN
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    identifier || CONTRACT_NAMES.contains(&key)
-}
-
-/// The RFC 6901 JSON pointer of a path (`~` as `~0`, `/` as `~1`).
-///
-/// A submitted member whose name is not [`is_nameable`] appears as `#` and its 0-based position
-/// in its object: `{"vorgang": {"a": 1, "Erika Mustermann": 2}}` names the second member
-/// `/vorgang/#1`. `#` is an ordinary character in a JSON pointer, and no nameable member starts
-/// with it, so such a segment always means a position. Both the 422 `errors[].pointer`s and the
-/// `WARN unknown-field` messages use this rendering.
-pub(crate) fn pointer_of(path: &[Seg<'_>]) -> String {
-    fn push_escaped(out: &mut String, key: &str) {
-        for c in key.chars() {
-            match c {
-                '~' => out.push_str("~0"),
-                '/' => out.push_str("~1"),
-                c => out.push(c),
-            }
-        }
-    }
-    let mut out = String::new();
-    for seg in path {
-        out.push('/');
-        match *seg {
-            Seg::Key(key) => push_escaped(&mut out, key),
-            Seg::Member(key, _) if is_nameable(key) => push_escaped(&mut out, key),
-            Seg::Member(_, position) => {
-                out.push('#');
-                out.push_str(&position.to_string());
-            }
-            Seg::Index(i) => out.push_str(&i.to_string()),
-        }
-    }
-    out
-}
-
-/// Orders JSON pointers segment by segment, array indexes and member positions numerically
-/// (`/a/2` before `/a/10`, `/a/#2` before `/a/#10`).
-pub(crate) fn cmp_pointers(a: &str, b: &str) -> Ordering {
-    let mut left = a.split('/');
-    let mut right = b.split('/');
-    loop {
-        match (left.next(), right.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => {
-                // Array indexes and member positions (`#3`) sort numerically.
-                let number = |seg: &str| seg.strip_prefix('#').unwrap_or(seg).parse::<u64>();
-                let order = match (number(x), number(y)) {
-                    (Ok(m), Ok(n)) => m.cmp(&n).then_with(|| x.cmp(y)),
-                    _ => x.cmp(y),
-                };
-                if order != Ordering::Equal {
-                    return order;
-                }
-            }
-        }
-    }
-}
+/// The form of an IBAN in electronic format, as a JSON Schema (ECMA-262) pattern: country code,
+/// check digits, 11 to 30 capital letters or digits. The check digits themselves are verified
+/// too, which no pattern can say.
+pub const IBAN_PATTERN: &str = "^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$";
 
 /// Where the validation is and what it found.
 pub(crate) struct Ctx<'a> {
@@ -206,27 +129,24 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Walks an object of type `type_id`: every known member is checked against its schema,
-    /// every unknown one is named as a warning. `null` members count as absent.
+    /// Walks an object of type `ty`: every known member is checked against its schema, every
+    /// unknown one is named as a warning. `null` members count as absent.
     pub(crate) fn check_object(
         &mut self,
-        model: &Model,
-        type_id: usize,
+        schema: &KexSchema,
+        ty: &ObjectType,
         map: &'a Map<String, Value>,
     ) {
-        let Some(ty) = model.object(type_id) else {
-            return;
-        };
         for (position, (key, value)) in map.iter().enumerate() {
             self.path.push(Seg::Member(key, position));
-            match ty.props.get(key.as_str()) {
+            match ty.property(key) {
                 None => self.unknown_field(),
                 Some(_) if value.is_null() => {}
                 Some(prop) if prop.rule == Rule::ServiceOwned => {
                     self.violation("is set by the service and must not be sent");
                 }
                 Some(prop) => {
-                    if self.check_node(model, &prop.node, value) {
+                    if self.check_node(schema, &prop.node, value) {
                         self.check_rule(prop.rule, value);
                     }
                 }
@@ -236,12 +156,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// Checks `value` against `node`; `false` (with a violation) if its type is wrong.
-    fn check_node(&mut self, model: &Model, node: &Node, value: &'a Value) -> bool {
+    fn check_node(&mut self, schema: &KexSchema, node: &Node, value: &'a Value) -> bool {
         let outcome: Result<(), &str> = match node {
             Node::Any => Ok(()),
             Node::Object(id) => match value.as_object() {
                 Some(map) => {
-                    self.check_object(model, *id, map);
+                    if let Some(ty) = schema.object(*id) {
+                        self.check_object(schema, ty, map);
+                    }
                     Ok(())
                 }
                 None => Err("must be an object"),
@@ -250,7 +172,7 @@ impl<'a> Ctx<'a> {
                 Some(items) => {
                     for (index, element) in items.iter().enumerate() {
                         self.path.push(Seg::Index(index));
-                        self.check_node(model, item, element);
+                        self.check_node(schema, item, element);
                         self.path.pop();
                     }
                     Ok(())
@@ -265,9 +187,9 @@ impl<'a> Ctx<'a> {
                 }
                 Some(_) => Ok(()),
             },
-            Node::Enum(id) => match (value.as_str(), model.enumeration(*id)) {
+            Node::Enum(id) => match (value.as_str(), schema.enumeration(*id)) {
                 (None, _) => Err("must be a string"),
-                (Some(text), Some(en)) if !en.contains(text) => Err(en.detail.as_str()),
+                (Some(text), Some(en)) if !en.contains(text) => Err(en.detail()),
                 (Some(_), _) => Ok(()),
             },
             Node::Integer if value.is_i64() || value.is_u64() => Ok(()),
@@ -287,10 +209,30 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Reports every comment of `items` (the list at the current path) longer than
+    /// [`MAX_KOMMENTAR_CHARS`]; items that are not strings were reported by the type check.
+    pub(crate) fn check_comment_lengths(&mut self, items: &[Value]) {
+        for (index, item) in items.iter().enumerate() {
+            if let Some(text) = item.as_str()
+                && text.chars().count() > MAX_KOMMENTAR_CHARS
+            {
+                self.path.push(Seg::Index(index));
+                self.violation(format!("must be at most {MAX_KOMMENTAR_CHARS} characters"));
+                self.path.pop();
+            }
+        }
+    }
+
     /// Applies `rule` to a value whose type is already right.
     fn check_rule(&mut self, rule: Rule, value: &Value) {
         match rule {
             Rule::None | Rule::ServiceOwned => {}
+            // The total across both comment lists is checked where both are known.
+            Rule::Comments => {
+                if let Some(items) = value.as_array() {
+                    self.check_comment_lengths(items);
+                }
+            }
             Rule::Iban => {
                 if let Some(text) = value.as_str() {
                     match check_iban(text) {
@@ -429,65 +371,6 @@ pub(crate) fn is_valid_email(email: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pointers_escape_tilde_and_slash_in_contract_names() {
-        assert_eq!(pointer_of(&[]), "");
-        assert_eq!(
-            pointer_of(&[
-                Seg::Key("a/b"),
-                Seg::Index(3),
-                Seg::Key("m~n"),
-                Seg::Key("")
-            ]),
-            "/a~1b/3/m~0n/"
-        );
-    }
-
-    #[test]
-    fn submitted_names_are_quoted_only_if_identifiers() {
-        let long = "a".repeat(64);
-        let too_long = "a".repeat(65);
-        for (name, expected) in [
-            ("antragsteller1", "antragsteller1"),
-            ("snake_Case_09", "snake_Case_09"),
-            (long.as_str(), long.as_str()),
-            ("vertriebsschlüssel", "vertriebsschlüssel"),
-            (too_long.as_str(), "#7"),
-            ("", "#7"),
-            ("Erika Mustermann", "#7"),
-            ("erika@example.org", "#7"),
-            ("a/b", "#7"),
-            ("x~y", "#7"),
-            ("#3", "#7"),
-            ("straße", "#7"),
-            ("a-b", "#7"),
-            ("nul\0", "#7"),
-        ] {
-            assert_eq!(
-                pointer_of(&[Seg::Key("vorgang"), Seg::Member(name, 7)]),
-                format!("/vorgang/{expected}"),
-                "{name:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn positions_sort_numerically() {
-        let mut pointers = vec!["/a/#10", "/a/#2", "/a/b"];
-        pointers.sort_by(|a, b| cmp_pointers(a, b));
-        assert_eq!(pointers, ["/a/#2", "/a/#10", "/a/b"]);
-    }
-
-    #[test]
-    fn pointers_sort_indexes_numerically() {
-        let mut pointers = vec!["/b", "/a/10", "/a/2/x", "/a/2", "/a", "", "/a/b"];
-        pointers.sort_by(|a, b| cmp_pointers(a, b));
-        assert_eq!(
-            pointers,
-            ["", "/a", "/a/2", "/a/2/x", "/a/10", "/a/b", "/b"]
-        );
-    }
 
     #[test]
     fn dates_must_be_iso_and_exist() {

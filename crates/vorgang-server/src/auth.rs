@@ -1,13 +1,10 @@
-//! Wiring of the `auth` crate: our token endpoint, the bearer-token extractor, client management.
+//! Wiring of the `auth` crate: our token endpoint, the bearer-token check selected by `auth.mode`,
+//! client and key management. (The HTTP side, the bearer-token extractor, is in the routes:
+//! `routes::caller`.)
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
-use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
 use anyhow::Context as _;
 use auth::SystemClock;
 use auth::{
@@ -16,9 +13,7 @@ use auth::{
 use secrecy::{ExposeSecret as _, SecretString};
 use vorgang_store::Store;
 
-use crate::problem::Problem;
 use crate::settings::{AuthMode, Settings, decode_kek};
-use crate::state::AppState;
 
 /// Token issuing and validation, client management.
 pub struct AuthService {
@@ -263,73 +258,5 @@ impl AuthService {
     /// Database or crypto problems.
     pub async fn rotate_keys(&self) -> anyhow::Result<String> {
         Ok(self.keys.rotate().await?)
-    }
-}
-
-/// Problem type slug of a request with more than one `Authorization` header (400).
-pub const DUPLICATE_AUTHORIZATION: &str = "duplicate-authorization";
-
-/// The authenticated partner client of a request (valid token, active client, import scope).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The client id.
-    pub client_id: String,
-}
-
-impl FromRequest for Caller {
-    type Error = Problem;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = request.app_data::<web::Data<AppState>>().cloned();
-        let mut values = request.headers().get_all(header::AUTHORIZATION);
-        let authorization = values
-            .next()
-            .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
-        // Two Authorization headers: which one counts would be a guess, and a proxy or cache
-        // may pick another than we do. Refused before any token is looked at.
-        let duplicated = values.next().is_some();
-        Box::pin(async move {
-            if duplicated {
-                return Err(Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    DUPLICATE_AUTHORIZATION,
-                    "Duplicate Authorization header",
-                    "the request carries more than one Authorization header; send exactly one",
-                ));
-            }
-            let Some(state) = state else {
-                return Err(Problem::unavailable("service not ready"));
-            };
-            match state
-                .auth
-                .authorizer
-                .authorize_import(authorization.as_deref())
-                .await
-            {
-                Ok(claims) => Ok(Self {
-                    client_id: claims.client_id,
-                }),
-                Err(error) => {
-                    let status =
-                        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-                    let slug = match status {
-                        StatusCode::FORBIDDEN => "insufficient-scope",
-                        StatusCode::SERVICE_UNAVAILABLE => "service-unavailable",
-                        _ => "unauthorized",
-                    };
-                    let title = match status {
-                        StatusCode::FORBIDDEN => "Forbidden",
-                        StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
-                        _ => "Unauthorized",
-                    };
-                    let mut problem = Problem::new(status, slug, title, error.description());
-                    if let Some(value) = error.www_authenticate() {
-                        problem = problem.with_header(header::WWW_AUTHENTICATE, value);
-                    }
-                    Err(problem)
-                }
-            }
-        })
     }
 }

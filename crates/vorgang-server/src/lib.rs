@@ -2,6 +2,13 @@
 //!
 //! The binary `vorgang-server` is a thin layer over this library; the API tests build the same
 //! [`startup::Application`] on a random port.
+//!
+//! Modules, each using only those before it (no circles): `problem`, `metrics`, `settings`,
+//! `telemetry`, `cli` (none of ours); `body_deadline` (→ problem); `auth` (→ settings); `state`
+//! (→ auth, metrics); `routes` (→ body_deadline, metrics, problem, state; inside it `caller`,
+//! `docs`, `health`, `token`, then `vorgang` → caller); `openapi` (→ routes, problem; inside it
+//! `kex`, then `request` → kex); `startup` (→ auth, metrics, openapi, routes, settings, state);
+//! `commands` (→ auth, cli, settings, startup).
 
 // `Problem` (the problem+json error) is large, but it only exists on the error path of a request
 // that is answered right after: boxing it would buy nothing.

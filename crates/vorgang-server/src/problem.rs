@@ -1,9 +1,14 @@
 //! RFC 9457 problem details: every error answer of the API except the token endpoint's.
 
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::openapi::schema::{AllOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{Ref, RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 use vorgang_model::Violation;
 
 /// Base of our problem `type` URIs; each is documented in docs/partner-guide.md.
@@ -24,7 +29,6 @@ pub struct Problem {
     pub detail: String,
     /// Every validation failure (422).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<crate::openapi::ViolationSchema>)]
     pub errors: Vec<Violation>,
     /// Our Vorgangsnummer, when an import exists (502/503/504).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,5 +148,52 @@ impl ResponseError for Problem {
             }
         }
         response.body(serde_json::to_vec(self).unwrap_or_default())
+    }
+}
+
+/// The OpenAPI schema of a problem concerning one import (409, 502, 504): a [`Problem`] with
+/// `drkleinrkVorgangsnummer` and `importStatus` required. Documentation only: such answers are
+/// built as [`Problem`]s with [`Problem::for_import`].
+pub struct ImportProblem;
+
+impl PartialSchema for ImportProblem {
+    fn schema() -> RefOr<Schema> {
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name(Problem::name()))
+            .item(
+                ObjectBuilder::new()
+                    .property(
+                        "drkleinrkVorgangsnummer",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+                    )
+                    .property(
+                        "importStatus",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(["FAILED", "IN_DOUBT", "IN_PROGRESS"])),
+                    )
+                    .required("drkleinrkVorgangsnummer")
+                    .required("importStatus"),
+            )
+            .description(Some(
+                "A problem concerning one import: `drkleinrkVorgangsnummer` names it and \
+                 `importStatus` tells whether something may exist at Europace \
+                 (`FAILED`: nothing was created; `IN_DOUBT`: the case may exist; \
+                 `IN_PROGRESS`: still being processed).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ImportProblem {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ImportProblem")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((Problem::name().into_owned(), Problem::schema()));
+        <Problem as ToSchema>::schemas(schemas);
     }
 }

@@ -16,6 +16,7 @@ use vorgang_core::{
 use vorgang_store::Store;
 
 use crate::auth::{AuthService, DemoClient};
+use crate::routes::docs::OpenApiDocument;
 use crate::settings::Settings;
 use crate::state::AppState;
 
@@ -236,10 +237,13 @@ impl Application {
             auth,
             metrics,
         });
+        // Built here, not by the route that serves it: the document is made from the routes.
+        let document = web::Data::new(OpenApiDocument(crate::openapi::document_json()));
         let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(document.clone())
                 .configure(crate::routes::configure)
         })
         .workers(workers)

@@ -5,6 +5,8 @@
 //! `405 Allow` header, the metric and log label `route` and the tests that check every route
 //! cannot drift from what is actually served.
 
+pub mod caller;
+pub mod docs;
 pub mod health;
 pub mod token;
 pub mod vorgang;
@@ -97,12 +99,12 @@ fn table() -> Table {
         .add("/health/live", Method::GET, health::live)
         .add("/health/ready", Method::GET, health::ready)
         .add("/metrics", Method::GET, metrics)
-        .add("/openapi.json", Method::GET, crate::openapi::openapi_json)
+        .add("/openapi.json", Method::GET, docs::openapi_json)
         // The documentation page and Swagger UI's files next to it (one path segment, so
         // `/docsx` or `/docs/a/b` stay unknown paths).
-        .add("/docs", Method::GET, crate::openapi::docs)
-        .add("/docs/", Method::GET, crate::openapi::docs)
-        .add("/docs/{file}", Method::GET, crate::openapi::docs);
+        .add("/docs", Method::GET, docs::docs)
+        .add("/docs/", Method::GET, docs::docs)
+        .add("/docs/{file}", Method::GET, docs::docs);
     table
 }
 
@@ -142,7 +144,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(scope);
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Prometheus metrics
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "Operations",
+    responses((status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain; version=0.0.4")),
+    security(()))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     match state.metrics.render() {
         Ok(text) => HttpResponse::Ok()
             .content_type(crate::metrics::CONTENT_TYPE)

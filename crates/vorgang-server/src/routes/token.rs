@@ -4,11 +4,130 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use auth::{OAuthError, TokenRequest};
 use futures::StreamExt as _;
+use utoipa::ToSchema;
 
 use crate::state::AppState;
 
 /// Largest accepted token request body.
 const MAX_FORM_BYTES: usize = 4 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Documentation-only types: the shapes of the answers the `auth` crate produces (and of the form
+// it reads), which carry no `ToSchema` there. The API tests validate real answers against them,
+// so they cannot drift unnoticed.
+// ---------------------------------------------------------------------------------------------
+
+/// Grant type of the token request.
+#[derive(ToSchema)]
+pub enum GrantType {
+    /// The only supported grant (RFC 6749 §4.4).
+    #[schema(rename = "client_credentials")]
+    ClientCredentials,
+}
+
+/// Token request (RFC 6749 §4.4.2), `application/x-www-form-urlencoded`. The client
+/// authenticates with HTTP Basic (preferred) or with `client_id` and `client_secret` in the
+/// form, not both.
+#[derive(ToSchema)]
+#[schema(as = TokenRequest)]
+pub struct TokenRequestSchema {
+    /// Always `client_credentials`.
+    pub grant_type: GrantType,
+    /// Space-separated scopes, a subset of the client's; absent: all of the client's scopes.
+    #[schema(example = "drkleinrk-api/vorgang:import")]
+    pub scope: Option<String>,
+    /// The client id, when not sent with HTTP Basic.
+    pub client_id: Option<String>,
+    /// The client secret, when not sent with HTTP Basic.
+    #[schema(format = Password)]
+    pub client_secret: Option<String>,
+}
+
+/// Successful token answer (RFC 6749 §5.1). Sent with `Cache-Control: no-store`.
+#[derive(ToSchema)]
+#[schema(as = TokenResponse)]
+pub struct TokenResponseSchema {
+    /// The access token: a signed JWT (RFC 9068, `typ: at+jwt`) with the claims
+    /// `iss aud sub client_id scope iat exp jti`. A credential: never log it.
+    pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    /// Lifetime in seconds (default 900).
+    #[schema(example = 900, minimum = 1)]
+    pub expires_in: u64,
+    /// The granted scopes, space-separated.
+    #[schema(example = "drkleinrk-api/vorgang:import")]
+    pub scope: String,
+}
+
+/// Error code of a token answer (RFC 6749 §5.2).
+#[derive(ToSchema)]
+#[schema(as = OAuthErrorCode)]
+pub enum OAuthErrorCode {
+    /// 400: a parameter is missing, repeated or malformed, or the body is not a form.
+    #[schema(rename = "invalid_request")]
+    InvalidRequest,
+    /// 401: unknown client, wrong secret, revoked client or malformed credentials.
+    #[schema(rename = "invalid_client")]
+    InvalidClient,
+    /// 400: `grant_type` is not `client_credentials`.
+    #[schema(rename = "unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// 400: a requested scope is malformed or not granted to this client.
+    #[schema(rename = "invalid_scope")]
+    InvalidScope,
+    /// 429: too many failed attempts; wait `Retry-After` seconds.
+    #[schema(rename = "slow_down")]
+    SlowDown,
+    /// 503: the authorization server is temporarily unavailable.
+    #[schema(rename = "temporarily_unavailable")]
+    TemporarilyUnavailable,
+    /// 500: the token could not be issued.
+    #[schema(rename = "server_error")]
+    ServerError,
+}
+
+/// Error answer of the token endpoint (RFC 6749 §5.2): `application/json`, not problem+json.
+#[derive(ToSchema)]
+#[schema(as = OAuthError)]
+pub struct OAuthErrorSchema {
+    /// The error code.
+    pub error: OAuthErrorCode,
+    /// A human-readable explanation; never quotes a submitted value.
+    pub error_description: Option<String>,
+}
+
+/// One public key (RFC 7517): Ed25519 (`OKP`), `alg: EdDSA`.
+#[derive(ToSchema)]
+#[schema(as = Jwk)]
+pub struct JwkSchema {
+    /// Key type.
+    #[schema(example = "OKP")]
+    pub kty: String,
+    /// Curve.
+    #[schema(example = "Ed25519")]
+    pub crv: String,
+    /// The public key, base64url.
+    pub x: String,
+    /// Key id, the `kid` in a token's header.
+    pub kid: String,
+    /// Algorithm.
+    #[schema(example = "EdDSA")]
+    pub alg: String,
+    /// Always `sig`.
+    #[schema(rename = "use", example = "sig")]
+    pub use_: String,
+}
+
+/// The public keys that verify our access tokens (RFC 7517 JWK set). The current signing key
+/// comes first; a key rotated out stays listed until the tokens it signed have expired.
+#[derive(ToSchema)]
+#[schema(as = Jwks)]
+pub struct JwksSchema {
+    /// The keys.
+    pub keys: Vec<JwkSchema>,
+}
 
 fn oauth_error(error: &OAuthError) -> HttpResponse {
     let mut response = HttpResponse::build(
@@ -129,8 +248,43 @@ async fn token_request(
     })
 }
 
-/// `POST /oauth2/token`. Every answer, success or error, is JSON with `Cache-Control: no-store`
-/// (RFC 6749 §5.1, §5.2). Each one is counted: issued, or refused by its `error` code.
+/// Get an access token (OAuth2 client credentials)
+///
+/// Authenticate with HTTP Basic (`client_id:client_secret`, preferred) or with `client_id` and
+/// `client_secret` in the form. The access token is a signed JWT; send it as
+/// `Authorization: Bearer …`. Repeated failed attempts are throttled (429 `slow_down`).
+#[utoipa::path(
+    post,
+    path = "/oauth2/token", operation_id = "issueToken",
+    tag = "Token",
+    request_body(
+        content = TokenRequestSchema,
+        content_type = "application/x-www-form-urlencoded",
+        description = "The token request form."
+    ),
+    responses(
+        (status = 200, description = "The access token.", body = TokenResponseSchema,
+            headers(("Cache-Control" = String, description = "`no-store`")),
+            example = json!({"access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6IjEyMyIsInR5cCI6ImF0K2p3dCJ9.eyJ…", "token_type": "Bearer", "expires_in": 900, "scope": "drkleinrk-api/vorgang:import"})),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type` or `invalid_scope`.", body = OAuthErrorSchema,
+            example = json!({"error": "unsupported_grant_type", "error_description": "only grant_type=client_credentials is supported"})),
+        (status = 401, description = "`invalid_client`: unknown client, wrong secret, revoked client or malformed credentials.", body = OAuthErrorSchema,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"vorgang\"`")),
+            example = json!({"error": "invalid_client", "error_description": "client authentication failed"})),
+        (status = 413, description = "`invalid_request`: the form is larger than 4 KiB.", body = OAuthErrorSchema,
+            headers(("Cache-Control" = String, description = "`no-store`")),
+            example = json!({"error": "invalid_request", "error_description": "the request is too large"})),
+        (status = 429, description = "`slow_down`: too many failed attempts for this client or address, counting attempts still being checked (at most 5 at once).", body = OAuthErrorSchema,
+            headers(("Retry-After" = u64, description = "Seconds to wait.")),
+            example = json!({"error": "slow_down", "error_description": "too many failed authentication attempts; retry later"})),
+        (status = 500, description = "`server_error`.", body = OAuthErrorSchema),
+        (status = 503, description = "`temporarily_unavailable`.", body = OAuthErrorSchema,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security((), ("clientBasic" = []))
+)]
+// Every answer, success or error, is JSON with `Cache-Control: no-store` (RFC 6749 §5.1, §5.2).
+// Each one is counted: issued, or refused by its `error` code.
 pub async fn issue(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -155,7 +309,17 @@ pub async fn issue(
     }
 }
 
-/// `GET /.well-known/jwks.json`: the public keys that verify our tokens.
+/// The public keys that verify our access tokens
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json", operation_id = "getJwks",
+    tag = "Token",
+    responses(
+        (status = 200, description = "JWK set.", body = JwksSchema,
+            headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+    ),
+    security(())
+)]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     // A replica that issues no tokens must still publish a key rotated in by another replica or
     // `keys rotate` (at most one reload per reload interval).

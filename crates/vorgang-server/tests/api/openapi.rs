@@ -364,7 +364,7 @@ async fn every_kex_schema_file_is_a_component_and_every_ref_resolves() {
         assert!(schemas.contains_key(name), "KEX {file} is no component");
     }
     assert!(kex > 70, "only {kex} KEX files");
-    for own in vorgang_server::openapi::OWN_SCHEMA_NAMES {
+    for own in vorgang_server::openapi::own_schema_names() {
         assert!(
             vorgang_model::schema::schema_file(&format!("{own}.json")).is_none(),
             "{own} collides with a KEX file"
