@@ -281,7 +281,13 @@ impl PartialSchema for ImportProblem {
                         "importStatus",
                         ObjectBuilder::new()
                             .schema_type(Type::String)
-                            .enum_values(Some(["FAILED", "IN_DOUBT", "IN_PROGRESS"])),
+                            .enum_values(Some([
+                                "ACCEPTED",
+                                "PARTNER_READY",
+                                "SENDING",
+                                "FAILED",
+                                "IN_DOUBT",
+                            ])),
                     )
                     .required("drkleinrkVorgangsnummer")
                     .required("importStatus"),
@@ -290,7 +296,7 @@ impl PartialSchema for ImportProblem {
                 "A problem concerning one import: `drkleinrkVorgangsnummer` names it and \
                  `importStatus` tells whether something may exist at Europace \
                  (`FAILED`: nothing was created; `IN_DOUBT`: the case may exist; \
-                 `IN_PROGRESS`: still being processed).",
+                 `ACCEPTED`, `PARTNER_READY`, `SENDING`: still being processed, in that state).",
             ))
             .into()
     }
@@ -433,7 +439,7 @@ fn jwks() {}
         (status = 409, description = "An import with this `Idempotency-Key` is still being processed: retry shortly.",
             body = ImportProblem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait (1).")),
-            example = json!({"type": "https://api.drkleinservice.de/problems/import-in-progress", "title": "Import in progress", "status": 409, "detail": "an import with this Idempotency-Key is still being processed; retry shortly", "drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "importStatus": "IN_PROGRESS"})),
+            example = json!({"type": "https://api.drkleinservice.de/problems/import-in-progress", "title": "Import in progress", "status": 409, "detail": "an import with this Idempotency-Key is still being processed; retry shortly", "drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "importStatus": "PARTNER_READY"})),
         (status = 413, description = "The body is larger than 256 KiB.",
             body = Problem, content_type = "application/problem+json",
             example = json!({"type": "https://api.drkleinservice.de/problems/payload-too-large", "title": "Payload too large", "status": 413, "detail": "the body must not exceed 262144 bytes"})),

@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use vorgang_core::ImportStatus;
 use vorgang_model::Violation;
 
 /// Base of our problem `type` URIs; each is documented in docs/partner-guide.md.
@@ -29,9 +30,11 @@ pub struct Problem {
     /// Our Vorgangsnummer, when an import exists (502/503/504).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drkleinrk_vorgangsnummer: Option<String>,
-    /// `FAILED` or `IN_DOUBT` (502/503/504).
+    /// The state of that import: `FAILED` (502/503), `IN_DOUBT` (504) or, while it is still
+    /// running (409), `ACCEPTED`, `PARTNER_READY` or `SENDING`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub import_status: Option<String>,
+    #[schema(value_type = Option<crate::openapi::ImportStatusSchema>)]
+    pub import_status: Option<ImportStatus>,
     #[serde(skip)]
     headers: Vec<(header::HeaderName, String)>,
 }
@@ -64,11 +67,11 @@ impl Problem {
         self
     }
 
-    /// Adds the import it concerns.
+    /// Adds the import it concerns and its state.
     #[must_use]
-    pub fn for_import(mut self, id: uuid::Uuid, status: &str) -> Self {
+    pub fn for_import(mut self, id: uuid::Uuid, status: ImportStatus) -> Self {
         self.drkleinrk_vorgangsnummer = Some(id.to_string());
-        self.import_status = Some(status.to_owned());
+        self.import_status = Some(status);
         self
     }
 
