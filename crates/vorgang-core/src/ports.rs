@@ -45,8 +45,9 @@ pub enum StoreError {
     /// The database could not be reached or answered with an error; the operation may be retried.
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// Stored data could not be decoded (a bug, a manual edit, a format this build does not
-    /// know); retrying will not help. Only stores return it, about what they read.
+    /// Data could not be decoded from the database (a bug, a manual edit, a format this build
+    /// does not know) or, in theory, not encoded for it; retrying will not help. Only stores
+    /// return it: the use case serialises nothing itself.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// A uniqueness rule other than the idempotency key was violated (e.g. a duplicate id).
@@ -70,9 +71,10 @@ pub enum InsertOutcome {
 /// reached (the caller answers 503 and changes nothing) and [`StoreError::Corrupt`] when a stored
 /// row cannot be decoded. Writes are atomic: after an error nothing of that call was stored.
 ///
-/// Cost contract: every method but [`Self::purge_finished_before`] and [`Self::list_stale`]
-/// costs the same however many imports are stored (indexes, keyset paging); those two cost what
-/// they return or delete, never the finished imports they leave alone.
+/// Cost contract (database adapters; the in-memory store scans): every method but
+/// [`Self::purge_finished_before`] and [`Self::list_stale`] costs the same however many imports
+/// are stored (indexes, keyset paging); those two cost what they return or delete, never the
+/// finished imports they leave alone.
 #[async_trait]
 pub trait ImportStore: Send + Sync {
     /// Stores a new import, with its request body if it has one. If `record.idempotency_key` is
