@@ -11,6 +11,18 @@
 //! (sqlx's SQLite driver reads `$n` as `?n`); each backend module defines the others under the
 //! names listed at [`impl_store_ports!`].
 
+/// The `WHERE` and order of `ImportStore::list_stale` after a backend's import `SELECT`: the
+/// states the resume drives on, last changed at or before `$1`, oldest change first; one range
+/// of `imports_status_updated_at` per state.
+macro_rules! stale_condition {
+    () => {
+        " WHERE i.status IN ('ACCEPTED', 'PARTNER_READY', 'SENDING', 'IMPORTED') \
+         AND i.updated_at <= $1 ORDER BY i.updated_at, i.id"
+    };
+}
+
+pub(crate) use stale_condition;
+
 /// Refreshes the readiness row: `ImportStore::ping`.
 pub(crate) const HEARTBEAT: &str = "INSERT INTO heartbeat (id, beat_at) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at";

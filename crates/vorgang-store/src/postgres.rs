@@ -6,7 +6,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
 use uuid::Uuid;
 use vorgang_core::StoreError;
 
-use crate::adapter::impl_store_ports;
+use crate::adapter::{impl_store_ports, stale_condition};
 use crate::error::{map_migrate, map_sqlx};
 
 /// Most connections one store opens.
@@ -44,13 +44,8 @@ const SELECT_BY_KEY: &str = concat!(
     " WHERE i.client_id = $1 AND i.idempotency_key = $2"
 );
 
-/// Unfinished imports in a state the resume drives on, last changed at or before `$1`: one
-/// range of `imports_status_updated_at` per state.
-const LIST_STALE: &str = concat!(
-    select_import!(),
-    " WHERE i.status IN ('ACCEPTED', 'PARTNER_READY', 'SENDING', 'IMPORTED') \
-     AND i.updated_at <= $1 ORDER BY i.updated_at, i.id"
-);
+/// See [`stale_condition`].
+const LIST_STALE: &str = concat!(select_import!(), stale_condition!());
 
 const INSERT_BODY: &str =
     "INSERT INTO import_requests (import_id, body) VALUES ($1, CAST($2 AS json))";
