@@ -7,7 +7,8 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION};
 use serde::Deserialize;
 use url::Url;
-use vorgang_core::{EuropaceError, NewTippgeber, PartnerDirectory, PartnerRecord, TraceId};
+use vorgang_core::model::{Anrede, Tippgeber};
+use vorgang_core::{EuropaceError, PartnerDirectory, PartnerRecord, TraceId};
 
 use crate::config::{EuropaceConfig, RetryPolicy, append_path};
 use crate::http::{self, BodyError, TRACE_HEADER};
@@ -251,11 +252,12 @@ impl PartnerDirectory for PartnerApi {
     async fn create_tippgeber(
         &self,
         parent_partner_id: &str,
-        tippgeber: &NewTippgeber,
+        externe_partner_id: &str,
+        tippgeber: &Tippgeber,
         trace: &TraceId,
     ) -> Result<String, EuropaceError> {
         let url = self.url(&["partner", parent_partner_id, "untergeordnete"]);
-        let body = create_body(tippgeber);
+        let body = create_body(externe_partner_id, tippgeber);
         let answer = self
             .call("partner create", trace, || {
                 self.http.post(url.clone()).json(&body)
@@ -309,21 +311,31 @@ fn protocol(operation: &str, what: &str) -> EuropaceError {
     }
 }
 
-/// The JSON of a new PERSON partner; absent fields are left out.
-fn create_body(tippgeber: &NewTippgeber) -> serde_json::Value {
+/// Europace's name of an [`Anrede`].
+const fn anrede_wire(anrede: Anrede) -> &'static str {
+    match anrede {
+        Anrede::Herr => "HERR",
+        Anrede::Frau => "FRAU",
+    }
+}
+
+/// The JSON of a new PERSON partner, in Partnermanagement's names (`telefon` is sent as
+/// `telefonnummer`); absent fields are left out. The `externeMitarbeiternummer` is not sent: it
+/// is part of `externe_partner_id`.
+fn create_body(externe_partner_id: &str, tippgeber: &Tippgeber) -> serde_json::Value {
     let mut body = serde_json::Map::new();
-    let mut put = |key: &str, value: Option<&String>| {
+    let mut put = |key: &str, value: Option<&str>| {
         if let Some(value) = value {
-            body.insert(key.to_owned(), serde_json::Value::String(value.clone()));
+            body.insert(key.to_owned(), serde_json::Value::String(value.to_owned()));
         }
     };
-    put("typ", Some(&"PERSON".to_owned()));
-    put("anrede", tippgeber.anrede.as_ref());
+    put("typ", Some("PERSON"));
+    put("anrede", tippgeber.anrede.map(anrede_wire));
     put("vorname", Some(&tippgeber.vorname));
     put("nachname", Some(&tippgeber.nachname));
-    put("email", tippgeber.email.as_ref());
-    put("telefonnummer", tippgeber.telefonnummer.as_ref());
-    put("externePartnerId", Some(&tippgeber.externe_partner_id));
+    put("email", tippgeber.email.as_deref());
+    put("telefonnummer", tippgeber.telefon.as_deref());
+    put("externePartnerId", Some(externe_partner_id));
     serde_json::Value::Object(body)
 }
 
@@ -385,20 +397,48 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn create_body_omits_absent_fields() {
-        let body = create_body(&NewTippgeber {
-            externe_partner_id: "c-1".into(),
-            anrede: None,
+    fn tippgeber() -> Tippgeber {
+        Tippgeber {
+            externe_mitarbeiternummer: "1".into(),
             vorname: "V".into(),
             nachname: "N".into(),
+            anrede: None,
+            telefon: None,
             email: Some("e@example.org".into()),
-            telefonnummer: None,
-        });
+        }
+    }
+
+    #[test]
+    fn create_body_omits_absent_fields() {
+        let body = create_body("c-1", &tippgeber());
         assert_eq!(
             body,
             serde_json::json!({"typ":"PERSON","vorname":"V","nachname":"N",
                 "email":"e@example.org","externePartnerId":"c-1"})
         );
+    }
+
+    #[test]
+    fn create_body_uses_europaces_names() {
+        let body = create_body(
+            "c-1",
+            &Tippgeber {
+                anrede: Some(Anrede::Herr),
+                telefon: Some("+49 30 1".into()),
+                ..tippgeber()
+            },
+        );
+        assert_eq!(body["anrede"], "HERR");
+        assert_eq!(body["telefonnummer"], "+49 30 1");
+        assert!(body.get("telefon").is_none());
+        assert!(body.get("externeMitarbeiternummer").is_none());
+        let frau = create_body(
+            "c-1",
+            &Tippgeber {
+                anrede: Some(Anrede::Frau),
+                ..tippgeber()
+            },
+        );
+        assert_eq!(frau["anrede"], "FRAU");
     }
 }

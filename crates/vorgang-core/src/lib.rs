@@ -1,25 +1,37 @@
 //! The Vorgang import use case and its ports.
 //!
 //! [`Importer`] drives one import through the states of [`ImportStatus`], storing each state
-//! before the next step, talking to Europace only through the port traits in [`ports`]. Adapters
-//! live in other crates (`europace-client`, `vorgang-store`); in-memory ones for tests and
-//! embedding live in [`memory`].
+//! before the next step, talking to Europace only through the port traits in [`ports`]. It is
+//! the only door the HTTP layer uses: accepting, reading a client's own imports, readiness.
+//! [`Resolver`] is the operator's door (decide `IN_DOUBT` imports, list, purge) and needs no
+//! Europace adapter. Adapters live in other crates (`europace-client`, `vorgang-store`);
+//! in-memory ones for tests and embedding live in [`memory`].
+//!
+//! A request travels typed: the validated [`model::ImportRequest`] is kept in the
+//! [`ImportRecord`] until the import finishes, the Tippgeber call and the KEX body
+//! ([`kex_body`]) are built from it, and only the store adapter serialises it.
 
+mod change;
 mod crm;
+mod error;
 mod importer;
+mod kex;
 pub mod memory;
 pub mod ports;
+mod query;
 pub mod record;
+mod resolver;
 
+pub use change::{BodyChange, ImportChange};
 pub use crm::BuiltinCrm;
-pub use importer::{
-    ImportError, Importer, ImporterConfig, NewImport, Ports, Resolution, StoredRequest,
-    StoredTippgeber, fingerprint,
-};
+pub use error::ImportError;
+pub use importer::{Importer, ImporterConfig, NewImport, Ports, TAKEOVER_WAIT, fingerprint};
+pub use kex::{kex_body, kex_kommentare};
 pub use ports::{
     Clock, CrmError, CrmIds, EuropaceError, IdGenerator, ImportStore, InsertOutcome, KexImported,
-    KexImporter, NewTippgeber, PartnerDirectory, PartnerRecord, RandomIds, StoreError, SystemClock,
-    TraceId,
+    KexImporter, PartnerDirectory, PartnerRecord, RandomIds, StoreError, SystemClock, TraceId,
 };
+pub use query::{ImportCursor, ImportPage, ImportQuery, ParseCursorError};
 pub use record::{Failure, FailureKind, ImportRecord, ImportStatus};
+pub use resolver::{Resolution, Resolver};
 pub use vorgang_model as model;

@@ -1,6 +1,6 @@
 //! In-memory port implementations, for tests and for embedding the core without a database or
-//! Europace. They behave like the real adapters' contracts, including the idempotency-key rule and
-//! compare-and-set updates, but keep nothing across restarts.
+//! Europace. They behave like the real adapters' contracts, including the idempotency-key rule,
+//! compare-and-set transitions and the listing order, but keep nothing across restarts.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -8,12 +8,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use vorgang_model::Environment;
+use vorgang_model::{Environment, Tippgeber};
 
+use crate::change::ImportChange;
 use crate::ports::{
-    EuropaceError, ImportStore, InsertOutcome, KexImported, KexImporter, NewTippgeber,
-    PartnerDirectory, PartnerRecord, StoreError, TraceId,
+    EuropaceError, ImportStore, InsertOutcome, KexImported, KexImporter, PartnerDirectory,
+    PartnerRecord, StoreError, TraceId,
 };
+use crate::query::{ImportCursor, ImportQuery};
 use crate::record::{ImportRecord, ImportStatus};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -55,18 +57,16 @@ impl ImportStore for InMemoryImportStore {
         Ok(InsertOutcome::Inserted)
     }
 
-    async fn update(
+    async fn transition(
         &self,
-        record: &ImportRecord,
-        expected: ImportStatus,
+        id: Uuid,
+        from: ImportStatus,
+        change: &ImportChange<'_>,
     ) -> Result<bool, StoreError> {
         let mut imports = lock(&self.imports);
-        match imports
-            .iter_mut()
-            .find(|r| r.id == record.id && r.status == expected)
-        {
+        match imports.iter_mut().find(|r| r.id == id && r.status == from) {
             Some(stored) => {
-                *stored = record.clone();
+                change.apply_to(stored);
                 Ok(true)
             }
             None => Ok(false),
@@ -77,12 +77,25 @@ impl ImportStore for InMemoryImportStore {
         Ok(lock(&self.imports).iter().find(|r| r.id == id).cloned())
     }
 
-    async fn list(&self, status: Option<ImportStatus>) -> Result<Vec<ImportRecord>, StoreError> {
-        Ok(lock(&self.imports)
+    async fn list(&self, query: &ImportQuery) -> Result<Vec<ImportRecord>, StoreError> {
+        let mut found: Vec<ImportRecord> = lock(&self.imports)
             .iter()
-            .filter(|r| status.is_none_or(|s| r.status == s))
+            .filter(|r| query.matches(r))
             .cloned()
-            .collect())
+            .collect();
+        found.sort_by_key(ImportCursor::of);
+        found.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+
+    async fn list_stale(&self, cutoff: DateTime<Utc>) -> Result<Vec<ImportRecord>, StoreError> {
+        let mut stale: Vec<ImportRecord> = lock(&self.imports)
+            .iter()
+            .filter(|r| r.status.is_resumable() && r.updated_at <= cutoff)
+            .cloned()
+            .collect();
+        stale.sort_by_key(|r| (r.updated_at, r.id));
+        Ok(stale)
     }
 
     async fn purge_finished_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -227,7 +240,8 @@ impl PartnerDirectory for InMemoryEuropace {
     async fn create_tippgeber(
         &self,
         parent_partner_id: &str,
-        tippgeber: &NewTippgeber,
+        externe_partner_id: &str,
+        _tippgeber: &Tippgeber,
         _trace: &TraceId,
     ) -> Result<String, EuropaceError> {
         let mut state = lock(&self.state);
@@ -244,7 +258,7 @@ impl PartnerDirectory for InMemoryEuropace {
         // Like Europace: an `externePartnerId` that already exists under this parent answers the
         // existing partner (205); under another parent it is a different partner.
         if let Some(existing) = state.partners.iter().find(|p| {
-            p.externe_partner_id.as_deref() == Some(&tippgeber.externe_partner_id)
+            p.externe_partner_id.as_deref() == Some(externe_partner_id)
                 && p.parent_partner_id.as_deref() == Some(parent_partner_id)
         }) {
             return Ok(existing.partner_id.clone());
@@ -254,7 +268,7 @@ impl PartnerDirectory for InMemoryEuropace {
         state.partners.push(HeldPartner {
             partner_id: partner_id.clone(),
             parent_partner_id: Some(parent_partner_id.to_owned()),
-            externe_partner_id: Some(tippgeber.externe_partner_id.clone()),
+            externe_partner_id: Some(externe_partner_id.to_owned()),
         });
         Ok(partner_id)
     }

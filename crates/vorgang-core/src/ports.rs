@@ -8,8 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use vorgang_model::Environment;
+use vorgang_model::{Environment, Tippgeber};
 
+use crate::change::ImportChange;
+use crate::query::ImportQuery;
 use crate::record::{ImportRecord, ImportStatus};
 
 /// Correlation id sent as `X-TraceId` on every Europace call of one import and written to our logs.
@@ -43,7 +45,9 @@ pub enum StoreError {
     /// The database could not be reached or answered with an error; the operation may be retried.
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// Stored data could not be decoded (a bug or a manual edit); retrying will not help.
+    /// Data could not be decoded from the database (a bug, a manual edit, a format this build
+    /// does not know) or, in theory, not encoded for it; retrying will not help. Only stores
+    /// return it: the use case serialises nothing itself.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// A uniqueness rule other than the idempotency key was violated (e.g. a duplicate id).
@@ -66,28 +70,44 @@ pub enum InsertOutcome {
 /// Error contract: every method returns [`StoreError::Unavailable`] when the database cannot be
 /// reached (the caller answers 503 and changes nothing) and [`StoreError::Corrupt`] when a stored
 /// row cannot be decoded. Writes are atomic: after an error nothing of that call was stored.
+///
+/// Cost contract (database adapters; the in-memory store scans): every method but
+/// [`Self::purge_finished_before`] and [`Self::list_stale`] costs the same however many imports
+/// are stored (indexes, keyset paging); those two cost what they return or delete, never the
+/// finished imports they leave alone.
 #[async_trait]
 pub trait ImportStore: Send + Sync {
-    /// Stores a new import. If `record.idempotency_key` is set and the same client already has an
-    /// import with that key, nothing is stored and that import is returned instead. This rule is
-    /// enforced by a database constraint, so two replicas cannot both insert.
+    /// Stores a new import, with its request body if it has one. If `record.idempotency_key` is
+    /// set and the same client already has an import with that key, nothing is stored and that
+    /// import is returned instead. This rule is enforced by a database constraint, so two
+    /// replicas cannot both insert.
     async fn insert(&self, record: &ImportRecord) -> Result<InsertOutcome, StoreError>;
 
-    /// Replaces the mutable fields of the stored import `record.id` (status, partner ids, numbers,
-    /// messages, failure, request body, timestamps) if and only if its stored status is still
-    /// `expected`. Returns `false` (and changes nothing) when another writer got there first or the
-    /// import does not exist.
-    async fn update(
+    /// Applies `change` to import `id` if and only if its stored status is still `from`
+    /// (compare-and-set: the status is the import's version). Returns `false`, changing
+    /// nothing, when another writer got there first or the import does not exist.
+    ///
+    /// Writes only what a state change changes: the columns of [`ImportChange`], and the body
+    /// only as [`ImportChange::body`] says (`Keep` must not rewrite it). The row and its body
+    /// change together or not at all.
+    async fn transition(
         &self,
-        record: &ImportRecord,
-        expected: ImportStatus,
+        id: Uuid,
+        from: ImportStatus,
+        change: &ImportChange<'_>,
     ) -> Result<bool, StoreError>;
 
     /// The import with this id, if any.
     async fn get(&self, id: Uuid) -> Result<Option<ImportRecord>, StoreError>;
 
-    /// Imports, oldest first; only those with `status` when given.
-    async fn list(&self, status: Option<ImportStatus>) -> Result<Vec<ImportRecord>, StoreError>;
+    /// The imports matching `query`, oldest first by `(created_at, id)`, starting after
+    /// `query.after`, at most `query.limit` (see [`ImportQuery`]).
+    async fn list(&self, query: &ImportQuery) -> Result<Vec<ImportRecord>, StoreError>;
+
+    /// The imports a crashed process may have abandoned: those in a state the resume drives on
+    /// ([`ImportStatus::is_resumable`]) last changed at or before `cutoff`, oldest change first
+    /// (`updated_at`, then id).
+    async fn list_stale(&self, cutoff: DateTime<Utc>) -> Result<Vec<ImportRecord>, StoreError>;
 
     /// Deletes imports that finished (`COMPLETED` or `FAILED`) before `cutoff`. Returns how many.
     async fn purge_finished_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
@@ -139,23 +159,6 @@ pub struct PartnerRecord {
     pub parent_partner_id: Option<String>,
 }
 
-/// The data of a Tippgeber to be created as a partner (type PERSON) at Europace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewTippgeber {
-    /// `{client_id}-{externeMitarbeiternummer}`.
-    pub externe_partner_id: String,
-    /// `HERR` or `FRAU`, if known.
-    pub anrede: Option<String>,
-    /// First name.
-    pub vorname: String,
-    /// Last name.
-    pub nachname: String,
-    /// E-mail address, if given.
-    pub email: Option<String>,
-    /// Phone number, if given.
-    pub telefonnummer: Option<String>,
-}
-
 /// Errors of a Europace call. Never contains personal data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EuropaceError {
@@ -205,12 +208,18 @@ pub trait PartnerDirectory: Send + Sync {
         trace: &TraceId,
     ) -> Result<Vec<PartnerRecord>, EuropaceError>;
 
-    /// Creates the Tippgeber as a person under `parent_partner_id` and returns its partnerId
-    /// (also when Europace reports that the `externePartnerId` already existed).
+    /// Creates the Tippgeber as a person under `parent_partner_id`, known to Europace by
+    /// `externe_partner_id`, and returns its partnerId (also when Europace reports that the
+    /// `externePartnerId` already existed).
+    ///
+    /// The adapter maps the [`Tippgeber`] to the wire (e.g. `telefon` is Europace's
+    /// `telefonnummer`); its `externeMitarbeiternummer` is not sent: it is part of
+    /// `externe_partner_id`.
     async fn create_tippgeber(
         &self,
         parent_partner_id: &str,
-        tippgeber: &NewTippgeber,
+        externe_partner_id: &str,
+        tippgeber: &Tippgeber,
         trace: &TraceId,
     ) -> Result<String, EuropaceError>;
 }

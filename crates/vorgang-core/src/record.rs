@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use vorgang_model::Environment;
+use vorgang_model::{Environment, ImportRequest};
 
 /// What the OpenAPI document says about [`ImportStatus`] (for partners, not for this crate).
 #[cfg(feature = "openapi")]
@@ -71,6 +71,25 @@ impl ImportStatus {
     pub const fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Failed)
     }
+
+    /// Whether Europace's outcome is still to come (`ACCEPTED`, `PARTNER_READY`, `SENDING`):
+    /// a partner asking now can only be told to wait. `IMPORTED` is not in progress in this
+    /// sense: the case exists, only our CRM id is missing.
+    #[must_use]
+    pub const fn is_in_progress(self) -> bool {
+        matches!(self, Self::Accepted | Self::PartnerReady | Self::Sending)
+    }
+
+    /// Whether a background pass drives an import in this state on when its process died
+    /// (`ACCEPTED`, `PARTNER_READY`, `IMPORTED`; `SENDING` becomes `IN_DOUBT`). `IN_DOUBT` waits
+    /// for an operator, finished imports for nothing: the resume never reads those.
+    #[must_use]
+    pub const fn is_resumable(self) -> bool {
+        matches!(
+            self,
+            Self::Accepted | Self::PartnerReady | Self::Sending | Self::Imported
+        )
+    }
 }
 
 impl std::fmt::Display for ImportStatus {
@@ -119,7 +138,11 @@ pub enum FailureKind {
 }
 
 /// One import as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deliberately not `Serialize`: how a record is stored is the store adapter's business (its
+/// codec), how it is shown is the caller's (the HTTP views, the CLI lines). One serialised form
+/// for both would leak stored details onto the wire or the other way round.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImportRecord {
     /// Our Vorgangsnummer (`drkleinrkVorgangsnummer`), also sent as `eigeneVorgangsnummer`.
     pub id: Uuid,
@@ -133,8 +156,9 @@ pub struct ImportRecord {
     pub idempotency_key: Option<String>,
     /// SHA-256 (hex) over the environment and the raw request body.
     pub fingerprint: String,
-    /// The validated request (personal data): kept only until the import is finished.
-    pub request: Option<serde_json::Value>,
+    /// The validated request (personal data), typed: kept only until the import is finished,
+    /// and serialised only by the store.
+    pub request: Option<ImportRequest>,
     /// `{client_id}-{externeMitarbeiternummer}`: the Tippgeber's `externePartnerId` at Europace.
     pub tippgeber_externe_partner_id: String,
     /// The Tippgeber's Europace partnerId, once known.
@@ -153,6 +177,44 @@ pub struct ImportRecord {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+impl ImportRecord {
+    /// A new import as it is first stored: `ACCEPTED`, first attempt, our warnings as its
+    /// messages, the Tippgeber's `externePartnerId` `{client_id}-{externeMitarbeiternummer}`
+    /// (Mitarbeiternummern are unique only within one partner), nothing from Europace yet.
+    #[must_use]
+    pub fn accepted(
+        id: Uuid,
+        client_id: &str,
+        environment: Environment,
+        idempotency_key: Option<&str>,
+        fingerprint: String,
+        request: ImportRequest,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            client_id: client_id.to_owned(),
+            environment,
+            status: ImportStatus::Accepted,
+            idempotency_key: idempotency_key.map(str::to_owned),
+            fingerprint,
+            tippgeber_externe_partner_id: format!(
+                "{client_id}-{}",
+                request.tippgeber.externe_mitarbeiternummer
+            ),
+            tippgeber_partner_id: None,
+            europace_vorgangsnummer: None,
+            crm_kennung: None,
+            messages: request.warnings.clone(),
+            request: Some(request),
+            failure: None,
+            attempts: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 #[cfg(test)]

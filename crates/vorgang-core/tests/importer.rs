@@ -8,8 +8,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 use vorgang_core::memory::{HeldPartner, InMemoryEuropace, InMemoryImportStore};
 use vorgang_core::{
-    BuiltinCrm, Clock, EuropaceError, FailureKind, ImportError, ImportRecord, ImportStatus,
-    ImportStore, Importer, ImporterConfig, NewImport, Ports, RandomIds, Resolution,
+    BuiltinCrm, Clock, EuropaceError, FailureKind, ImportChange, ImportError, ImportQuery,
+    ImportRecord, ImportStatus, ImportStore, Importer, ImporterConfig, NewImport, Ports, RandomIds,
+    Resolution, Resolver,
 };
 use vorgang_model::{
     Anrede, CustomEntry, CustomValue, Environment, ImportRequest, PartnerDaten, Tippgeber,
@@ -300,7 +301,10 @@ async fn a_lost_kex_answer_leaves_the_import_in_doubt_and_it_is_never_resent() {
     assert_eq!(h.europace.imports().len(), 1, "sent exactly once");
     assert_eq!(
         h.store
-            .list(Some(ImportStatus::InDoubt))
+            .list(&ImportQuery {
+                status: Some(ImportStatus::InDoubt),
+                ..ImportQuery::all()
+            })
             .await
             .unwrap()
             .len(),
@@ -333,15 +337,10 @@ async fn a_key_still_in_progress_answers_in_progress() {
         .unwrap();
     let mut running = record.clone();
     running.status = ImportStatus::PartnerReady;
-    assert!(
-        h.store
-            .update(&running, ImportStatus::Completed)
-            .await
-            .unwrap()
-    );
+    assert!(step(&*h.store, &record, &running).await);
     assert!(matches!(
         submit(&h, Environment::Test, Some("k"), b"b", "42").await,
-        Err(ImportError::InProgress { id }) if id == record.id
+        Err(ImportError::InProgress { id, status: ImportStatus::PartnerReady }) if id == record.id
     ));
 }
 
@@ -356,9 +355,7 @@ async fn resume_turns_sending_into_in_doubt_and_finishes_accepted_ones() {
     sending.id = uuid::Uuid::new_v4();
     sending.idempotency_key = None;
     sending.status = ImportStatus::Sending;
-    sending.request = Some(
-        serde_json::to_value(vorgang_core::StoredRequest::from_request(&request("42"))).unwrap(),
-    );
+    sending.request = Some(request("42"));
     h.store.insert(&sending).await.unwrap();
     let mut accepted = sending.clone();
     accepted.id = uuid::Uuid::new_v4();
@@ -455,6 +452,7 @@ async fn purge_removes_only_old_finished_imports() {
         .unwrap();
     assert_eq!(
         h.importer
+            .resolver()
             .purge_finished(Duration::from_secs(86_400))
             .await
             .unwrap(),
@@ -463,6 +461,7 @@ async fn purge_removes_only_old_finished_imports() {
     h.clock.advance(chrono::Duration::days(3));
     assert_eq!(
         h.importer
+            .resolver()
             .purge_finished(Duration::from_secs(86_400))
             .await
             .unwrap(),
@@ -508,11 +507,12 @@ impl vorgang_core::PartnerDirectory for SlowPartners {
     async fn create_tippgeber(
         &self,
         parent_partner_id: &str,
-        tippgeber: &vorgang_core::NewTippgeber,
+        externe_partner_id: &str,
+        tippgeber: &Tippgeber,
         trace: &vorgang_core::TraceId,
     ) -> Result<String, EuropaceError> {
         self.inner
-            .create_tippgeber(parent_partner_id, tippgeber, trace)
+            .create_tippgeber(parent_partner_id, externe_partner_id, tippgeber, trace)
             .await
     }
 }
@@ -599,22 +599,29 @@ impl ImportStore for FailingStore {
         self.write()?;
         self.inner.insert(record).await
     }
-    async fn update(
+    async fn transition(
         &self,
-        record: &ImportRecord,
-        expected: ImportStatus,
+        id: uuid::Uuid,
+        from: ImportStatus,
+        change: &ImportChange<'_>,
     ) -> Result<bool, vorgang_core::StoreError> {
         self.write()?;
-        self.inner.update(record, expected).await
+        self.inner.transition(id, from, change).await
     }
     async fn get(&self, id: uuid::Uuid) -> Result<Option<ImportRecord>, vorgang_core::StoreError> {
         self.inner.get(id).await
     }
     async fn list(
         &self,
-        status: Option<ImportStatus>,
+        query: &ImportQuery,
     ) -> Result<Vec<ImportRecord>, vorgang_core::StoreError> {
-        self.inner.list(status).await
+        self.inner.list(query).await
+    }
+    async fn list_stale(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<ImportRecord>, vorgang_core::StoreError> {
+        self.inner.list_stale(cutoff).await
     }
     async fn purge_finished_before(
         &self,
@@ -723,7 +730,14 @@ async fn a_store_failing_on_the_nth_write_never_loses_or_doubles_the_import() {
             .await;
         let id = match (outcome, reported) {
             (Err(ImportError::Store(_)), None) => {
-                assert!(store.inner.list(None).await.unwrap().is_empty());
+                assert!(
+                    store
+                        .inner
+                        .list(&ImportQuery::all())
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
                 continue;
             }
             (Err(ImportError::Unfinished { record, .. }), Some(status)) => {
@@ -751,4 +765,250 @@ async fn a_store_failing_on_the_nth_write_never_loses_or_doubles_the_import() {
         );
         assert_eq!(h.europace.imports().len(), kex_imports, "write {fail_at}");
     }
+}
+
+/// An import of `client_id` as another replica would have stored it, in `status`.
+fn stored_import(h: &Harness, client_id: &str, status: ImportStatus) -> ImportRecord {
+    let accepted = ImportRecord::accepted(
+        uuid::Uuid::new_v4(),
+        client_id,
+        Environment::Test,
+        None,
+        "f".into(),
+        request("42"),
+        h.clock.now(),
+    );
+    ImportRecord { status, ..accepted }
+}
+
+/// Stores `next` over `last` as another writer would.
+async fn step(store: &dyn ImportStore, last: &ImportRecord, next: &ImportRecord) -> bool {
+    store
+        .transition(last.id, last.status, &ImportChange::between(last, next))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_change_keeps_drops_or_stores_the_body_as_the_records_differ() {
+    use vorgang_core::BodyChange;
+    let h = harness();
+    let accepted = stored_import(&h, "client-a", ImportStatus::Accepted);
+    let mut ready = accepted.clone();
+    ready.status = ImportStatus::PartnerReady;
+    ready.tippgeber_partner_id = Some("TG1".into());
+    let change = ImportChange::between(&accepted, &ready);
+    assert_eq!(
+        change.body,
+        BodyChange::Keep,
+        "an ordinary step keeps the body"
+    );
+    assert_eq!(change.status, ImportStatus::PartnerReady);
+    assert_eq!(change.tippgeber_partner_id, Some("TG1"));
+
+    let mut failed = ready.clone();
+    failed.status = ImportStatus::Failed;
+    failed.request = None;
+    assert_eq!(
+        ImportChange::between(&ready, &failed).body,
+        BodyChange::Drop,
+        "finishing drops it"
+    );
+    let mut purged_twice = failed.clone();
+    purged_twice.attempts = 2;
+    assert_eq!(
+        ImportChange::between(&failed, &purged_twice).body,
+        BodyChange::Keep,
+        "no body, nothing to drop"
+    );
+
+    let mut retry = failed.clone();
+    retry.status = ImportStatus::Accepted;
+    retry.request = Some(request("42"));
+    let retry_change = ImportChange::between(&failed, &retry);
+    assert_eq!(retry_change.body, BodyChange::Store(&request("42")));
+    let mut other = ready.clone();
+    other.request = Some(request("43"));
+    assert_eq!(
+        ImportChange::between(&ready, &other).body,
+        BodyChange::Store(&request("43")),
+        "a different request replaces the stored one"
+    );
+
+    // Applied to the old record, a change gives the new one.
+    let mut applied = failed.clone();
+    retry_change.apply_to(&mut applied);
+    assert_eq!(applied, retry);
+}
+
+#[tokio::test]
+async fn the_kex_body_replaces_null_placeholders_in_place_and_appends_the_rest() {
+    let mut req = request("42");
+    req.vorgang = json!({"tippgeber": null, "bearbeiter": null, "a": 1, "kommentare": []})
+        .as_object()
+        .unwrap()
+        .clone();
+    req.kommentare = Vec::new();
+    req.partner = PartnerDaten::default();
+    let id = uuid::Uuid::from_u128(7);
+    let body = vorgang_core::kex_body(&req, id, "KBT01", "TG1");
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    // `bearbeiter` and the empty `kommentare` go, each gap taken by the last member (serde_json's
+    // `remove` with `preserve_order`); `tippgeber` is replaced where it was sent. This is the
+    // order Europace has always received: a refactoring must not change it.
+    assert_eq!(
+        keys,
+        ["tippgeber", "eigeneVorgangsnummer", "a", "kundenbetreuer"]
+    );
+    assert_eq!(body["tippgeber"], json!({"partnerId": "TG1"}));
+    assert_eq!(body["kundenbetreuer"], json!({"partnerId": "KBT01"}));
+    assert_eq!(body["eigeneVorgangsnummer"], json!(id.to_string()));
+    assert!(body.get("bearbeiter").is_none());
+    assert!(body.get("kommentare").is_none(), "no comments: no list");
+    assert_eq!(
+        vorgang_core::kex_kommentare(&request("42")),
+        [
+            "aus dem Vorgang",
+            "oben",
+            "Partnerdaten: Vertriebsschlüssel: VS1; filialId: 7"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn outcome_waits_for_the_writer_driving_the_import() {
+    let h = harness();
+    let accepted = stored_import(&h, "client-a", ImportStatus::Accepted);
+    h.store.insert(&accepted).await.unwrap();
+    let waiting = {
+        let importer = h.importer.clone();
+        let id = accepted.id;
+        tokio::spawn(async move {
+            importer
+                .outcome(id, std::time::Instant::now() + Duration::from_secs(20))
+                .await
+        })
+    };
+    // Another replica finishes it.
+    let mut done = accepted.clone();
+    done.status = ImportStatus::Completed;
+    done.request = None;
+    done.crm_kennung = Some("DKR-X".into());
+    assert!(step(&*h.store, &accepted, &done).await);
+    assert_eq!(waiting.await.unwrap().unwrap(), done);
+
+    // Past the deadline: the import as stored, still in progress.
+    let running = stored_import(&h, "client-a", ImportStatus::Sending);
+    h.store.insert(&running).await.unwrap();
+    let now = h
+        .importer
+        .outcome(running.id, std::time::Instant::now())
+        .await
+        .unwrap();
+    assert_eq!(now, running);
+    assert!(matches!(
+        h.importer
+            .outcome(uuid::Uuid::new_v4(), std::time::Instant::now())
+            .await,
+        Err(ImportError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn a_client_reads_only_its_own_imports_a_page_at_a_time() {
+    let h = harness();
+    let mut mine = Vec::new();
+    for n in 0..3 {
+        h.clock.advance(chrono::Duration::seconds(1));
+        mine.push(
+            submit(&h, Environment::Test, None, format!("{n}").as_bytes(), "42")
+                .await
+                .unwrap(),
+        );
+    }
+    let theirs = h
+        .importer
+        .submit(NewImport {
+            client_id: "client-b",
+            environment: Environment::Test,
+            idempotency_key: None,
+            raw_body: b"b",
+            request: request("42"),
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(
+        h.importer
+            .get_for_client("client-a", mine[0].id)
+            .await
+            .unwrap(),
+        mine[0]
+    );
+    assert!(matches!(
+        h.importer.get_for_client("client-a", theirs.id).await,
+        Err(ImportError::NotFound)
+    ));
+
+    let query = ImportQuery {
+        // Ignored: the importer sets the client.
+        client_id: Some("client-b".into()),
+        limit: 2,
+        ..ImportQuery::all()
+    };
+    let first = h
+        .importer
+        .list_for_client("client-a", query.clone())
+        .await
+        .unwrap();
+    assert_eq!(first.items, mine[..2]);
+    assert_eq!(first.next, Some(vorgang_core::ImportCursor::of(&mine[1])));
+    let second = h
+        .importer
+        .list_for_client(
+            "client-a",
+            ImportQuery {
+                after: first.next,
+                ..query
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.items, mine[2..]);
+    assert_eq!(second.next, None, "exactly at the end: no further page");
+}
+
+#[tokio::test]
+async fn the_operator_resolver_needs_no_europace() {
+    let h = harness();
+    let doubt = stored_import(&h, "client-a", ImportStatus::InDoubt);
+    h.store.insert(&doubt).await.unwrap();
+
+    let resolver = Resolver::new(h.store.clone(), Arc::new(BuiltinCrm), h.clock.clone());
+    let page = resolver
+        .list(ImportQuery {
+            status: Some(ImportStatus::InDoubt),
+            ..ImportQuery::all()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![doubt.clone()]);
+    let done = resolver
+        .resolve(
+            doubt.id,
+            Resolution::Imported {
+                europace_vorgangsnummer: "EP9".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, ImportStatus::Completed);
+    assert_eq!(done.request, None, "finished: the body is dropped");
+    assert_eq!(h.store.get(doubt.id).await.unwrap(), Some(done));
+    assert!(h.europace.imports().is_empty(), "nothing sent");
 }

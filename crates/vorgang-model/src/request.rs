@@ -1,7 +1,7 @@
 //! The partner's request: parsed strictly, validated completely.
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::pointer::{Seg, Violation};
@@ -43,7 +43,7 @@ pub enum RequestError {
 }
 
 /// `tippgeber.anrede`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Anrede {
     /// Mr.
@@ -67,7 +67,11 @@ impl Anrede {
 }
 
 /// The person at the partner who gave the tip.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// The one Tippgeber type of the workspace: validated here, stored with the import and handed to
+/// `PartnerDirectory::create_tippgeber`, whose adapter maps it to Europace's wire names (e.g.
+/// `telefon` is sent as `telefonnummer`). Its serde form uses the names of the partner API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tippgeber {
     /// Employee number at the partner; unique within the partner's organisation.
@@ -88,7 +92,7 @@ pub struct Tippgeber {
 }
 
 /// A `partner.custom` value: boolean, integer or string.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum CustomValue {
     /// `true`/`false`.
@@ -100,7 +104,7 @@ pub enum CustomValue {
 }
 
 /// One `partner.custom` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomEntry {
     /// Non-empty, unique key.
     pub key: String,
@@ -109,7 +113,7 @@ pub struct CustomEntry {
 }
 
 /// The partner's own data; KEX has no field for it, so it is stored and rendered as a comment.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartnerDaten {
     /// The partner's sales key.
@@ -119,12 +123,18 @@ pub struct PartnerDaten {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kundennummer: Option<String>,
     /// Custom key/values.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub custom: Vec<CustomEntry>,
 }
 
 /// A parsed and validated `POST /vorgang` body.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// This typed value travels the whole journey of an import: the core keeps it in the import
+/// record until the import finishes, builds the Tippgeber call and the KEX body from it, and
+/// only the store serialises it (its serde form, `warnings` included, is what `vorgang-store`
+/// writes). Deserialising does not validate: only [`parse_import_request`] makes one from
+/// untrusted input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImportRequest {
     /// The KEX Vorgang exactly as the partner sent it, to be forwarded unchanged: the same
     /// members in the same order with the same values, unknown members included.
@@ -138,11 +148,14 @@ pub struct ImportRequest {
     /// The Tippgeber.
     pub tippgeber: Tippgeber,
     /// The top-level comments (`vorgang.kommentare`, if sent, stays inside [`Self::vorgang`]).
+    #[serde(default)]
     pub kommentare: Vec<String>,
     /// Partner data, aliases mapped to the canonical names; empty when `partner` was absent.
+    #[serde(default)]
     pub partner: PartnerDaten,
     /// Our warnings, e.g. `WARN unknown-field /vorgang/foo`, sorted by pointer. Unknown
     /// fields outside `vorgang` are only named here; they are not part of the typed fields.
+    #[serde(default)]
     pub warnings: Vec<String>,
 }
 

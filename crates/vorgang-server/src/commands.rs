@@ -2,11 +2,10 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
-use vorgang_core::{ImportStatus, Importer, Resolution};
+use vorgang_core::{ImportQuery, ImportStatus, Resolution};
 use vorgang_store::Store;
 
 use crate::auth::AuthService;
@@ -144,16 +143,14 @@ async fn clients(settings: Settings, command: ClientsCommand) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// An importer for operator commands: Europace is only needed to finish a resolved import's CRM
-/// step, which never calls Europace, so unreachable adapters are fine here.
-fn operator_importer(settings: &Settings, store: &Store) -> Importer {
-    let offline = Arc::new(vorgang_core::memory::InMemoryEuropace::default());
-    crate::startup::importer(settings, store, offline.clone(), offline)
-}
+/// How many imports `imports list` reads per page: it prints them as they come, so memory stays
+/// flat however many are stored.
+const LIST_PAGE: u32 = 500;
 
 async fn imports(settings: Settings, command: ImportsCommand) -> anyhow::Result<ExitCode> {
     let store = connect(&settings).await?;
-    let importer = operator_importer(&settings, &store);
+    // The operator's door: store, CRM and clock, no Europace adapter.
+    let resolver = crate::startup::resolver(&store);
     match command {
         ImportsCommand::List { status } => {
             let status = status
@@ -162,18 +159,30 @@ async fn imports(settings: Settings, command: ImportsCommand) -> anyhow::Result<
                         .map_err(|_| anyhow::anyhow!("unknown status; one of ACCEPTED, PARTNER_READY, SENDING, IMPORTED, COMPLETED, FAILED, IN_DOUBT"))
                 })
                 .transpose()?;
-            for record in store.as_import_store().list(status).await? {
-                let mut line = serde_json::json!({
-                    "drkleinrkVorgangsnummer": record.id,
-                    "status": record.status,
-                    "environment": record.environment,
-                    "client_id": record.client_id,
-                    "createdAt": record.created_at,
-                });
-                if let Some(number) = &record.europace_vorgangsnummer {
-                    line["europaceVorgangsnummer"] = serde_json::json!(number);
+            let mut query = ImportQuery {
+                status,
+                limit: LIST_PAGE,
+                ..ImportQuery::all()
+            };
+            loop {
+                let page = resolver.list(query.clone()).await?;
+                for record in &page.items {
+                    let mut line = serde_json::json!({
+                        "drkleinrkVorgangsnummer": record.id,
+                        "status": record.status,
+                        "environment": record.environment,
+                        "client_id": record.client_id,
+                        "createdAt": record.created_at,
+                    });
+                    if let Some(number) = &record.europace_vorgangsnummer {
+                        line["europaceVorgangsnummer"] = serde_json::json!(number);
+                    }
+                    print_line(&line)?;
                 }
-                print_line(&line)?;
+                match page.next {
+                    Some(next) => query.after = Some(next),
+                    None => break,
+                }
             }
         }
         ImportsCommand::Resolve {
@@ -188,7 +197,7 @@ async fn imports(settings: Settings, command: ImportsCommand) -> anyhow::Result<
                 (None, true) => Resolution::Failed,
                 _ => anyhow::bail!("give exactly one of --europace-vorgangsnummer or --failed"),
             };
-            let record = importer.resolve(id, resolution).await?;
+            let record = resolver.resolve(id, resolution).await?;
             print_line(&serde_json::json!({
                 "drkleinrkVorgangsnummer": record.id,
                 "status": record.status,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::openapi::schema::{AllOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
+use vorgang_core::ImportStatus;
 use vorgang_model::Violation;
 
 /// Base of our problem `type` URIs; each is documented in docs/partner-guide.md.
@@ -33,9 +34,10 @@ pub struct Problem {
     /// Our Vorgangsnummer, when an import exists (502/503/504).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drkleinrk_vorgangsnummer: Option<String>,
-    /// `FAILED` or `IN_DOUBT` (502/503/504).
+    /// The state of that import: `FAILED` (502/503), `IN_DOUBT` (504) or, while it is still
+    /// running (409), `ACCEPTED`, `PARTNER_READY` or `SENDING`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub import_status: Option<String>,
+    pub import_status: Option<ImportStatus>,
     #[serde(skip)]
     headers: Vec<(header::HeaderName, String)>,
 }
@@ -68,11 +70,11 @@ impl Problem {
         self
     }
 
-    /// Adds the import it concerns.
+    /// Adds the import it concerns and its state.
     #[must_use]
-    pub fn for_import(mut self, id: uuid::Uuid, status: &str) -> Self {
+    pub fn for_import(mut self, id: uuid::Uuid, status: ImportStatus) -> Self {
         self.drkleinrk_vorgangsnummer = Some(id.to_string());
-        self.import_status = Some(status.to_owned());
+        self.import_status = Some(status);
         self
     }
 
@@ -172,7 +174,13 @@ impl PartialSchema for ImportProblem {
                         "importStatus",
                         ObjectBuilder::new()
                             .schema_type(Type::String)
-                            .enum_values(Some(["FAILED", "IN_DOUBT", "IN_PROGRESS"])),
+                            .enum_values(Some([
+                                "ACCEPTED",
+                                "PARTNER_READY",
+                                "SENDING",
+                                "FAILED",
+                                "IN_DOUBT",
+                            ])),
                     )
                     .required("drkleinrkVorgangsnummer")
                     .required("importStatus"),
@@ -181,7 +189,7 @@ impl PartialSchema for ImportProblem {
                 "A problem concerning one import: `drkleinrkVorgangsnummer` names it and \
                  `importStatus` tells whether something may exist at Europace \
                  (`FAILED`: nothing was created; `IN_DOUBT`: the case may exist; \
-                 `IN_PROGRESS`: still being processed).",
+                 `ACCEPTED`, `PARTNER_READY`, `SENDING`: still being processed, in that state).",
             ))
             .into()
     }

@@ -11,7 +11,7 @@ use europace_client::{EuropaceClient, EuropaceConfig};
 use secrecy::{ExposeSecret, SecretString};
 use vorgang_core::{
     BuiltinCrm, Importer, ImporterConfig, KexImporter, PartnerDirectory, Ports, RandomIds,
-    SystemClock,
+    Resolver, SystemClock,
 };
 use vorgang_store::Store;
 
@@ -195,6 +195,17 @@ pub fn importer(
     )
 }
 
+/// The operator's use case over `store` (no Europace adapter: deciding, listing and purging
+/// imports never calls Europace).
+#[must_use]
+pub fn resolver(store: &Store) -> Resolver {
+    Resolver::new(
+        store.as_import_store(),
+        Arc::new(BuiltinCrm),
+        Arc::new(SystemClock),
+    )
+}
+
 impl Application {
     /// Connects the database, starts the sandbox if needed, binds the listener and prepares the
     /// HTTP server (not yet polled: call [`Application::run_until_stopped`]).
@@ -324,13 +335,13 @@ async fn background_work(importer: Importer, stale_after: Duration, retention: D
             Err(error) => tracing::error!(error = %error, "could not resume imports"),
         }
         if ticks.is_multiple_of(120) {
-            match importer.purge_finished(retention).await {
+            match importer.resolver().purge_finished(retention).await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "purged finished imports past retention"),
                 Err(error) => tracing::error!(error = %error, "could not purge imports"),
             }
         }
-        if let Err(error) = importer.store().scrub().await {
+        if let Err(error) = importer.resolver().scrub().await {
             tracing::warn!(error = %error, "could not scrub the store");
         }
         ticks = ticks.wrapping_add(1);

@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use uuid::Uuid;
 use vorgang_core::model::Environment;
-use vorgang_core::{ImportRecord, ImportStatus};
+use vorgang_core::{ImportChange, ImportRecord, ImportStatus};
 use vorgang_store::Store;
 use vorgang_store::testing::{fresh_postgres_database, postgres_admin_url};
 
 /// An import carrying the published example request as its body.
 fn record() -> ImportRecord {
-    let body: serde_json::Value =
-        serde_json::from_str(include_str!("../../../examples/seed-request.json")).unwrap();
+    let body = vorgang_core::model::parse_import_request(
+        include_str!("../../../examples/seed-request.json").as_bytes(),
+    )
+    .unwrap();
     let now = Utc::now();
     ImportRecord {
         id: Uuid::new_v4(),
@@ -57,24 +59,32 @@ fn report(label: &str, mut times: Vec<Duration>) {
     );
 }
 
-/// `n` imports through their states as the importer stores them: insert, then four updates,
-/// the last one (COMPLETED) dropping the body.
+/// `n` imports through their states as the importer stores them: insert, then four
+/// transitions, the last one (COMPLETED) dropping the body.
 async fn imports(store: &Store, n: usize) {
     let imports = store.as_import_store();
     for _ in 0..n {
         let mut record = record();
         imports.insert(&record).await.unwrap();
-        for (from, to) in [
-            (ImportStatus::Accepted, ImportStatus::PartnerReady),
-            (ImportStatus::PartnerReady, ImportStatus::Sending),
-            (ImportStatus::Sending, ImportStatus::Imported),
-            (ImportStatus::Imported, ImportStatus::Completed),
+        for to in [
+            ImportStatus::PartnerReady,
+            ImportStatus::Sending,
+            ImportStatus::Imported,
+            ImportStatus::Completed,
         ] {
-            record.status = to;
+            let mut next = record.clone();
+            next.status = to;
             if to.is_finished() {
-                record.request = None;
+                next.request = None;
             }
-            assert!(imports.update(&record, from).await.unwrap());
+            let change = ImportChange::between(&record, &next);
+            assert!(
+                imports
+                    .transition(record.id, record.status, &change)
+                    .await
+                    .unwrap()
+            );
+            record = next;
         }
     }
 }

@@ -5,9 +5,12 @@
 
 use auth::{ClientRecord, SigningKeyRecord};
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use vorgang_core::model::Environment;
-use vorgang_core::{Failure, ImportRecord, ImportStatus, StoreError};
+use vorgang_core::model::{
+    Environment, ImportRequest, PartnerDaten, Tippgeber, render_partner_line,
+};
+use vorgang_core::{BodyChange, Failure, ImportChange, ImportRecord, ImportStatus, StoreError};
 
 use crate::error::corrupt;
 
@@ -64,6 +67,121 @@ pub(crate) fn decode_environment(
     text.parse().map_err(|_| corrupt(context, "environment"))
 }
 
+/// The stored request body, current format: `{"format": 2, "request": <ImportRequest>}`.
+///
+/// The marker tells it from the format before (see [`decode_request`]), and keeps a build of
+/// that time from misreading it: that build needs a top-level `vorgang` and fails such an
+/// import ("stored request is missing or unreadable", nothing sent) instead of sending a body
+/// without the comments it expects in its own format.
+#[derive(Serialize)]
+struct BodyOut<'a> {
+    format: u32,
+    request: &'a ImportRequest,
+}
+
+/// [`BodyOut`]'s `format`.
+const BODY_FORMAT: u32 = 2;
+
+/// Either stored format, read in one pass: format 2 has `format` and `request`; format 1
+/// (`StoredRequest` of the builds before issue 9) has the other four members.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BodyIn {
+    format: Option<u32>,
+    request: Option<ImportRequest>,
+    vorgang: Option<serde_json::Map<String, serde_json::Value>>,
+    tippgeber: Option<Tippgeber>,
+    /// Format 1: every comment as sent to Europace (`vorgang.kommentare`, the top-level ones,
+    /// the partner line).
+    kommentare: Option<Vec<String>>,
+    partner: Option<serde_json::Value>,
+}
+
+/// Encodes a request body for `import_requests.body`.
+pub(crate) fn encode_request(
+    context: &'static str,
+    request: &ImportRequest,
+) -> Result<String, StoreError> {
+    encode_json(
+        context,
+        "request",
+        &BodyOut {
+            format: BODY_FORMAT,
+            request,
+        },
+    )
+}
+
+/// Decodes a stored request body of either format.
+///
+/// Format 1 stored the comments merged as sent to Europace; the top-level `kommentare` are what
+/// remains after removing the leading `vorgang.kommentare` strings and the trailing partner line
+/// (both can be computed from the other members), so the KEX body built from the decoded
+/// request is the one the previous build would have sent. It had no `warnings` (they are in the
+/// import's `messages` since it was accepted), so those decode empty. A format-1 body that does
+/// not have this shape was not written by that build: corrupt.
+pub(crate) fn decode_request(
+    context: &'static str,
+    text: &str,
+) -> Result<ImportRequest, StoreError> {
+    let body: BodyIn = decode_json(context, "request", text)?;
+    match body {
+        BodyIn {
+            format: Some(BODY_FORMAT),
+            request: Some(request),
+            ..
+        } => Ok(request),
+        BodyIn {
+            format: None,
+            request: None,
+            vorgang: Some(vorgang),
+            tippgeber: Some(tippgeber),
+            kommentare: Some(merged),
+            partner,
+        } => from_format_1(vorgang, tippgeber, &merged, partner)
+            .ok_or_else(|| corrupt(context, "request")),
+        _ => Err(corrupt(context, "request")),
+    }
+}
+
+fn from_format_1(
+    vorgang: serde_json::Map<String, serde_json::Value>,
+    tippgeber: Tippgeber,
+    merged: &[String],
+    partner: Option<serde_json::Value>,
+) -> Option<ImportRequest> {
+    let partner: PartnerDaten = match partner {
+        None | Some(serde_json::Value::Null) => PartnerDaten::default(),
+        Some(value) => serde_json::from_value(value).ok()?,
+    };
+    let leading: Vec<&str> = match vorgang.get("kommentare") {
+        Some(serde_json::Value::Array(items)) => {
+            items.iter().filter_map(serde_json::Value::as_str).collect()
+        }
+        _ => Vec::new(),
+    };
+    let rest = merged.get(leading.len()..)?;
+    if merged
+        .iter()
+        .zip(&leading)
+        .any(|(stored, sent)| stored != sent)
+    {
+        return None;
+    }
+    let rest = match render_partner_line(&partner) {
+        Some(line) => rest.strip_suffix(std::slice::from_ref(&line))?,
+        None => rest,
+    };
+    let kommentare = rest.to_vec();
+    Some(ImportRequest {
+        vorgang,
+        tippgeber,
+        kommentare,
+        partner,
+        warnings: Vec::new(),
+    })
+}
+
 /// An [`ImportRecord`] as bound to SQL parameters.
 pub(crate) struct ImportParams {
     pub id: Uuid,
@@ -97,7 +215,7 @@ impl ImportParams {
             request: record
                 .request
                 .as_ref()
-                .map(|request| encode_json(context, "request", request))
+                .map(|request| encode_request(context, request))
                 .transpose()?,
             tippgeber_externe_partner_id: record.tippgeber_externe_partner_id.clone(),
             tippgeber_partner_id: record.tippgeber_partner_id.clone(),
@@ -112,6 +230,56 @@ impl ImportParams {
             attempts: i64::from(record.attempts),
             created_at: encode_time(record.created_at),
             updated_at: encode_time(record.updated_at),
+        })
+    }
+}
+
+/// What a transition does with the request body, encoded.
+pub(crate) enum BodyParam {
+    /// Leave it (but move one a build before migration 0002 left in `imports.request`).
+    Keep,
+    /// Delete it.
+    Drop,
+    /// Write this body.
+    Store(String),
+}
+
+/// An [`ImportChange`] as bound to SQL parameters.
+pub(crate) struct ChangeParams<'a> {
+    pub status: &'static str,
+    pub tippgeber_partner_id: Option<&'a str>,
+    pub europace_vorgangsnummer: Option<&'a str>,
+    pub crm_kennung: Option<&'a str>,
+    pub messages: String,
+    pub failure: Option<String>,
+    pub attempts: i64,
+    pub updated_at: String,
+    pub body: BodyParam,
+}
+
+impl<'a> ChangeParams<'a> {
+    /// Encodes a change for `context` (a fixed phrase naming the operation).
+    pub(crate) fn new(
+        context: &'static str,
+        change: &ImportChange<'a>,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            status: change.status.as_str(),
+            tippgeber_partner_id: change.tippgeber_partner_id,
+            europace_vorgangsnummer: change.europace_vorgangsnummer,
+            crm_kennung: change.crm_kennung,
+            messages: encode_json(context, "messages", change.messages)?,
+            failure: change
+                .failure
+                .map(|failure| encode_json(context, "failure", failure))
+                .transpose()?,
+            attempts: i64::from(change.attempts),
+            updated_at: encode_time(change.updated_at),
+            body: match change.body {
+                BodyChange::Keep => BodyParam::Keep,
+                BodyChange::Drop => BodyParam::Drop,
+                BodyChange::Store(request) => BodyParam::Store(encode_request(context, request)?),
+            },
         })
     }
 }
@@ -154,7 +322,7 @@ impl ImportRow {
             request: self
                 .request
                 .as_deref()
-                .map(|text| decode_json(CONTEXT, "request", text))
+                .map(|text| decode_request(CONTEXT, text))
                 .transpose()?,
             tippgeber_externe_partner_id: self.tippgeber_externe_partner_id,
             tippgeber_partner_id: self.tippgeber_partner_id,
@@ -171,11 +339,6 @@ impl ImportRow {
             updated_at: decode_time(CONTEXT, "updated_at", &self.updated_at)?,
         })
     }
-}
-
-/// Decodes a list of import rows.
-pub(crate) fn import_records(rows: Vec<ImportRow>) -> Result<Vec<ImportRecord>, StoreError> {
-    rows.into_iter().map(ImportRow::into_record).collect()
 }
 
 /// A [`ClientRecord`] as bound to SQL parameters.
@@ -228,11 +391,6 @@ impl ClientRow {
     }
 }
 
-/// Decodes a list of client rows.
-pub(crate) fn client_records(rows: Vec<ClientRow>) -> Result<Vec<ClientRecord>, StoreError> {
-    rows.into_iter().map(ClientRow::into_record).collect()
-}
-
 /// One row of `signing_keys`.
 #[derive(sqlx::FromRow)]
 pub(crate) struct SigningKeyRow {
@@ -259,13 +417,6 @@ impl SigningKeyRow {
             retired_at: decode_optional_time(CONTEXT, "retired_at", self.retired_at.as_deref())?,
         })
     }
-}
-
-/// Decodes a list of signing-key rows.
-pub(crate) fn signing_key_records(
-    rows: Vec<SigningKeyRow>,
-) -> Result<Vec<SigningKeyRecord>, StoreError> {
-    rows.into_iter().map(SigningKeyRow::into_record).collect()
 }
 
 #[cfg(test)]

@@ -99,8 +99,3 @@ pub(crate) fn for_auth(err: StoreError) -> auth::StoreError {
         StoreError::Conflict(message) => auth::StoreError::Conflict(message),
     }
 }
-
-/// [`map_sqlx`] for the client and signing-key adapters.
-pub(crate) fn map_sqlx_auth(context: &'static str, err: &sqlx::Error) -> auth::StoreError {
-    for_auth(map_sqlx(context, err))
-}

@@ -11,19 +11,24 @@
 //!
 //! [`Store::connect`] picks the backend from the URL scheme and applies the embedded migrations
 //! (`migrations/sqlite`, `migrations/postgres`). Both backends pass the same contract test suite
-//! (`tests/contract.rs`).
+//! (`tests/contract.rs`); their port implementations are one body expanded for each backend
+//! (`src/adapter.rs`), only SQL text and connection handling are their own. Test support (a fresh
+//! PostgreSQL database per test, a database that refuses writes) is the module `testing`, built
+//! only with the cargo feature `testing`, which dev-dependencies enable.
 //!
 //! # Schema
 //!
 //! - `imports`: one row per import, primary key `id`; `UNIQUE (client_id, idempotency_key)`
 //!   enforces the idempotency rule in the database, so two replicas cannot both insert an import
-//!   for the same key; indexes on `(status, created_at)` and `(status, updated_at)`. Its
-//!   `request` column is NULL in rows written by this build (see `import_requests`).
+//!   for the same key. Listing indexes end in `(created_at, id)`, behind the equality filters of
+//!   `ImportStore::list` (none, `status`, `client_id`, both: migration 0003); `(status,
+//!   updated_at)` serves the resume (`list_stale`) and the purge. Its `request` column is NULL
+//!   in rows written by this build (see `import_requests`).
 //! - `import_requests`: `import_id` → `body`, the import's request (personal data), written
-//!   once with the import and deleted in the update that drops it (when the import finishes);
-//!   `ON DELETE CASCADE` with its import. A state change never rewrites the body, so no old
-//!   copy of it is left in `imports` (dead row versions in PostgreSQL, page images in
-//!   SQLite's WAL). See docs/privacy.md.
+//!   once with the import and deleted in the transition that drops it (when the import
+//!   finishes); `ON DELETE CASCADE` with its import. A state change that keeps the body never
+//!   touches it, so no old copy of it is left behind (dead row versions in PostgreSQL, page
+//!   images in SQLite's WAL). See docs/privacy.md.
 //! - `heartbeat`: one row, upserted by `ImportStore::ping`.
 //! - `tippgeber_partners`: `(environment, externe_partner_id)` → `partner_id`.
 //! - `clients`: partner clients, `scopes` as a JSON array.
@@ -37,6 +42,11 @@
 //!   fixed width makes text order chronological order (PostgreSQL columns use `COLLATE "C"`).
 //! - JSON values (request, messages, failure, scopes) are serialized JSON: `TEXT` in SQLite,
 //!   `json` in PostgreSQL (kept as written, key order included).
+//! - A request body is `{"format": 2, "request": <ImportRequest>}` (the model's serde form). The
+//!   builds before issue 9 wrote format 1, their `StoredRequest` (`vorgang`, `tippgeber` with
+//!   `telefon`, `kommentare` merged as sent to Europace, `partner`); it is still read, the
+//!   top-level comments recovered by removing the leading `vorgang.kommentare` and the trailing
+//!   partner line, so an import accepted before the upgrade is sent as it would have been.
 //! - Import ids are `TEXT` (hyphenated) in SQLite and `uuid` in PostgreSQL.
 //!
 //! # Semantics beyond the port documentation
@@ -44,10 +54,16 @@
 //! - `ImportStore::insert` is `INSERT … ON CONFLICT (client_id, idempotency_key) DO NOTHING`,
 //!   then reads the conflicting import back (retried if it vanished in between); a duplicate
 //!   `id` is [`StoreError::Conflict`].
-//! - `ImportStore::insert` and `update` write the import and its body in one transaction.
-//! - `ImportStore::update` writes every column but `id` (like the in-memory store replaces the
-//!   whole record), `WHERE id = ? AND status = expected`; then the body: upserted if the record
-//!   has one (no write if unchanged), deleted if not.
+//! - `ImportStore::insert` and `transition` write the import and its body in one transaction.
+//! - `ImportStore::transition` is `UPDATE … WHERE id = ? AND status = from` of the columns of
+//!   `ImportChange` only. Its body instruction: `Keep` does not name `imports.request` (so the
+//!   trigger below stays quiet) and writes no body; `Drop` sets `imports.request = NULL` and
+//!   deletes the body; `Store` sets it NULL and upserts the body (no write if unchanged). A body
+//!   a build before 0002 left in `imports.request` is moved to `import_requests` by the first
+//!   transition that keeps it.
+//! - `ImportStore::list` builds its `WHERE` from the filters that are set, with one lower bound
+//!   on `(created_at, id)` (the cursor, or `since` where that is later), so each query is one
+//!   range of one index; `list_stale` is one range of `(status, updated_at)` per resumable state.
 //! - `ImportStore::ping` upserts the heartbeat row: `Ok` means a write committed, not merely
 //!   that the database answers.
 //! - `ImportStore::scrub`: SQLite checkpoints and truncates its WAL (also done at close);
@@ -73,13 +89,19 @@
 //! `0002_import_requests_heartbeat` only adds: `import_requests` (existing bodies copied, not
 //! moved), a trigger and `heartbeat`. A build before it keeps writing bodies to
 //! `imports.request`; this build reads `COALESCE(imports.request, import_requests.body)` and
-//! writes `imports.request = NULL` in every update, so such a body moves over at the next
-//! update. The trigger `imports_request_dropped` (on an UPDATE that sets `imports.request` to
-//! NULL while it held a body, or for a finished import) deletes the `import_requests` row, so an
-//! import finished by the previous build keeps no body either. One limit while both builds run:
-//! a replica of the previous build that resumes an *abandoned* import stored by this build sees
-//! no body and fails it ("stored request is missing"). That needs a new replica to die
-//! mid-import during the rollout; keep rollouts short (docs/privacy.md §5).
+//! moves such a body over at the import's next transition. The trigger `imports_request_dropped`
+//! (on an UPDATE that sets `imports.request` to NULL while it held a body, or for a finished
+//! import) deletes the `import_requests` row, so an import finished by the previous build keeps
+//! no body either.
+//!
+//! `0003_listing_indexes` only adds indexes (and drops `(status, created_at)`, a prefix of a new
+//! one that serves the same queries).
+//!
+//! One limit while two builds run: a replica of the previous build that resumes an *abandoned*
+//! import stored by this build cannot read its body (before 0002: no body at all; since issue 9:
+//! body format 2) and fails it ("stored request is missing or unreadable"), sending nothing.
+//! That needs a new replica to die mid-import during the rollout; keep rollouts short
+//! (docs/privacy.md §5, docs/operations.md §6).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,10 +109,12 @@ use std::time::Duration;
 pub use auth::{ClientStore, SigningKeyStore};
 pub use vorgang_core::{ImportStore, StoreError};
 
+mod adapter;
 mod codec;
 mod error;
 mod postgres;
 mod sqlite;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use postgres::PgStore;

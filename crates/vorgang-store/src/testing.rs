@@ -17,6 +17,10 @@
 //!
 //! [`block_writes`] makes every write to a test database fail while reads keep working (the
 //! situation of a full disk), e.g. to test the readiness check.
+//!
+//! [`request`] builds a request with every part set, for tests of what the store keeps;
+//! [`previous_format_body`] and [`overwrite_body`] store a body as the build before issue 9
+//! wrote it, for tests of imports that were in flight across the upgrade.
 
 use std::str::FromStr;
 
@@ -25,6 +29,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 use uuid::Uuid;
 use vorgang_core::StoreError;
+use vorgang_core::model::{
+    Anrede, CustomEntry, CustomValue, ImportRequest, PartnerDaten, Tippgeber,
+};
 
 use crate::error::map_sqlx;
 
@@ -254,6 +261,113 @@ async fn alter_and_reconnect(
     .await
     .map_err(|err| map_sqlx(CONTEXT, &err))?;
     Ok(())
+}
+
+/// A request with this `vorgang` (a JSON object; anything else becomes an empty one) and every
+/// other part set: a Tippgeber with all fields, a top-level comment, partner data with each kind
+/// of custom value, a warning. Store tests compare what they read back with it.
+#[must_use]
+pub fn request(vorgang: serde_json::Value) -> ImportRequest {
+    ImportRequest {
+        vorgang: match vorgang {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        },
+        tippgeber: Tippgeber {
+            externe_mitarbeiternummer: "42".to_owned(),
+            vorname: "Erika".to_owned(),
+            nachname: "Musterfrau".to_owned(),
+            anrede: Some(Anrede::Frau),
+            telefon: Some("+49 30 1234".to_owned()),
+            email: Some("erika@partner.example".to_owned()),
+        },
+        kommentare: vec!["Rückruf ab 17 Uhr".to_owned()],
+        partner: PartnerDaten {
+            vertriebsschluessel: Some("VS-1".to_owned()),
+            kundennummer: Some("K-7".to_owned()),
+            custom: vec![
+                CustomEntry {
+                    key: "filialId".to_owned(),
+                    value: CustomValue::Integer(7),
+                },
+                CustomEntry {
+                    key: "rueckruf".to_owned(),
+                    value: CustomValue::Boolean(true),
+                },
+                CustomEntry {
+                    key: "termin".to_owned(),
+                    value: CustomValue::String("2026-01-10 13:00".to_owned()),
+                },
+            ],
+        },
+        warnings: vec!["WARN unknown-field /vorgang/foo".to_owned()],
+    }
+}
+
+/// The body of `request` as the builds before issue 9 stored it (their `StoredRequest`):
+/// `{vorgang, tippgeber: {externeMitarbeiternummer, vorname, nachname, anrede, telefon, email},
+/// kommentare, partner}`, with `kommentare` every comment as sent to Europace
+/// (`vorgang.kommentare`, the top-level ones, the partner line) and no warnings.
+#[must_use]
+pub fn previous_format_body(request: &ImportRequest) -> serde_json::Value {
+    let tippgeber = &request.tippgeber;
+    serde_json::json!({
+        "vorgang": request.vorgang,
+        "tippgeber": {
+            "externeMitarbeiternummer": tippgeber.externe_mitarbeiternummer,
+            "vorname": tippgeber.vorname,
+            "nachname": tippgeber.nachname,
+            "anrede": tippgeber.anrede,
+            "telefon": tippgeber.telefon,
+            "email": tippgeber.email,
+        },
+        "kommentare": vorgang_core::kex_kommentare(request),
+        "partner": request.partner,
+    })
+}
+
+/// Replaces the stored request body of import `id` with `body`, as written by hand (e.g. a
+/// [`previous_format_body`]), in the database at `database_url`.
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] if the database cannot be reached or refuses;
+/// [`StoreError::Conflict`] if the import has no stored body.
+pub async fn overwrite_body(
+    database_url: &str,
+    id: Uuid,
+    body: &serde_json::Value,
+) -> Result<(), StoreError> {
+    const CONTEXT: &str = "overwrite request body";
+    let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
+    let text = body.to_string();
+    let done = if database_url.starts_with("sqlite:") {
+        let mut connection = SqliteConnection::connect(database_url).await.map_err(map)?;
+        let done = sqlx::query("UPDATE import_requests SET body = $1 WHERE import_id = $2")
+            .bind(text)
+            .bind(id.to_string())
+            .execute(&mut connection)
+            .await
+            .map_err(map)?;
+        let _ = connection.close().await;
+        done.rows_affected()
+    } else {
+        let mut connection = PgConnection::connect(database_url).await.map_err(map)?;
+        let done =
+            sqlx::query("UPDATE import_requests SET body = CAST($1 AS json) WHERE import_id = $2")
+                .bind(text)
+                .bind(id)
+                .execute(&mut connection)
+                .await
+                .map_err(map)?;
+        let _ = connection.close().await;
+        done.rows_affected()
+    };
+    if done == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!("{CONTEXT}: no stored body")))
+    }
 }
 
 /// `url` with its path (the database name) replaced by `name`, keeping credentials, host and

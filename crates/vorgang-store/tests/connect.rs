@@ -8,9 +8,9 @@ use chrono::Utc;
 use sqlx::Connection;
 use uuid::Uuid;
 use vorgang_core::model::Environment;
-use vorgang_core::{ImportRecord, ImportStatus, InsertOutcome, StoreError};
+use vorgang_core::{ImportQuery, ImportRecord, ImportStatus, InsertOutcome, StoreError};
 use vorgang_store::Store;
-use vorgang_store::testing::{fresh_postgres_database, postgres_admin_url};
+use vorgang_store::testing::{fresh_postgres_database, postgres_admin_url, request};
 
 fn import() -> ImportRecord {
     let now = Utc::now();
@@ -21,7 +21,7 @@ fn import() -> ImportRecord {
         status: ImportStatus::Accepted,
         idempotency_key: Some("key".to_owned()),
         fingerprint: "f".to_owned(),
-        request: Some(serde_json::json!({"b": 1, "a": 2})),
+        request: Some(request(serde_json::json!({"b": 1, "a": 2}))),
         tippgeber_externe_partner_id: "client-a-1".to_owned(),
         tippgeber_partner_id: None,
         europace_vorgangsnummer: None,
@@ -62,7 +62,11 @@ async fn sqlite_file_survives_reconnect_and_migrations_are_idempotent() {
 
     let third = Store::connect(&url).await.unwrap();
     assert_eq!(
-        third.as_import_store().list(None).await.unwrap(),
+        third
+            .as_import_store()
+            .list(&ImportQuery::all())
+            .await
+            .unwrap(),
         vec![record]
     );
     third.close().await;
@@ -207,7 +211,15 @@ async fn two_replicas_race_for_one_key(first: &Store, second: &Store) {
         }
     }
     assert_eq!(inserted, 1);
-    assert_eq!(first.as_import_store().list(None).await.unwrap().len(), 1);
+    assert_eq!(
+        first
+            .as_import_store()
+            .list(&ImportQuery::all())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

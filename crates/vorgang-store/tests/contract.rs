@@ -11,9 +11,14 @@
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 use vorgang_core::model::Environment;
-use vorgang_core::{Failure, FailureKind, ImportRecord, ImportStatus, InsertOutcome, StoreError};
+use vorgang_core::{
+    Failure, FailureKind, ImportChange, ImportCursor, ImportQuery, ImportRecord, ImportStatus,
+    InsertOutcome, StoreError,
+};
 use vorgang_store::Store;
-use vorgang_store::testing::{PostgresTestDatabase, fresh_postgres_database, postgres_admin_url};
+use vorgang_store::testing::{
+    PostgresTestDatabase, fresh_postgres_database, postgres_admin_url, request,
+};
 
 /// A point in time with nanoseconds, so truncation anywhere would show.
 fn at(secs: i64, nanos: u32) -> DateTime<Utc> {
@@ -30,14 +35,11 @@ fn import(client_id: &str, key: Option<&str>, created_at: DateTime<Utc>) -> Impo
         idempotency_key: key.map(str::to_owned),
         fingerprint: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_owned(),
         // Key order not alphabetical, a float, an escape and non-ASCII: all must survive.
-        request: Some(serde_json::json!({
-            "vorgang": {
-                "antragsteller1": {"personendaten": {"vorname": "Jörg", "nachname": "Mü\"ller"}},
-                "finanzbedarf": {"kreditbetrag": 10000.5, "laufzeitInMonaten": 24},
-                "aaa": [1, null, true, "x"]
-            },
-            "tippgeber": {"externeMitarbeiternummer": "42", "vorname": "A", "nachname": "B"}
-        })),
+        request: Some(request(serde_json::json!({
+            "antragsteller1": {"personendaten": {"vorname": "Jörg", "nachname": "Mü\"ller"}},
+            "finanzbedarf": {"kreditbetrag": 10000.5, "laufzeitInMonaten": 24},
+            "aaa": [1, null, true, "x"]
+        }))),
         tippgeber_externe_partner_id: format!("{client_id}-42"),
         tippgeber_partner_id: None,
         europace_vorgangsnummer: None,
@@ -52,6 +54,39 @@ fn import(client_id: &str, key: Option<&str>, created_at: DateTime<Utc>) -> Impo
 
 fn inserted(outcome: &InsertOutcome) -> bool {
     matches!(outcome, InsertOutcome::Inserted)
+}
+
+/// An import of client `c` accepted at `at(0, 0)`, in `status` since `updated_at`.
+fn with(status: ImportStatus, updated_at: DateTime<Utc>) -> ImportRecord {
+    let mut record = import("c", None, at(0, 0));
+    record.status = status;
+    record.updated_at = updated_at;
+    record
+}
+
+/// The query for all imports (one page large enough for every case).
+fn all() -> ImportQuery {
+    ImportQuery {
+        limit: 1000,
+        ..ImportQuery::all()
+    }
+}
+
+/// The query for all imports in `status`.
+fn status(status: ImportStatus) -> ImportQuery {
+    ImportQuery {
+        status: Some(status),
+        ..all()
+    }
+}
+
+/// Stores `next` over `last` as the importer does.
+async fn step(store: &Store, last: &ImportRecord, next: &ImportRecord) -> bool {
+    store
+        .as_import_store()
+        .transition(last.id, last.status, &ImportChange::between(last, next))
+        .await
+        .unwrap()
 }
 
 /// The contract cases, each given a fresh, empty store.
@@ -105,7 +140,7 @@ mod cases {
         assert_eq!(imports.get(record.id).await.unwrap(), Some(record));
     }
 
-    pub async fn update_is_compare_and_set(store: &Store) {
+    pub async fn transition_is_compare_and_set(store: &Store) {
         let imports = store.as_import_store();
         let record = import("client-a", Some("key-1"), at(0, 123_456_789));
         imports.insert(&record).await.unwrap();
@@ -120,7 +155,7 @@ mod cases {
         next.failure = None;
         next.attempts = 2;
         next.updated_at = at(5, 987_654_321);
-        assert!(imports.update(&next, ImportStatus::Accepted).await.unwrap());
+        assert!(step(store, &record, &next).await);
         assert_eq!(imports.get(record.id).await.unwrap().as_ref(), Some(&next));
 
         // Another writer moved on: the stale expectation changes nothing.
@@ -130,28 +165,212 @@ mod cases {
             kind: FailureKind::Unavailable,
             detail: "503".to_owned(),
         });
-        assert!(
-            !imports
-                .update(&stale, ImportStatus::Accepted)
-                .await
-                .unwrap()
-        );
+        assert!(!step(store, &record, &stale).await);
         assert_eq!(imports.get(record.id).await.unwrap().as_ref(), Some(&next));
 
         // Unknown import.
         let ghost = import("client-a", None, at(0, 0));
-        assert!(
-            !imports
-                .update(&ghost, ImportStatus::Accepted)
-                .await
-                .unwrap()
-        );
+        let mut ghost_next = ghost.clone();
+        ghost_next.status = ImportStatus::PartnerReady;
+        assert!(!step(store, &ghost, &ghost_next).await);
         assert_eq!(imports.get(ghost.id).await.unwrap(), None);
+    }
+
+    pub async fn transition_keeps_drops_or_stores_the_body(store: &Store) {
+        let imports = store.as_import_store();
+        let record = import("client-a", None, at(0, 0));
+        imports.insert(&record).await.unwrap();
+
+        // Keep: the body is read back as it was stored, every other column as changed.
+        let mut ready = record.clone();
+        ready.status = ImportStatus::PartnerReady;
+        ready.tippgeber_partner_id = Some("TG1".to_owned());
+        ready.updated_at = at(1, 0);
+        assert!(step(store, &record, &ready).await);
+        assert_eq!(imports.get(record.id).await.unwrap().as_ref(), Some(&ready));
+
+        // Drop: finished, no body.
+        let mut failed = ready.clone();
+        failed.status = ImportStatus::Failed;
+        failed.request = None;
+        failed.failure = Some(Failure {
+            kind: FailureKind::Unavailable,
+            detail: "503".to_owned(),
+        });
+        failed.updated_at = at(2, 0);
+        assert!(step(store, &ready, &failed).await);
+        assert_eq!(
+            imports.get(record.id).await.unwrap().as_ref(),
+            Some(&failed)
+        );
+
+        // Store: a retry brings a (here: another) request back.
+        let mut retry = failed.clone();
+        retry.status = ImportStatus::Accepted;
+        retry.failure = None;
+        retry.attempts = 2;
+        retry.request = Some(request(serde_json::json!({"zweiter": "Versuch"})));
+        retry.updated_at = at(3, 0);
+        assert!(step(store, &failed, &retry).await);
+        assert_eq!(imports.get(record.id).await.unwrap().as_ref(), Some(&retry));
+
+        // Keep while finishing (the port allows it): the body stays until dropped or purged.
+        let mut kept = retry.clone();
+        kept.status = ImportStatus::Completed;
+        kept.updated_at = at(4, 0);
+        assert!(step(store, &retry, &kept).await);
+        assert_eq!(imports.get(record.id).await.unwrap().as_ref(), Some(&kept));
+    }
+
+    pub async fn list_filters_and_pages_oldest_first(store: &Store) {
+        let imports = store.as_import_store();
+        assert!(imports.list(&all()).await.unwrap().is_empty());
+        // Two imports at the same instant: the id orders them.
+        let tie_time = at(10, 5);
+        let (low, high) = (Uuid::from_u128(1), Uuid::from_u128(u128::MAX));
+        let mut a_tie_high = import("a", None, tie_time);
+        a_tie_high.id = high;
+        let mut a_tie_low = import("a", None, tie_time);
+        a_tie_low.id = low;
+        let mut a_doubt = import("a", None, at(20, 0));
+        a_doubt.status = ImportStatus::InDoubt;
+        let a_late = import("a", None, at(30, 0));
+        let mut b_doubt = import("b", None, at(15, 0));
+        b_doubt.status = ImportStatus::InDoubt;
+        for record in [&a_late, &b_doubt, &a_tie_high, &a_doubt, &a_tie_low] {
+            imports.insert(record).await.unwrap();
+        }
+        let list = |query: ImportQuery| {
+            let imports = imports.clone();
+            async move { imports.list(&query).await.unwrap() }
+        };
+
+        let everything = vec![
+            a_tie_low.clone(),
+            a_tie_high.clone(),
+            b_doubt.clone(),
+            a_doubt.clone(),
+            a_late.clone(),
+        ];
+        assert_eq!(list(all()).await, everything);
+        let client_a = ImportQuery {
+            client_id: Some("a".to_owned()),
+            ..all()
+        };
+        assert_eq!(
+            list(client_a.clone()).await,
+            vec![
+                a_tie_low.clone(),
+                a_tie_high.clone(),
+                a_doubt.clone(),
+                a_late.clone()
+            ]
+        );
+        let in_doubt = ImportQuery {
+            status: Some(ImportStatus::InDoubt),
+            ..all()
+        };
+        assert_eq!(
+            list(in_doubt.clone()).await,
+            vec![b_doubt.clone(), a_doubt.clone()]
+        );
+        assert_eq!(
+            list(ImportQuery {
+                client_id: Some("a".to_owned()),
+                ..in_doubt.clone()
+            })
+            .await,
+            vec![a_doubt.clone()]
+        );
+        assert!(
+            list(ImportQuery {
+                client_id: Some("nobody".to_owned()),
+                ..all()
+            })
+            .await
+            .is_empty()
+        );
+        // `since` includes the instant itself.
+        assert_eq!(
+            list(ImportQuery {
+                since: Some(at(20, 0)),
+                ..all()
+            })
+            .await,
+            vec![a_doubt.clone(), a_late.clone()]
+        );
+
+        // Keyset paging, two at a time, across the tie: every import exactly once, in order.
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = list(ImportQuery {
+                after,
+                limit: 2,
+                ..all()
+            })
+            .await;
+            assert!(page.len() <= 2);
+            let Some(last) = page.last() else { break };
+            after = Some(ImportCursor::of(last));
+            paged.extend(page);
+        }
+        assert_eq!(paged, everything);
+        // After the lower of the tie: the higher one is next.
+        assert_eq!(
+            list(ImportQuery {
+                after: Some(ImportCursor::of(&a_tie_low)),
+                limit: 1,
+                ..client_a.clone()
+            })
+            .await,
+            vec![a_tie_high.clone()]
+        );
+        // All filters at once.
+        assert_eq!(
+            list(ImportQuery {
+                client_id: Some("a".to_owned()),
+                status: Some(ImportStatus::Accepted),
+                since: Some(tie_time),
+                after: Some(ImportCursor::of(&a_tie_high)),
+                limit: 10,
+            })
+            .await,
+            vec![a_late]
+        );
+    }
+
+    pub async fn list_stale_returns_resumable_imports_changed_by_the_cutoff(store: &Store) {
+        let imports = store.as_import_store();
+        let cutoff = at(100, 0);
+        let sending = with(ImportStatus::Sending, at(50, 0));
+        let accepted = with(ImportStatus::Accepted, cutoff);
+        let partner_ready = with(ImportStatus::PartnerReady, at(10, 0));
+        let imported = with(ImportStatus::Imported, at(99, 999_999_999));
+        let left_alone = [
+            with(ImportStatus::Accepted, at(100, 1)),
+            with(ImportStatus::Sending, at(200, 0)),
+            with(ImportStatus::InDoubt, at(0, 0)),
+            with(ImportStatus::Completed, at(0, 0)),
+            with(ImportStatus::Failed, at(0, 0)),
+        ];
+        for record in left_alone
+            .iter()
+            .chain([&sending, &accepted, &partner_ready, &imported])
+        {
+            imports.insert(record).await.unwrap();
+        }
+        assert_eq!(
+            imports.list_stale(cutoff).await.unwrap(),
+            vec![partner_ready, sending, imported, accepted],
+            "oldest change first, the cutoff itself included"
+        );
+        assert!(imports.list_stale(at(0, 0)).await.unwrap().is_empty());
     }
 
     pub async fn list_filters_by_status_oldest_first(store: &Store) {
         let imports = store.as_import_store();
-        assert!(imports.list(None).await.unwrap().is_empty());
+        assert!(imports.list(&all()).await.unwrap().is_empty());
         let mut newest = import("c", None, at(30, 0));
         newest.status = ImportStatus::InDoubt;
         let oldest = import("c", None, at(10, 5));
@@ -162,7 +381,7 @@ mod cases {
             imports.insert(record).await.unwrap();
         }
 
-        let all = imports.list(None).await.unwrap();
+        let all = imports.list(&all()).await.unwrap();
         assert_eq!(
             all,
             vec![
@@ -172,13 +391,13 @@ mod cases {
                 newest.clone()
             ]
         );
-        let in_doubt = imports.list(Some(ImportStatus::InDoubt)).await.unwrap();
+        let in_doubt = imports.list(&status(ImportStatus::InDoubt)).await.unwrap();
         assert_eq!(in_doubt, vec![other, newest]);
-        let accepted = imports.list(Some(ImportStatus::Accepted)).await.unwrap();
+        let accepted = imports.list(&status(ImportStatus::Accepted)).await.unwrap();
         assert_eq!(accepted, vec![oldest, middle]);
         assert!(
             imports
-                .list(Some(ImportStatus::Sending))
+                .list(&status(ImportStatus::Sending))
                 .await
                 .unwrap()
                 .is_empty()
@@ -197,7 +416,7 @@ mod cases {
             InsertOutcome::IdempotencyKeyExists(Box::new(first.clone()))
         );
         assert_eq!(imports.get(second.id).await.unwrap(), None);
-        assert_eq!(imports.list(None).await.unwrap(), vec![first]);
+        assert_eq!(imports.list(&all()).await.unwrap(), vec![first]);
     }
 
     pub async fn idempotency_keys_are_per_client(store: &Store) {
@@ -206,7 +425,7 @@ mod cases {
         let b = import("client-b", Some("key-1"), at(1, 0));
         assert!(inserted(&imports.insert(&a).await.unwrap()));
         assert!(inserted(&imports.insert(&b).await.unwrap()));
-        assert_eq!(imports.list(None).await.unwrap(), vec![a, b]);
+        assert_eq!(imports.list(&all()).await.unwrap(), vec![a, b]);
     }
 
     pub async fn imports_without_key_never_conflict(store: &Store) {
@@ -215,7 +434,7 @@ mod cases {
             let record = import("client-a", None, at(n, 0));
             assert!(inserted(&imports.insert(&record).await.unwrap()));
         }
-        assert_eq!(imports.list(None).await.unwrap().len(), 3);
+        assert_eq!(imports.list(&all()).await.unwrap().len(), 3);
     }
 
     pub async fn concurrent_inserts_with_one_key_store_exactly_one(store: &Store) {
@@ -242,18 +461,12 @@ mod cases {
         assert_eq!(replays.len(), 19);
         let winner = winners.remove(0);
         assert!(replays.iter().all(|existing| *existing == winner));
-        assert_eq!(imports.list(None).await.unwrap(), vec![winner]);
+        assert_eq!(imports.list(&all()).await.unwrap(), vec![winner]);
     }
 
     pub async fn purge_deletes_only_finished_imports_before_cutoff(store: &Store) {
         let imports = store.as_import_store();
         let cutoff = at(100, 500);
-        let with = |status: ImportStatus, updated_at: DateTime<Utc>| {
-            let mut record = import("c", None, at(0, 0));
-            record.status = status;
-            record.updated_at = updated_at;
-            record
-        };
         let old_completed = with(ImportStatus::Completed, at(0, 0));
         let old_failed = with(ImportStatus::Failed, at(100, 499));
         let keep = [
@@ -593,8 +806,11 @@ contract_tests!(
     insert_then_get_returns_the_same_record,
     optional_fields_round_trip_empty,
     duplicate_id_is_a_conflict,
-    update_is_compare_and_set,
+    transition_is_compare_and_set,
+    transition_keeps_drops_or_stores_the_body,
     list_filters_by_status_oldest_first,
+    list_filters_and_pages_oldest_first,
+    list_stale_returns_resumable_imports_changed_by_the_cutoff,
     same_idempotency_key_returns_the_first_import,
     idempotency_keys_are_per_client,
     imports_without_key_never_conflict,

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use vorgang_core::StoreError;
+use vorgang_core::{ImportQuery, StoreError};
 use vorgang_store::Store;
 use vorgang_store::testing::{block_writes, fresh_postgres_database, postgres_admin_url};
 
@@ -19,7 +19,7 @@ async fn ping_follows_blocked_writes(store: &Store, database_url: &str) {
     // Reads work (a terminated PostgreSQL session is replaced by the pool on the next use):
     // the old `SELECT 1` ping answered UP here.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while let Err(err) = imports.list(None).await {
+    while let Err(err) = imports.list(&ImportQuery::all()).await {
         assert!(Instant::now() < deadline, "reads keep failing: {err}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

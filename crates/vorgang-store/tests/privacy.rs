@@ -12,10 +12,12 @@ use std::path::Path;
 use chrono::Utc;
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
-use vorgang_core::model::Environment;
-use vorgang_core::{ImportRecord, ImportStatus};
+use vorgang_core::model::{Environment, ImportRequest};
+use vorgang_core::{ImportChange, ImportRecord, ImportStatus, ImportStore};
 use vorgang_store::Store;
-use vorgang_store::testing::{fresh_postgres_database, postgres_admin_url};
+use vorgang_store::testing::{
+    fresh_postgres_database, postgres_admin_url, previous_format_body, request,
+};
 
 /// Distinctive personal values, planted in the request body.
 const PLANTED: [&str; 4] = [
@@ -25,16 +27,32 @@ const PLANTED: [&str; 4] = [
     "hildegunde@zaunkoenig.example",
 ];
 
-fn body() -> serde_json::Value {
-    serde_json::json!({
-        "vorgang": {
+/// The request carrying them. Without warnings: the previous builds' format has none, so a body
+/// they stored reads back as exactly this.
+fn planted() -> ImportRequest {
+    ImportRequest {
+        warnings: Vec::new(),
+        ..request(serde_json::json!({
             "antragsteller1": {"personendaten": {"vorname": PLANTED[0], "nachname": PLANTED[1]},
                                "kontakt": {"email": PLANTED[3]}},
             "haushalt": {"kontoverbindung": {"iban": PLANTED[2]}},
             // Several KiB, so the body spills into overflow pages (SQLite) and TOAST (PostgreSQL).
             "kommentare": [format!("{} {}", PLANTED[1], "x".repeat(6000))]
-        }
-    })
+        }))
+    }
+}
+
+/// The body as the builds before migration 0002 stored it in `imports.request`.
+fn body() -> serde_json::Value {
+    previous_format_body(&planted())
+}
+
+/// Stores `next` over `last` as the importer does.
+async fn step(imports: &dyn ImportStore, last: &ImportRecord, next: &ImportRecord) -> bool {
+    imports
+        .transition(last.id, last.status, &ImportChange::between(last, next))
+        .await
+        .unwrap()
 }
 
 fn import() -> ImportRecord {
@@ -46,7 +64,7 @@ fn import() -> ImportRecord {
         status: ImportStatus::Accepted,
         idempotency_key: None,
         fingerprint: "f".to_owned(),
-        request: Some(body()),
+        request: Some(planted()),
         tippgeber_externe_partner_id: "client-a-1".to_owned(),
         tippgeber_partner_id: None,
         europace_vorgangsnummer: None,
@@ -140,19 +158,9 @@ async fn sqlite_scrub_leaves_no_dropped_body_in_the_files_while_open() {
     let record = import();
     imports.insert(&record).await.unwrap();
     let sending = advanced(&record, ImportStatus::Sending);
-    assert!(
-        imports
-            .update(&sending, ImportStatus::Accepted)
-            .await
-            .unwrap()
-    );
+    assert!(step(&*imports, &record, &sending).await);
     let completed = advanced(&sending, ImportStatus::Completed);
-    assert!(
-        imports
-            .update(&completed, ImportStatus::Sending)
-            .await
-            .unwrap()
-    );
+    assert!(step(&*imports, &sending, &completed).await);
     assert_eq!(imports.get(record.id).await.unwrap().unwrap().request, None);
     // The WAL still holds the page images of the insert: this is what scrub is for.
     assert!(
@@ -297,7 +305,7 @@ async fn upgrade_keeps_bodies_until_the_end(raw: &Raw, url: &str) {
     for id in [a, b] {
         assert_eq!(
             imports.get(id).await.unwrap().unwrap().request,
-            Some(body())
+            Some(planted())
         );
         assert_eq!(raw.body_places(id).await, (true, true), "copied, not moved");
     }
@@ -305,21 +313,14 @@ async fn upgrade_keeps_bodies_until_the_end(raw: &Raw, url: &str) {
     // This build advances `a`: the body moves out of `imports`, then goes with the finish.
     let record_a = imports.get(a).await.unwrap().unwrap();
     let ready = advanced(&record_a, ImportStatus::PartnerReady);
-    assert!(
-        imports
-            .update(&ready, ImportStatus::Accepted)
-            .await
-            .unwrap()
-    );
+    assert!(step(&*imports, &record_a, &ready).await);
     assert_eq!(raw.body_places(a).await, (false, true));
-    assert_eq!(imports.get(a).await.unwrap().unwrap().request, Some(body()));
-    let done = advanced(&ready, ImportStatus::Completed);
-    assert!(
-        imports
-            .update(&done, ImportStatus::PartnerReady)
-            .await
-            .unwrap()
+    assert_eq!(
+        imports.get(a).await.unwrap().unwrap().request,
+        Some(planted())
     );
+    let done = advanced(&ready, ImportStatus::Completed);
+    assert!(step(&*imports, &ready, &done).await);
     assert_eq!(raw.body_places(a).await, (false, false));
     assert_eq!(imports.get(a).await.unwrap(), Some(done));
 
@@ -331,7 +332,10 @@ async fn upgrade_keeps_bodies_until_the_end(raw: &Raw, url: &str) {
     // The previous build inserts after the upgrade: readable by this build.
     let c = Uuid::new_v4();
     raw.legacy_insert(c, "ACCEPTED").await;
-    assert_eq!(imports.get(c).await.unwrap().unwrap().request, Some(body()));
+    assert_eq!(
+        imports.get(c).await.unwrap().unwrap().request,
+        Some(planted())
+    );
 
     // The previous build fails an import of this build (it sees no body): no body survives.
     let d = import();
@@ -354,12 +358,7 @@ async fn upgrade_keeps_bodies_until_the_end(raw: &Raw, url: &str) {
         done
     };
     // A finished import that keeps its body (the port allows it) until it is purged.
-    assert!(
-        imports
-            .update(&e_done, ImportStatus::Accepted)
-            .await
-            .unwrap()
-    );
+    assert!(step(&*imports, &e, &e_done).await);
     assert_eq!(raw.body_places(e.id).await, (false, true));
     assert!(imports.purge_finished_before(Utc::now()).await.unwrap() >= 1);
     assert_eq!(raw.body_places(e.id).await, (false, false));

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use europace_client::RetryPolicy;
-use vorgang_core::{EuropaceError, NewTippgeber, PartnerRecord};
+use vorgang_core::model::{Anrede, Tippgeber};
+use vorgang_core::{EuropaceError, PartnerRecord};
 use wiremock::matchers::{bearer_token, body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -11,14 +12,14 @@ use crate::support::{PARTNER_SCOPE, TRACE, client, config, mount_token, trace};
 
 const EXTERN: &str = "drkleinrk-client-4711";
 
-fn tippgeber() -> NewTippgeber {
-    NewTippgeber {
-        externe_partner_id: EXTERN.into(),
-        anrede: Some("FRAU".into()),
+fn tippgeber() -> Tippgeber {
+    Tippgeber {
+        externe_mitarbeiternummer: "4711".into(),
+        anrede: Some(Anrede::Frau),
         vorname: "Erika".into(),
         nachname: "Mustermann".into(),
         email: Some("erika@example.org".into()),
-        telefonnummer: None,
+        telefon: None,
     }
 }
 
@@ -358,7 +359,7 @@ async fn create_201_returns_the_new_partner_id() {
 
     let partner_id = client(config(&server))
         .partner_directory()
-        .create_tippgeber("TGP01", &tippgeber(), &trace())
+        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
         .await;
 
     assert_eq!(partner_id.as_deref(), Ok("NEW01"));
@@ -383,7 +384,7 @@ async fn create_205_returns_the_existing_partner_id() {
 
     let partner_id = client(config(&server))
         .partner_directory()
-        .create_tippgeber("TGP01", &tippgeber(), &trace())
+        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
         .await;
 
     assert_eq!(partner_id.as_deref(), Ok("OLD01"));
@@ -401,7 +402,7 @@ async fn create_without_body_falls_back_to_location() {
 
     let partner_id = client(config(&server))
         .partner_directory()
-        .create_tippgeber("TGP01", &tippgeber(), &trace())
+        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
         .await;
 
     assert_eq!(partner_id.as_deref(), Ok("OLD02"));
@@ -421,7 +422,7 @@ async fn create_without_any_partner_id_is_protocol_error() {
 
     let partner_id = client(config(&server))
         .partner_directory()
-        .create_tippgeber("TGP01", &tippgeber(), &trace())
+        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
         .await;
 
     assert!(
@@ -449,7 +450,7 @@ async fn create_answering_a_partner_under_another_parent_is_refused() {
 
     let partner_id = client(config(&server))
         .partner_directory()
-        .create_tippgeber("TGP01", &tippgeber(), &trace())
+        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
         .await;
 
     assert!(
@@ -478,7 +479,7 @@ async fn create_503_is_retried() {
 
     let partner_id = client(config(&server))
         .partner_directory()
-        .create_tippgeber("TGP01", &tippgeber(), &trace())
+        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
         .await;
 
     assert_eq!(partner_id.as_deref(), Ok("NEW01"));
@@ -496,7 +497,7 @@ async fn create_400_is_rejected_without_retry() {
 
     let partner_id = client(config(&server))
         .partner_directory()
-        .create_tippgeber("TGP01", &tippgeber(), &trace())
+        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
         .await;
 
     assert_eq!(partner_id, Err(EuropaceError::Rejected { status: 400 }));

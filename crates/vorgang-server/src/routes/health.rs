@@ -38,12 +38,12 @@ pub async fn live() -> HttpResponse {
             example = json!({"type": "https://api.drkleinservice.de/problems/service-unavailable", "title": "Service unavailable", "status": 503, "detail": "not ready: the database does not take writes"})),
     ),
     security(()))]
-// `ImportStore::ping` upserts a heartbeat row. A database that still answers reads but refuses
+// `Importer::ready`: the store upserts a heartbeat row. A database that still answers reads but refuses
 // writes (full disk, read-only, a write lock held elsewhere) makes the replica unready: it could
 // not store a single import. The answer is then `503` problem+json with `Retry-After`, like every
 // other error answer.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    match state.importer.store().ping().await {
+    match state.importer.ready().await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "UP", "database": "UP"})),
         Err(error) => {
             tracing::warn!(error = %error, "readiness check failed");

@@ -285,7 +285,9 @@ pub fn answer(record: &ImportRecord) -> HttpResponse {
                     "Europace refused our request; nothing was created. Our operators have been alerted.",
                 )
             };
-            problem.for_import(record.id, "FAILED").error_response()
+            problem
+                .for_import(record.id, ImportStatus::Failed)
+                .error_response()
         }
         ImportStatus::InDoubt => in_doubt(record.id).error_response(),
         ImportStatus::Accepted | ImportStatus::PartnerReady | ImportStatus::Sending => {
@@ -329,10 +331,11 @@ fn in_doubt(id: Uuid) -> Problem {
         "Import outcome unknown",
         "Europace's answer was lost after the import was sent; the case may exist. Do not resend: our operators resolve it, see GET /vorgang/{id}.",
     )
-    .for_import(id, "IN_DOUBT")
+    .for_import(id, ImportStatus::InDoubt)
 }
 
-fn in_progress(id: Uuid) -> Problem {
+/// 409: the import of this `Idempotency-Key` is still running; `status` is where it stands.
+fn in_progress(id: Uuid, status: ImportStatus) -> Problem {
     Problem::new(
         StatusCode::CONFLICT,
         "import-in-progress",
@@ -340,32 +343,7 @@ fn in_progress(id: Uuid) -> Problem {
         "an import with this Idempotency-Key is still being processed; retry shortly",
     )
     .with_header(header::RETRY_AFTER, "1")
-    .for_import(id, "IN_PROGRESS")
-}
-
-/// Longest a request waits for the outcome of its import when another writer took it over.
-const TAKEN_OVER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// `submit` returns an import still in progress when another writer took it over while this
-/// request was driving it: this process never resumes its own in-flight imports, but another
-/// replica's background pass takes over imports unchanged for `2 * (connect + request timeout)`,
-/// which a partner step with retries can exceed. Answering that with 409 "retry shortly" would
-/// invite a partner without `Idempotency-Key` to send the lead again, creating a second case; so
-/// wait (bounded) for the other writer's outcome and answer that.
-async fn settle(state: &AppState, mut record: ImportRecord) -> ImportRecord {
-    let deadline = std::time::Instant::now() + TAKEN_OVER_WAIT;
-    while matches!(
-        record.status,
-        ImportStatus::Accepted | ImportStatus::PartnerReady | ImportStatus::Sending
-    ) && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        match state.importer.store().get(record.id).await {
-            Ok(Some(current)) => record = current,
-            Ok(None) | Err(_) => break,
-        }
-    }
-    record
+    .for_import(id, status)
 }
 
 /// Import a Vorgang
@@ -437,7 +415,7 @@ async fn settle(state: &AppState, mut record: ImportRecord) -> ImportRecord {
         (status = 409, description = "An import with this `Idempotency-Key` is still being processed: retry shortly.",
             body = ImportProblem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait (1).")),
-            example = json!({"type": "https://api.drkleinservice.de/problems/import-in-progress", "title": "Import in progress", "status": 409, "detail": "an import with this Idempotency-Key is still being processed; retry shortly", "drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "importStatus": "IN_PROGRESS"})),
+            example = json!({"type": "https://api.drkleinservice.de/problems/import-in-progress", "title": "Import in progress", "status": 409, "detail": "an import with this Idempotency-Key is still being processed; retry shortly", "drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "importStatus": "PARTNER_READY"})),
         (status = 413, description = "The body is larger than 256 KiB.",
             body = Problem, content_type = "application/problem+json",
             example = json!({"type": "https://api.drkleinservice.de/problems/payload-too-large", "title": "Payload too large", "status": 413, "detail": "the body must not exceed 262144 bytes"})),
@@ -485,9 +463,9 @@ pub async fn create(
             request: parsed,
         })
         .await;
+    // `submit` already waited (bounded) for the outcome of an import another writer took over.
     match outcome {
         Ok(record) => {
-            let record = settle(&state, record).await;
             state.metrics.observe_import(record.status.as_str());
             Ok(answer(&record))
         }
@@ -497,7 +475,7 @@ pub async fn create(
             "Idempotency-Key reused",
             "this Idempotency-Key was already used with a different body or environment",
         )),
-        Err(ImportError::InProgress { id }) => Err(in_progress(id)),
+        Err(ImportError::InProgress { id, status }) => Err(in_progress(id, status)),
         // The core logged the store error. A SENDING import may have reached Europace: the
         // resume makes it IN_DOUBT, so answer that now; every other state has its usual answer.
         Err(ImportError::Unfinished { record, .. }) => match record.status {
@@ -551,14 +529,17 @@ pub async fn get(
     let Ok(id) = Uuid::parse_str(&id) else {
         return Err(Problem::not_found());
     };
-    let record = state.importer.store().get(id).await.map_err(|error| {
-        tracing::error!(error = %error, "could not read an import");
-        Problem::unavailable("our database is unavailable, retry later")
-    })?;
-    match record {
-        Some(record) if record.client_id == caller.client_id => Ok(HttpResponse::Ok()
+    // The core answers another client's import as not found.
+    match state.importer.get_for_client(&caller.client_id, id).await {
+        Ok(record) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(ImportView::from(&record))),
-        _ => Err(Problem::not_found()),
+        Err(ImportError::NotFound) => Err(Problem::not_found()),
+        Err(error) => {
+            tracing::error!(error = %error, "could not read an import");
+            Err(Problem::unavailable(
+                "our database is unavailable, retry later",
+            ))
+        }
     }
 }

@@ -17,7 +17,11 @@ const SEEDED_PARTNERS: usize = 3;
 /// Asserts that the service neither stored an import nor called Europace.
 async fn nothing_stored_or_sent(app: &TestApp) {
     let store = app.store().await;
-    let stored = store.as_import_store().list(None).await.unwrap();
+    let stored = store
+        .as_import_store()
+        .list(&vorgang_core::ImportQuery::all())
+        .await
+        .unwrap();
     store.close().await;
     assert!(stored.is_empty(), "nothing stored: {stored:?}");
     assert!(app.sandbox_imports().await.is_empty(), "nothing imported");

@@ -8,16 +8,19 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use chrono::Utc;
+use secrecy::ExposeSecret as _;
 use serde_json::Value;
 use uuid::Uuid;
-use vorgang_core::{ImportRecord, ImportStatus, InsertOutcome, StoredRequest, fingerprint};
+use vorgang_core::{ImportRecord, ImportStatus, InsertOutcome, fingerprint, kex_body};
 use vorgang_model::Environment;
+use vorgang_store::testing::{overwrite_body, previous_format_body};
 
 use crate::helpers::{Db, TestApp, both_backends, seed, spawn_app_with};
 
 both_backends!(
     a_restart_resumes_stale_imports_only_and_purges_expired_ones,
     a_request_whose_import_another_replica_takes_over_gets_the_final_answer,
+    an_import_stored_by_the_previous_build_is_sent_as_that_build_would_have,
 );
 
 /// An import as a crashed server would have left it, last changed `age` ago.
@@ -27,9 +30,19 @@ fn left_behind(
     age: chrono::Duration,
     key: &str,
 ) -> ImportRecord {
-    let raw = serde_json::to_vec(&seed()).unwrap();
+    left_behind_with(app, &seed(), status, age, key)
+}
+
+/// [`left_behind`] for the request `body`.
+fn left_behind_with(
+    app: &TestApp,
+    body: &Value,
+    status: ImportStatus,
+    age: chrono::Duration,
+    key: &str,
+) -> ImportRecord {
+    let raw = serde_json::to_vec(body).unwrap();
     let request = vorgang_model::parse_import_request(&raw).unwrap();
-    let stored = StoredRequest::from_request(&request);
     let when = Utc::now() - age;
     ImportRecord {
         id: Uuid::new_v4(),
@@ -38,15 +51,15 @@ fn left_behind(
         status,
         idempotency_key: Some(key.to_owned()),
         fingerprint: fingerprint(Environment::Test, &raw),
-        request: (!status.is_finished()).then(|| serde_json::to_value(&stored).unwrap()),
         tippgeber_externe_partner_id: format!(
             "{}-{}",
-            app.client_id, stored.tippgeber.externe_mitarbeiternummer
+            app.client_id, request.tippgeber.externe_mitarbeiternummer
         ),
         tippgeber_partner_id: None,
         europace_vorgangsnummer: None,
         crm_kennung: None,
-        messages: request.warnings,
+        messages: request.warnings.clone(),
+        request: (!status.is_finished()).then_some(request),
         failure: None,
         attempts: 1,
         created_at: when,
@@ -262,4 +275,61 @@ async fn a_request_whose_import_another_replica_takes_over_gets_the_final_answer
         4,
         "one Tippgeber: {partners}"
     );
+}
+
+/// Issue 9 changed how request bodies are stored. An import the previous build accepted (its
+/// body in that build's format, comments merged as sent to Europace) and left behind when it
+/// was replaced is resumed by this build and reaches Europace with the body the previous build
+/// would have sent: the Vorgang unchanged, and every comment once, in order.
+async fn an_import_stored_by_the_previous_build_is_sent_as_that_build_would_have(db: Db) {
+    let app = spawn_app_with(db, |_| {}).await;
+    let token = app.token().await;
+    let mut body = seed();
+    body["vorgang"]["kommentare"] = json!(["aus dem Vorgang", "zweiter Kommentar"]);
+    let record = left_behind_with(
+        &app,
+        &body,
+        ImportStatus::Accepted,
+        chrono::Duration::seconds(60),
+        "previous-build",
+    );
+    let request = record.request.clone().unwrap();
+    let store = app.store().await;
+    store.as_import_store().insert(&record).await.unwrap();
+    overwrite_body(
+        app.settings.database_url.expose_secret(),
+        record.id,
+        &previous_format_body(&request),
+    )
+    .await
+    .unwrap();
+    store.close().await;
+
+    let _replica = app.spawn_replica().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&app, &token, &record).await != "COMPLETED" {
+        assert!(Instant::now() < deadline, "the import was not resumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let sent = app.sandbox_imports().await;
+    assert_eq!(sent.len(), 1);
+    let stored = app.stored(&record.id.to_string()).await;
+    let expected = kex_body(
+        &request,
+        record.id,
+        &app.settings.europace.kundenbetreuer_partner_id,
+        stored.tippgeber_partner_id.as_deref().unwrap(),
+    );
+    assert_eq!(sent[0]["body"], expected);
+    assert_eq!(
+        sent[0]["body"]["kommentare"],
+        json!([
+            "aus dem Vorgang",
+            "zweiter Kommentar",
+            "Max Mustermann hat 3 Kreditkarten.",
+            "Partnerdaten: Vertriebsschlüssel: KOOPERATION_MIT_DRKLEIN-RK; Kundennummer: 143251ab; telefonTermin: 2021-01-10 13:00:00; filialId: 123123"
+        ])
+    );
+    assert_eq!(stored.request, None, "finished: the body is gone");
 }

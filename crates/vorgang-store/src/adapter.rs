@@ -1,0 +1,540 @@
+//! The port implementations both backends share, written once.
+//!
+//! SQLite and PostgreSQL differ in their SQL (placeholders aside: casts to and from `json`, how
+//! ids are typed) and in how they are connected, not in what a port method does: bind the
+//! parameters, run one statement or one transaction, map the rows and the errors. So the
+//! methods are one body, [`impl_store_ports!`], expanded once per backend with its concrete
+//! sqlx types. (A generic impl over `sqlx::Database` would need an executor and an encode bound
+//! for every parameter type on every method; the expansion keeps the code as it reads.)
+//!
+//! The statements that are the same text on both backends live here, with `$n` placeholders
+//! (sqlx's SQLite driver reads `$n` as `?n`); each backend module defines the others under the
+//! names listed at [`impl_store_ports!`].
+
+/// The `WHERE` and order of `ImportStore::list_stale` after a backend's import `SELECT`: the
+/// states the resume drives on, last changed at or before `$1`, oldest change first; one range
+/// of `imports_status_updated_at` per state.
+macro_rules! stale_condition {
+    () => {
+        " WHERE i.status IN ('ACCEPTED', 'PARTNER_READY', 'SENDING', 'IMPORTED') \
+         AND i.updated_at <= $1 ORDER BY i.updated_at, i.id"
+    };
+}
+
+pub(crate) use stale_condition;
+
+/// Refreshes the readiness row: `ImportStore::ping`.
+pub(crate) const HEARTBEAT: &str = "INSERT INTO heartbeat (id, beat_at) VALUES (1, $1) \
+     ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at";
+
+pub(crate) const DELETE_BODY: &str = "DELETE FROM import_requests WHERE import_id = $1";
+
+/// Clears a body a build before migration 0002 left in `imports.request`; its trigger then
+/// deletes the copy the migration made, and the caller writes the body to `import_requests`.
+pub(crate) const CLEAR_LEGACY_BODY: &str =
+    "UPDATE imports SET request = NULL WHERE id = $1 AND request IS NOT NULL";
+
+pub(crate) const PURGE: &str = "DELETE FROM imports WHERE status IN ($1, $2) AND updated_at < $3";
+
+pub(crate) const SELECT_TIPPGEBER: &str = "SELECT partner_id FROM tippgeber_partners \
+     WHERE environment = $1 AND externe_partner_id = $2";
+
+pub(crate) const UPSERT_TIPPGEBER: &str = "INSERT INTO tippgeber_partners \
+     (environment, externe_partner_id, partner_id) VALUES ($1, $2, $3) \
+     ON CONFLICT (environment, externe_partner_id) DO UPDATE SET partner_id = excluded.partner_id";
+
+pub(crate) const REVOKE_CLIENT: &str =
+    "UPDATE clients SET revoked_at = COALESCE(revoked_at, $1) WHERE client_id = $2";
+
+pub(crate) const SET_SECRET: &str = "UPDATE clients SET secret_hash = $1 WHERE client_id = $2";
+
+pub(crate) const INSERT_KEY: &str = "INSERT INTO signing_keys (kid, algorithm, private_key, \
+     encrypted, public_key, created_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(crate) const LIST_KEYS: &str = "SELECT kid, algorithm, private_key, encrypted, public_key, \
+     created_at, retired_at FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 \
+     ORDER BY created_at DESC, kid DESC";
+
+pub(crate) const RETIRE_OTHER_KEYS: &str =
+    "UPDATE signing_keys SET retired_at = $1 WHERE kid <> $2 AND retired_at IS NULL";
+
+/// Implements [`ImportStore`](vorgang_core::ImportStore), [`auth::ClientStore`] and
+/// [`auth::SigningKeyStore`] for `$store` on the sqlx database `$db`.
+///
+/// The invoking module provides, besides the statements above:
+///
+/// - statements `INSERT_IMPORT` (the 16 columns of `imports` as `$1`…`$16`, `ON CONFLICT
+///   (client_id, idempotency_key) DO NOTHING`), `SELECT_IMPORT` (the columns of
+///   [`ImportRow`](crate::codec::ImportRow) from `imports i` joined with its body, no `WHERE`),
+///   `SELECT_BY_ID`, `SELECT_BY_KEY`, `LIST_STALE`, `INSERT_BODY`, `UPSERT_BODY` (no write if the
+///   body is unchanged), `TRANSITION_KEEP` and `TRANSITION_CLEAR` (see `transition` below),
+///   `INSERT_CLIENT`, `SELECT_CLIENT`, `LIST_CLIENTS`;
+/// - inherent methods `writer()` and `reader()` (the pools for writes and reads),
+///   `begin_write()` (a transaction that may write), `id_param(Uuid)` (an id as the backend
+///   binds it) and `scrub_backend()` (see `ImportStore::scrub`).
+macro_rules! impl_store_ports {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// Binds `$1`…`$16`: the columns of `imports` in table order.
+            fn bind_import<'q>(
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+                params: &$crate::codec::ImportParams,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+                query
+                    .bind(Self::id_param(params.id))
+                    .bind(&params.client_id)
+                    .bind(params.environment)
+                    .bind(params.status)
+                    .bind(&params.idempotency_key)
+                    .bind(&params.fingerprint)
+                    // `imports.request` stays NULL: bodies live in `import_requests`
+                    // (migration 0002).
+                    .bind(None::<String>)
+                    .bind(&params.tippgeber_externe_partner_id)
+                    .bind(&params.tippgeber_partner_id)
+                    .bind(&params.europace_vorgangsnummer)
+                    .bind(&params.crm_kennung)
+                    .bind(&params.messages)
+                    .bind(&params.failure)
+                    .bind(params.attempts)
+                    .bind(&params.created_at)
+                    .bind(&params.updated_at)
+            }
+
+            /// Runs one write statement through the writer; how many rows it changed.
+            async fn write(
+                &self,
+                context: &'static str,
+                query: sqlx::query::Query<'_, $db, <$db as sqlx::Database>::Arguments>,
+            ) -> Result<u64, vorgang_core::StoreError> {
+                query
+                    .execute(self.writer())
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err(|err| $crate::error::map_sqlx(context, &err))
+            }
+
+            /// The row `query` finds in `pool`, if any, decoded.
+            async fn fetch_optional<R, T>(
+                pool: &sqlx::Pool<$db>,
+                context: &'static str,
+                query: sqlx::query::QueryAs<'_, $db, R, <$db as sqlx::Database>::Arguments>,
+                decode: fn(R) -> Result<T, vorgang_core::StoreError>,
+            ) -> Result<Option<T>, vorgang_core::StoreError>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
+                query
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|err| $crate::error::map_sqlx(context, &err))?
+                    .map(decode)
+                    .transpose()
+            }
+
+            /// Every row `query` finds in `pool`, decoded.
+            async fn fetch_all<R, T>(
+                pool: &sqlx::Pool<$db>,
+                context: &'static str,
+                query: sqlx::query::QueryAs<'_, $db, R, <$db as sqlx::Database>::Arguments>,
+                decode: fn(R) -> Result<T, vorgang_core::StoreError>,
+            ) -> Result<Vec<T>, vorgang_core::StoreError>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
+                query
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|err| $crate::error::map_sqlx(context, &err))?
+                    .into_iter()
+                    .map(decode)
+                    .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl vorgang_core::ImportStore for $store {
+            async fn insert(
+                &self,
+                record: &vorgang_core::ImportRecord,
+            ) -> Result<vorgang_core::InsertOutcome, vorgang_core::StoreError> {
+                const CONTEXT: &str = "insert import";
+                let params = $crate::codec::ImportParams::new(CONTEXT, record)?;
+                let map = |err: sqlx::Error| $crate::error::map_sqlx(CONTEXT, &err);
+                for _ in 0..$crate::INSERT_ATTEMPTS {
+                    // The import and its body commit together. When nothing was inserted, the
+                    // conflicting row is committed and visible: SQLite's write transaction
+                    // serializes writers, PostgreSQL's ON CONFLICT waits for a concurrent insert
+                    // of the key to commit or roll back (READ COMMITTED).
+                    let mut tx = self.begin_write().await.map_err(map)?;
+                    let done = Self::bind_import(sqlx::query(INSERT_IMPORT), &params)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map)?;
+                    if done.rows_affected() == 1 {
+                        if let Some(body) = &params.request {
+                            sqlx::query(INSERT_BODY)
+                                .bind(Self::id_param(params.id))
+                                .bind(body)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(map)?;
+                        }
+                        tx.commit().await.map_err(map)?;
+                        return Ok(vorgang_core::InsertOutcome::Inserted);
+                    }
+                    // Release the connection (SQLite: the one writer) before reading through it.
+                    tx.rollback().await.map_err(map)?;
+                    let Some(key) = &params.idempotency_key else {
+                        return Err(vorgang_core::StoreError::Conflict(format!(
+                            "{CONTEXT}: row not stored"
+                        )));
+                    };
+                    // Read through the writer: it has just seen the conflicting row.
+                    let existing = Self::fetch_optional(
+                        self.writer(),
+                        "read import by idempotency key",
+                        sqlx::query_as(SELECT_BY_KEY)
+                            .bind(&params.client_id)
+                            .bind(key),
+                        $crate::codec::ImportRow::into_record,
+                    )
+                    .await?;
+                    if let Some(existing) = existing {
+                        return Ok(vorgang_core::InsertOutcome::IdempotencyKeyExists(Box::new(
+                            existing,
+                        )));
+                    }
+                    // The conflicting import was deleted in between: try again.
+                }
+                Err($crate::idempotency_race_lost())
+            }
+
+            async fn transition(
+                &self,
+                id: uuid::Uuid,
+                from: vorgang_core::ImportStatus,
+                change: &vorgang_core::ImportChange<'_>,
+            ) -> Result<bool, vorgang_core::StoreError> {
+                use $crate::codec::BodyParam;
+                const CONTEXT: &str = "transition import";
+                let params = $crate::codec::ChangeParams::new(CONTEXT, change)?;
+                let map = |err: sqlx::Error| $crate::error::map_sqlx(CONTEXT, &err);
+                // TRANSITION_KEEP leaves `imports.request` out of its SET list, so the trigger of
+                // migration 0002 (which drops the body when that column is cleared) stays quiet;
+                // TRANSITION_CLEAR sets it to NULL. Both return `imports.request`: a body a build
+                // before 0002 left there.
+                let statement = match params.body {
+                    BodyParam::Keep => TRANSITION_KEEP,
+                    BodyParam::Drop | BodyParam::Store(_) => TRANSITION_CLEAR,
+                };
+                let mut tx = self.begin_write().await.map_err(map)?;
+                let row: Option<(Option<String>,)> = sqlx::query_as(statement)
+                    .bind(Self::id_param(id))
+                    .bind(params.status)
+                    .bind(params.tippgeber_partner_id)
+                    .bind(params.europace_vorgangsnummer)
+                    .bind(params.crm_kennung)
+                    .bind(&params.messages)
+                    .bind(&params.failure)
+                    .bind(params.attempts)
+                    .bind(&params.updated_at)
+                    .bind(from.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map)?;
+                let Some((legacy_body,)) = row else {
+                    tx.rollback().await.map_err(map)?;
+                    return Ok(false);
+                };
+                let body = match (params.body, legacy_body) {
+                    (BodyParam::Keep, None) => None,
+                    // Kept, but still where the previous build put it: move it over.
+                    (BodyParam::Keep, Some(legacy)) => {
+                        sqlx::query($crate::adapter::CLEAR_LEGACY_BODY)
+                            .bind(Self::id_param(id))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map)?;
+                        Some(
+                            sqlx::query(UPSERT_BODY)
+                                .bind(Self::id_param(id))
+                                .bind(legacy),
+                        )
+                    }
+                    (BodyParam::Drop, _) => {
+                        Some(sqlx::query($crate::adapter::DELETE_BODY).bind(Self::id_param(id)))
+                    }
+                    (BodyParam::Store(body), _) => {
+                        Some(sqlx::query(UPSERT_BODY).bind(Self::id_param(id)).bind(body))
+                    }
+                };
+                if let Some(statement) = body {
+                    statement.execute(&mut *tx).await.map_err(map)?;
+                }
+                tx.commit().await.map_err(map)?;
+                Ok(true)
+            }
+
+            async fn get(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<vorgang_core::ImportRecord>, vorgang_core::StoreError> {
+                Self::fetch_optional(
+                    self.reader(),
+                    "read import",
+                    sqlx::query_as(SELECT_BY_ID).bind(Self::id_param(id)),
+                    $crate::codec::ImportRow::into_record,
+                )
+                .await
+            }
+
+            async fn list(
+                &self,
+                query: &vorgang_core::ImportQuery,
+            ) -> Result<Vec<vorgang_core::ImportRecord>, vorgang_core::StoreError> {
+                // Equality filters first, then the keyset condition on (created_at, id): the
+                // shape of the listing indexes (migration 0003), so a page reads its own rows.
+                let mut sql = sqlx::QueryBuilder::<$db>::new(SELECT_IMPORT);
+                let mut glue = " WHERE ";
+                if let Some(client_id) = &query.client_id {
+                    sql.push(glue)
+                        .push("i.client_id = ")
+                        .push_bind(client_id.clone());
+                    glue = " AND ";
+                }
+                if let Some(status) = query.status {
+                    sql.push(glue)
+                        .push("i.status = ")
+                        .push_bind(status.as_str());
+                    glue = " AND ";
+                }
+                // One lower bound on the order, the binding one: rows after a cursor that is
+                // itself at or after `since` are all at or after `since`, and when `since` lies
+                // after the cursor it alone decides. Two bounds could make the planner start the
+                // range at the weaker one and filter its way to the other.
+                let binding_cursor = query
+                    .after
+                    .filter(|after| query.since.is_none_or(|since| after.created_at >= since));
+                if let Some(after) = binding_cursor {
+                    sql.push(glue)
+                        .push("(i.created_at, i.id) > (")
+                        .push_bind($crate::codec::encode_time(after.created_at))
+                        .push(", ")
+                        .push_bind(Self::id_param(after.id))
+                        .push(")");
+                } else if let Some(since) = query.since {
+                    sql.push(glue)
+                        .push("i.created_at >= ")
+                        .push_bind($crate::codec::encode_time(since));
+                }
+                sql.push(" ORDER BY i.created_at, i.id LIMIT ")
+                    .push_bind(i64::from(query.limit));
+                Self::fetch_all(
+                    self.reader(),
+                    "list imports",
+                    sql.build_query_as(),
+                    $crate::codec::ImportRow::into_record,
+                )
+                .await
+            }
+
+            async fn list_stale(
+                &self,
+                cutoff: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<vorgang_core::ImportRecord>, vorgang_core::StoreError> {
+                Self::fetch_all(
+                    self.reader(),
+                    "list stale imports",
+                    sqlx::query_as(LIST_STALE).bind($crate::codec::encode_time(cutoff)),
+                    $crate::codec::ImportRow::into_record,
+                )
+                .await
+            }
+
+            async fn purge_finished_before(
+                &self,
+                cutoff: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, vorgang_core::StoreError> {
+                let query = sqlx::query($crate::adapter::PURGE)
+                    .bind(vorgang_core::ImportStatus::Completed.as_str())
+                    .bind(vorgang_core::ImportStatus::Failed.as_str())
+                    .bind($crate::codec::encode_time(cutoff));
+                self.write("purge imports", query).await
+            }
+
+            async fn tippgeber_partner_id(
+                &self,
+                environment: vorgang_core::model::Environment,
+                externe_partner_id: &str,
+            ) -> Result<Option<String>, vorgang_core::StoreError> {
+                sqlx::query_scalar::<_, String>($crate::adapter::SELECT_TIPPGEBER)
+                    .bind(environment.as_str())
+                    .bind(externe_partner_id)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(|err| $crate::error::map_sqlx("read tippgeber partnerId", &err))
+            }
+
+            async fn save_tippgeber_partner_id(
+                &self,
+                environment: vorgang_core::model::Environment,
+                externe_partner_id: &str,
+                partner_id: &str,
+            ) -> Result<(), vorgang_core::StoreError> {
+                let query = sqlx::query($crate::adapter::UPSERT_TIPPGEBER)
+                    .bind(environment.as_str())
+                    .bind(externe_partner_id)
+                    .bind(partner_id);
+                self.write("save tippgeber partnerId", query).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), vorgang_core::StoreError> {
+                // A committed write, not `SELECT 1`: a full disk, a read-only database or a
+                // write lock held elsewhere fails here although reads still work. One row,
+                // updated in place: cheap enough for every probe of every replica.
+                let query = sqlx::query($crate::adapter::HEARTBEAT)
+                    .bind($crate::codec::encode_time(chrono::Utc::now()));
+                self.write("ping database (heartbeat write)", query).await?;
+                Ok(())
+            }
+
+            async fn scrub(&self) -> Result<(), vorgang_core::StoreError> {
+                self.scrub_backend().await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl auth::ClientStore for $store {
+            async fn insert_client(
+                &self,
+                client: &auth::ClientRecord,
+            ) -> Result<(), auth::StoreError> {
+                let params =
+                    $crate::codec::ClientParams::new(client).map_err($crate::error::for_auth)?;
+                let query = sqlx::query(INSERT_CLIENT)
+                    .bind(&client.client_id)
+                    .bind(&client.secret_hash)
+                    .bind(&client.name)
+                    .bind(&client.email)
+                    .bind(&client.telefonnummer)
+                    .bind(&client.organisation)
+                    .bind(&params.scopes)
+                    .bind(&params.revoked_at)
+                    .bind(&params.created_at);
+                self.write("insert client", query)
+                    .await
+                    .map_err($crate::error::for_auth)?;
+                Ok(())
+            }
+
+            async fn get_client(
+                &self,
+                client_id: &str,
+            ) -> Result<Option<auth::ClientRecord>, auth::StoreError> {
+                Self::fetch_optional(
+                    self.reader(),
+                    "read client",
+                    sqlx::query_as(SELECT_CLIENT).bind(client_id),
+                    $crate::codec::ClientRow::into_record,
+                )
+                .await
+                .map_err($crate::error::for_auth)
+            }
+
+            async fn list_clients(&self) -> Result<Vec<auth::ClientRecord>, auth::StoreError> {
+                Self::fetch_all(
+                    self.reader(),
+                    "list clients",
+                    sqlx::query_as(LIST_CLIENTS),
+                    $crate::codec::ClientRow::into_record,
+                )
+                .await
+                .map_err($crate::error::for_auth)
+            }
+
+            async fn revoke_client(
+                &self,
+                client_id: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, auth::StoreError> {
+                let query = sqlx::query($crate::adapter::REVOKE_CLIENT)
+                    .bind($crate::codec::encode_time(at))
+                    .bind(client_id);
+                Ok(self
+                    .write("revoke client", query)
+                    .await
+                    .map_err($crate::error::for_auth)?
+                    == 1)
+            }
+
+            async fn set_client_secret_hash(
+                &self,
+                client_id: &str,
+                secret_hash: &str,
+            ) -> Result<bool, auth::StoreError> {
+                let query = sqlx::query($crate::adapter::SET_SECRET)
+                    .bind(secret_hash)
+                    .bind(client_id);
+                Ok(self
+                    .write("set client secret", query)
+                    .await
+                    .map_err($crate::error::for_auth)?
+                    == 1)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl auth::SigningKeyStore for $store {
+            async fn insert_key(
+                &self,
+                key: &auth::SigningKeyRecord,
+            ) -> Result<(), auth::StoreError> {
+                let query = sqlx::query($crate::adapter::INSERT_KEY)
+                    .bind(&key.kid)
+                    .bind(&key.algorithm)
+                    .bind(&key.private_key)
+                    .bind(key.encrypted)
+                    .bind(&key.public_key)
+                    .bind($crate::codec::encode_time(key.created_at))
+                    .bind(key.retired_at.map($crate::codec::encode_time));
+                self.write("insert signing key", query)
+                    .await
+                    .map_err($crate::error::for_auth)?;
+                Ok(())
+            }
+
+            async fn list_keys(
+                &self,
+                retired_after: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<auth::SigningKeyRecord>, auth::StoreError> {
+                Self::fetch_all(
+                    self.reader(),
+                    "list signing keys",
+                    sqlx::query_as($crate::adapter::LIST_KEYS)
+                        .bind($crate::codec::encode_time(retired_after)),
+                    $crate::codec::SigningKeyRow::into_record,
+                )
+                .await
+                .map_err($crate::error::for_auth)
+            }
+
+            async fn retire_other_keys(
+                &self,
+                kid: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), auth::StoreError> {
+                let query = sqlx::query($crate::adapter::RETIRE_OTHER_KEYS)
+                    .bind($crate::codec::encode_time(at))
+                    .bind(kid);
+                self.write("retire signing keys", query)
+                    .await
+                    .map_err($crate::error::for_auth)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store_ports;
