@@ -149,7 +149,7 @@ async fn request_loop(
     // Loops start at different bodies so every Tippgeber is in flight at once.
     let mut next_body = index;
     while Instant::now() < until {
-        let connection = match sender.take() {
+        let mut connection = match sender.take() {
             Some(existing) => existing,
             None => match connect(spec.addr).await {
                 Ok(fresh) => fresh,
@@ -162,7 +162,6 @@ async fn request_loop(
                 }
             },
         };
-        let mut connection = connection;
         // A connection the server closed after its last answer is replaced, not counted.
         if connection.ready().await.is_err() {
             continue;

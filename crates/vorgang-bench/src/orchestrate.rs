@@ -175,22 +175,26 @@ async fn run(options: &Options) -> anyhow::Result<ExitCode> {
         .filter(|s| s.imports == 0 || s.error_rate > MAX_ERROR_RATE)
         .collect();
     if failed.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        for summary in failed {
-            eprintln!(
-                "vorgang-bench: FAILED: {}: {} imports, errors {:?} ({} of the requests; at most \
-                 {} allowed). The children's logs were in {}.",
-                summary.target,
-                summary.imports,
-                summary.errors,
-                report::percent(summary.error_rate),
-                report::percent(MAX_ERROR_RATE),
-                run.dir.path().display()
-            );
-        }
-        Ok(ExitCode::FAILURE)
+        return Ok(ExitCode::SUCCESS);
     }
+    for summary in failed {
+        eprintln!(
+            "vorgang-bench: FAILED: {}: {} imports, errors {:?} ({} of the requests; at most {} \
+             allowed).",
+            summary.target,
+            summary.imports,
+            summary.errors,
+            report::percent(summary.error_rate),
+            report::percent(MAX_ERROR_RATE),
+        );
+    }
+    // Kept for the post-mortem: the children's logs say why.
+    let kept = run.dir.keep();
+    eprintln!(
+        "vorgang-bench: the children's logs are kept in {}",
+        kept.display()
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 /// The relay against a fresh sandbox.
@@ -232,11 +236,21 @@ async fn measure_service(
     if run.options.rows > 0 {
         let started = Instant::now();
         let rows = run.options.rows;
+        // Progress in place on a terminal; in a log only the result.
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         crate::prefill::prefill(database_url, &client.client_id, rows, |done| {
-            eprint!("\r   pre-fill: {done} of {rows} imports");
+            if terminal {
+                eprint!("\r   pre-fill: {done} of {rows} imports");
+            }
         })
         .await?;
-        eprintln!(" ({:.0} s)", started.elapsed().as_secs_f64());
+        if terminal {
+            eprintln!();
+        }
+        eprintln!(
+            "   pre-fill: {rows} imports stored in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
     }
 
     let kek_text = secrecy::ExposeSecret::expose_secret(&kek).to_owned();
