@@ -182,7 +182,11 @@ mod tests {
 
         let records = store
             .as_import_store()
-            .list(Some(ImportStatus::Completed))
+            .list(&vorgang_core::ImportQuery {
+                status: Some(ImportStatus::Completed),
+                limit: 10_000,
+                ..vorgang_core::ImportQuery::all()
+            })
             .await
             .unwrap();
         assert_eq!(records.len(), 1_234);
