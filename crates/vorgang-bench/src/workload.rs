@@ -1,8 +1,8 @@
 //! The request bodies: the published example, with the Tippgeber varied over a small fixed set.
 //!
-//! Why vary it: the service stores the Europace partnerId of a Tippgeber and reuses it for the
-//! next lead of the same Tippgeber (DESIGN §7 step 2), while the relay looks it up on every
-//! request. With a handful of Tippgeber, as a partner organisation has, the service does the
+//! Why vary it: the service stores the Europace partnerId of a Tippgeber and reuses it for the next
+//! lead of the same Tippgeber (docs/reference/import-states.md §2), while the relay looks it up on
+//! every request. With a handful of Tippgeber, as a partner organisation has, the service does the
 //! lookup once per Tippgeber (in the warm-up) and the relay every time; a single fixed Tippgeber
 //! would hide nothing more, and a new one per request would measure partner creation instead of
 //! imports. No `Idempotency-Key` is sent, as in issue 10's measurement: every request is a new

@@ -47,7 +47,8 @@ pub(crate) enum Seg<'a> {
 /// (1 to 64 ASCII letters, digits or `_`) or one of the contract's own names.
 ///
 /// A member name is partner input like any value: it may hold a name, an e-mail address or
-/// anything else (`{"Erika Mustermann": …}`), and DESIGN §5 forbids echoing submitted data.
+/// anything else (`{"Erika Mustermann": …}`), and docs/reference/http-api.md §1 forbids echoing
+/// submitted data.
 /// Identifiers cannot carry such data in a recognisable way and keep pointers readable for the
 /// fields a partner really sends.
 pub(crate) fn is_nameable(key: &str) -> bool {

@@ -164,8 +164,8 @@ pub struct ImportRequest {
 ///
 /// Parsing is strict: the body must be UTF-8 (a leading byte-order mark is ignored) holding
 /// exactly one JSON object, without duplicate keys, nested at most [`MAX_NESTING_DEPTH`]
-/// levels deep, without lone surrogate escapes. Then every rule of the contract (DESIGN §6) is
-/// checked and every violation reported, including the character U+0000 in any string value or
+/// levels deep, without lone surrogate escapes. Then every rule of docs/reference/validation.md
+/// is checked and every violation reported, including the character U+0000 in any string value or
 /// member name anywhere in the body (Europace cannot use it, PostgreSQL cannot store it).
 ///
 /// Pointers and warnings name a submitted member only if its name is an identifier (1 to 64

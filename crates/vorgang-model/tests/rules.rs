@@ -661,7 +661,8 @@ fn unknown_fields_are_warnings_and_kept() {
             "WARN unknown-field /partner/custom/0/typ",
             "WARN unknown-field /partner/neu",
             "WARN unknown-field /tippgeber/rolle",
-            // Names that are not identifiers appear as their position (DESIGN §5).
+            // Names that are not identifiers appear as their position
+            // (docs/reference/http-api.md §1).
             "WARN unknown-field /vorgang/#4",
             "WARN unknown-field /vorgang/haushalt/ausgaben/mietausgaben/0/#2",
         ]

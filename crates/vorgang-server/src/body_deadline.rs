@@ -38,7 +38,8 @@ use futures::Stream;
 
 use crate::problem::Problem;
 
-/// How long after its headers a request body may take to arrive completely (DESIGN §5).
+/// How long after its headers a request body may take to arrive completely
+/// (docs/reference/http-api.md §1).
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The request's body with a deadline: yields the body's chunks until the deadline, then one

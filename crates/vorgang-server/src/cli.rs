@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md §3).
+//! The command line (docs/reference/cli.md).
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! `vorgang-server`: see `vorgang-server --help` and DESIGN.md §3.
+//! `vorgang-server`: see `vorgang-server --help` and docs/reference/cli.md.
 
 use clap::Parser as _;
 use vorgang_server::cli::Cli;

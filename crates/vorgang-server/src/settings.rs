@@ -104,7 +104,7 @@ impl Default for EuropaceSettings {
     }
 }
 
-/// All settings of the service (DESIGN.md §4).
+/// All settings of the service (docs/reference/settings.md).
 ///
 /// Every struct denies unknown fields, and [`Settings::load`] checks the file's keys and the
 /// `VORGANG_*` variables against [`KNOWN_KEYS`] first: a typo must be an error, never a default

@@ -1,4 +1,5 @@
-//! The command line (DESIGN.md §3), driving the real binary against a fresh SQLite database.
+//! The command line (docs/reference/cli.md), driving the real binary against a fresh SQLite
+//! database.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
 
 use std::net::TcpListener;

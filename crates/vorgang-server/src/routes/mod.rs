@@ -186,8 +186,8 @@ fn method_not_allowed(allow: &str) -> HttpResponse {
     .error_response()
 }
 
-/// Marks every answer `X-Content-Type-Options: nosniff` (DESIGN §5), so no browser guesses a
-/// script or a page from a body we meant as data.
+/// Marks every answer `X-Content-Type-Options: nosniff` (docs/reference/http-api.md §1), so no
+/// browser guesses a script or a page from a body we meant as data.
 async fn security_headers(
     request: ServiceRequest,
     next: Next<impl MessageBody>,

@@ -393,7 +393,7 @@ async fn every_kex_schema_file_is_a_component_and_every_ref_resolves() {
         assert!(schemas.contains_key(name), "dangling $ref {target}");
     }
 
-    // DESIGN §6 ranges and the members only the service sets.
+    // The ranges and the members only the service sets (docs/reference/validation.md §2).
     let wunsch = &schemas["Finanzierungswunsch"]["properties"];
     assert_eq!(wunsch["kreditbetrag"]["exclusiveMinimum"], json!(0));
     assert_eq!(wunsch["laufzeitInMonaten"]["minimum"], json!(1));
@@ -547,8 +547,8 @@ fn invalid_requests_fail_the_request_schema() {
     assert!(validator.is_valid(&seed_with("/vorgang/neuesFeld", Some(json!({"a": [1]})))));
 }
 
-/// Rules of DESIGN §6 that JSON Schema cannot express: the service refuses these fixtures with
-/// 422, the schema only describes the rule (in `description`).
+/// Rules of docs/reference/validation.md §2 that JSON Schema cannot express: the service refuses
+/// these fixtures with 422, the schema only describes the rule (in `description`).
 const BEYOND_JSON_SCHEMA: &[(&str, &str)] = &[
     ("geburtsdatum-future", "a date in the past depends on today"),
     ("iban-checksum", "mod-97 check digits"),

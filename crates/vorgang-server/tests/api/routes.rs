@@ -1,7 +1,7 @@
-//! HTTP semantics every route shares (DESIGN §5), over real HTTP and raw TCP: `405` with `Allow`
-//! for a method a known path does not serve, `HEAD` like `GET` without a body, `404` for unknown
-//! paths, `X-Content-Type-Options: nosniff` on every answer, and metric labels from closed sets
-//! whatever method or path is asked for.
+//! HTTP semantics every route shares (docs/reference/http-api.md §1), over real HTTP and raw TCP:
+//! `405` with `Allow` for a method a known path does not serve, `HEAD` like `GET` without a body,
+//! `404` for unknown paths, `X-Content-Type-Options: nosniff` on every answer, and metric labels
+//! from closed sets whatever method or path is asked for.
 
 use std::collections::{BTreeMap, BTreeSet};
 

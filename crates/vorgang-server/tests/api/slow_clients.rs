@@ -1,6 +1,7 @@
 //! Issue 8 (HIGH 1): a request body that has not fully arrived 10 s after its headers gets 408
-//! and its connection is closed, on every endpoint, with or without a token (DESIGN §5). Raw
-//! TCP: an HTTP client library would not send a body this badly.
+//! and its connection is closed, on every endpoint, with or without a token
+//! (docs/reference/http-api.md §1). Raw TCP: an HTTP client library would not send a body this
+//! badly.
 
 use std::time::{Duration, Instant};
 
