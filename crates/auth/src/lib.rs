@@ -17,6 +17,12 @@
 //! - [`authorizer`]: [`Authorizer`], the check of `POST /vorgang` for every mode;
 //! - [`memory`]: in-memory stores and a settable clock for tests and embedding.
 //!
+//! Modules, each using only those before it: `ports`, `clock`, `error` (→ ports), `secret`
+//! (→ error), `throttle` (→ clock), `clients` (→ clock, error, ports, secret), `keys` (→ clock,
+//! error, ports), `token` (→ clients, clock, error, keys), `token_endpoint` (→ clients, error,
+//! throttle, token), `external` (→ clock, token), `authorizer` (→ clients, external, token),
+//! `memory` (→ clock, ports), `fuzzing` (→ token_endpoint).
+//!
 //! ```
 //! use std::sync::Arc;
 //! use auth::memory::{ManualClock, MemoryClientStore, MemorySigningKeyStore};

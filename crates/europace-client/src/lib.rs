@@ -10,6 +10,9 @@
 //! Every call carries `X-TraceId`, explicit connect and request timeouts, and no error or log
 //! line contains a secret, a token, a response body or personal data.
 //!
+//! Modules, each using only those before it: `config`, `http` (→ config), `token` (→ config,
+//! http), `partner` and `kex` (→ config, http, token).
+//!
 //! ```no_run
 //! use europace_client::{EuropaceClient, EuropaceConfig};
 //! use secrecy::SecretString;

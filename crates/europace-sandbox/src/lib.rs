@@ -47,6 +47,9 @@
 //!
 //! The sandbox never logs request or response bodies, query strings or other personal data.
 //!
+//! Modules, each using only those before it: `fault`, `state` (→ fault), `handlers` (→ fault,
+//! state).
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use europace_sandbox::{Sandbox, SandboxConfig};

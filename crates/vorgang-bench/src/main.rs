@@ -17,10 +17,11 @@
 //! not the load generator's. A child stops when its standard input closes, so no child outlives
 //! the benchmark, whichever way the benchmark ends.
 //!
-//! Modules: [`cli`] (flags), [`orchestrate`] (one run), [`child`] (child processes and their
-//! memory), [`roles`] (what a child runs), [`relay`] (the null relay), [`server`] (how the
-//! service is configured and prepared), [`prefill`] (`--rows`), [`workload`] (the request
-//! bodies), [`load`] (the load generator), [`report`] (percentiles, table, JSON).
+//! Modules, each using only those before it: [`cli`] (flags), [`child`] (child processes and
+//! their memory), [`relay`] (the null relay), [`server`] (how the service is configured and
+//! prepared), [`prefill`] (`--rows`), [`workload`] (the request bodies), [`load`] (the load
+//! generator), [`report`] (percentiles, table, JSON), [`roles`] (what a child runs; → cli, relay,
+//! server), [`orchestrate`] (one run; → child, cli, load, prefill, report, server, workload).
 
 mod child;
 mod cli;

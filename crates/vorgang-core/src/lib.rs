@@ -10,6 +10,11 @@
 //! A request travels typed: the validated [`model::ImportRequest`] is kept in the
 //! [`ImportRecord`] until the import finishes, the Tippgeber call and the KEX body
 //! ([`kex_body`]) are built from it, and only the store adapter serialises it.
+//!
+//! Modules, each using only those before it: `record`, `kex`, `query` (→ record), `change`
+//! (→ record), [`ports`] (→ change, query, record), `error` (→ ports, record), `crm` (→ ports,
+//! record), `resolver` (→ change, error, ports, query, record), `importer` (→ error, kex, ports,
+//! query, record, resolver), [`memory`] (→ change, ports, query, record).
 
 mod change;
 mod crm;

@@ -16,6 +16,9 @@
 //! PostgreSQL database per test, a database that refuses writes) is the module `testing`, built
 //! only with the cargo feature `testing`, which dev-dependencies enable.
 //!
+//! Modules, each using only those before it: `error`, `codec` (→ error), `adapter` (→ codec,
+//! error), `sqlite` and `postgres` (→ adapter, error), `testing` (→ error).
+//!
 //! # Schema
 //!
 //! - `imports`: one row per import, primary key `id`; `UNIQUE (client_id, idempotency_key)`
