@@ -85,6 +85,11 @@ pub struct NewImport<'a> {
 }
 
 /// SHA-256 (hex) over the environment and the raw body: the idempotency fingerprint.
+///
+/// The raw bytes, not the parsed request: a retry is the same request only if it is the same
+/// bytes, and re-serialising would make two different bodies (other member order, other number
+/// spelling) look alike. The environment is included because the same body sent to `TEST` and
+/// to `PRODUCTION` are two different requests.
 #[must_use]
 pub fn fingerprint(environment: Environment, raw_body: &[u8]) -> String {
     let mut hasher = Sha256::new();
@@ -99,6 +104,11 @@ pub fn fingerprint(environment: Environment, raw_body: &[u8]) -> String {
 }
 
 /// The import use case. Cheap to clone; share one per process.
+///
+/// One per process because it remembers which imports this process is driving right now: its
+/// own [`Importer::resume_stale`] never takes one of those over, however long a step takes. Two
+/// separate importers in one process would not see each other's: compare-and-set still keeps
+/// every step single, but one's resume could take over the other's slow live import.
 #[derive(Clone)]
 pub struct Importer {
     config: Arc<ImporterConfig>,
@@ -341,6 +351,11 @@ impl Importer {
     /// Drives a stored import through its remaining steps, storing each state before the next.
     /// Returns the import as last stored. If another process changed the import meanwhile, returns
     /// what is stored now without touching it.
+    ///
+    /// Safe to call for an import someone else may be driving: a second call in this process
+    /// returns what is stored, and every state change is compare-and-set on the previous state,
+    /// so of two writers in different processes only one takes each step. It never sends a KEX
+    /// import twice: an import found `SENDING` is left for [`Importer::resume_stale`].
     ///
     /// # Errors
     /// [`ImportError::Unfinished`] when a state could not be stored: the import stays in its last

@@ -113,6 +113,10 @@ pub trait ImportStore: Send + Sync {
     async fn purge_finished_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// The Europace partnerId stored for a Tippgeber's `externePartnerId` in an environment.
+    ///
+    /// Per environment because Partnermanagement has no test mode: a test-mode Tippgeber is a
+    /// different partner (under the test parent) from the production one with the same
+    /// `externePartnerId`. A hit spares the import every Partnermanagement call.
     async fn tippgeber_partner_id(
         &self,
         environment: Environment,
@@ -121,6 +125,10 @@ pub trait ImportStore: Send + Sync {
 
     /// Remembers the Europace partnerId of a Tippgeber. Storing the same mapping twice is fine;
     /// a different partnerId for an existing key replaces it.
+    ///
+    /// Two imports of the same new Tippgeber may run at once and both look it up or create it
+    /// (creation of an existing `externePartnerId` answers the existing partner), so both store
+    /// the same id: this must be an upsert, never a uniqueness error that fails an import.
     async fn save_tippgeber_partner_id(
         &self,
         environment: Environment,
@@ -155,7 +163,9 @@ pub trait ImportStore: Send + Sync {
 pub struct PartnerRecord {
     /// Europace partnerId, e.g. `SZY92`.
     pub partner_id: String,
-    /// partnerId of the partner it sits under, if Europace told us.
+    /// partnerId of the partner it sits under, if Europace told us. The search by
+    /// `externePartnerId` is Europace-wide and another organisation may use the same id, so
+    /// only a partner under our environment's Tippgeber parent is ours.
     pub parent_partner_id: Option<String>,
 }
 
@@ -185,7 +195,9 @@ pub enum EuropaceError {
         /// Short technical reason (no personal data).
         reason: String,
     },
-    /// Europace answered successfully but with a body we cannot read.
+    /// Europace answered successfully but with a body we cannot read. For the KEX import the
+    /// case may exist all the same, so the importer treats it as [`Self::InDoubt`]; in the
+    /// Tippgeber step, which is safe to repeat, the import fails.
     #[error("unexpected answer from Europace: {reason}")]
     Protocol {
         /// Short technical reason (no personal data).
@@ -201,7 +213,9 @@ pub enum EuropaceError {
 /// returned.
 #[async_trait]
 pub trait PartnerDirectory: Send + Sync {
-    /// All partners with this `externePartnerId` (Europace-wide), each with its parent.
+    /// All partners with this `externePartnerId` (Europace-wide), each with its parent. The
+    /// caller picks the one under its Tippgeber parent ([`PartnerRecord::parent_partner_id`]):
+    /// the adapter does not filter, because Europace's search does not either.
     async fn find_by_externe_partner_id(
         &self,
         externe_partner_id: &str,
@@ -267,12 +281,20 @@ pub trait CrmIds: Send + Sync {
 }
 
 /// The current time. Infallible.
+///
+/// A port rather than `Utc::now()` so that what depends on time (which imports are stale
+/// enough to resume, which finished ones are past retention, the listing order by
+/// `created_at`) can be tested with a clock the test sets, without sleeping.
 pub trait Clock: Send + Sync {
     /// Now, in UTC.
     fn now(&self) -> DateTime<Utc>;
 }
 
 /// Fresh ids for imports. Infallible.
+///
+/// The id is the `drkleinrkVorgangsnummer`: it is sent to Europace as `eigeneVorgangsnummer` and
+/// is how an operator finds an `IN_DOUBT` case there, so it must be unique across replicas
+/// without coordination (random UUIDs in production; fixed ones in tests).
 pub trait IdGenerator: Send + Sync {
     /// A new, unique id.
     fn new_id(&self) -> Uuid;

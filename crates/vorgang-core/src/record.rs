@@ -98,7 +98,8 @@ impl std::fmt::Display for ImportStatus {
     }
 }
 
-/// An unknown status name.
+/// An unknown status name. Names are matched exactly, as stored and sent (`IN_DOUBT`, not
+/// `in_doubt`): the stored text must map to one status only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown import status")]
 pub struct ParseStatusError;
@@ -124,6 +125,10 @@ pub struct Failure {
 }
 
 /// The kinds of [`Failure`].
+///
+/// The kind, not the free-text detail, decides what a partner is told and may do: `Unavailable`
+/// is the only `FAILED` import that the same `Idempotency-Key` attempts again (nothing was
+/// created and the fault was Europace's); every other one replays its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FailureKind {
@@ -154,7 +159,8 @@ pub struct ImportRecord {
     pub status: ImportStatus,
     /// The `Idempotency-Key` the client sent, if any (unique per client).
     pub idempotency_key: Option<String>,
-    /// SHA-256 (hex) over the environment and the raw request body.
+    /// SHA-256 (hex) over the environment and the raw request body: tells a retry of the same
+    /// request (replayed) from a key reused for another one (refused), see [`crate::fingerprint`].
     pub fingerprint: String,
     /// The validated request (personal data), typed: kept only until the import is finished,
     /// and serialised only by the store.
@@ -175,7 +181,8 @@ pub struct ImportRecord {
     pub attempts: u32,
     /// When it was accepted.
     pub created_at: DateTime<Utc>,
-    /// When it last changed.
+    /// When it last changed. The resume takes over only imports unchanged for longer than its
+    /// stale window, so a live request (here or on another replica) keeps its import.
     pub updated_at: DateTime<Utc>,
 }
 

@@ -110,6 +110,10 @@ impl Resolver {
 
     /// Deletes finished imports last changed more than `retention` ago. Returns how many.
     ///
+    /// Only `COMPLETED` and `FAILED` ones: `IN_DOUBT` imports wait for an operator and
+    /// unfinished ones for the resume, however old. A retention below the 24-hour idempotency
+    /// window would let a retried request create a second case; the settings refuse one.
+    ///
     /// # Errors
     /// [`ImportError::Store`].
     pub async fn purge_finished(&self, retention: Duration) -> Result<u64, ImportError> {

@@ -139,6 +139,12 @@ pub(crate) fn idempotency_race_lost() -> StoreError {
 
 /// A connected store on one of the supported databases.
 ///
+/// The import use case and the auth service take their ports separately (`as_import_store`,
+/// `as_client_store`, `as_signing_key_store`), but all of them must share one set of
+/// connections: SQLite allows one writer at a time, and this store's single writer connection
+/// is what makes writes queue instead of failing with "database is locked". So build one
+/// `Store` per process and hand out its ports.
+///
 /// Cloning is cheap and shares the connections.
 #[derive(Debug, Clone)]
 pub enum Store {
