@@ -23,12 +23,20 @@ use crate::token::TokenCache;
 /// | 2xx whose body cannot be read because the connection broke | [`EuropaceError::InDoubt`] |
 /// | 2xx that is not JSON or names no `vorgangsnummer` | [`EuropaceError::Protocol`] (the case probably exists) |
 /// | 401 | the token is dropped, a fresh one fetched and the import sent exactly once more |
-/// | other 4xx (and a second 401) | [`EuropaceError::Rejected`] |
+/// | other 4xx | [`EuropaceError::Rejected`] with Europace's messages from the answer body (see below) |
+/// | a second 401 | [`EuropaceError::Rejected`] without messages (they would be about our token) |
 /// | 5xx, 429 | [`EuropaceError::Unavailable`] with `Retry-After` |
 /// | no connection could be made (connect error or connect timeout) | [`EuropaceError::Unavailable`]: nothing was sent |
 /// | timeout, reset or any other error once connected | [`EuropaceError::InDoubt`] |
 /// | any other status (1xx, 3xx) | [`EuropaceError::InDoubt`] |
 /// | no token (before anything is sent) | [`EuropaceError::Rejected`] or [`EuropaceError::Unavailable`] |
+///
+/// Europace's reasons for a refusal reach the partner (the 502 answer's `europaceMessages`), so
+/// they are read from the refusal's body: a JSON object's `messages` (an array, as in the 201
+/// answer; entries that are not strings are kept as compact JSON) or else its `message` (one
+/// string, the shape of Europace's Partner API errors). Any other body (not JSON, no such
+/// member, unreadable) gives no messages and is still `Rejected`. The messages may quote
+/// submitted personal data: they are never logged, the log names only their number.
 #[derive(Debug, Clone)]
 pub struct KexApi {
     http: reqwest::Client,
@@ -142,9 +150,12 @@ impl KexImporter for KexApi {
                     reason: format!("KEX import answered {}", status.as_u16()),
                     retry_after: http::retry_after(response.headers()),
                 }
+            } else if status == StatusCode::UNAUTHORIZED {
+                EuropaceError::rejected(status.as_u16())
             } else if status.is_client_error() {
                 EuropaceError::Rejected {
                     status: status.as_u16(),
+                    messages: read_refusal_messages(response).await.into(),
                 }
             } else {
                 EuropaceError::InDoubt {
@@ -234,15 +245,43 @@ fn parse_imported(body: &[u8]) -> Result<KexImported, EuropaceError> {
         Some(serde_json::Value::Number(number)) => number.to_string(),
         _ => return Err(protocol("KEX import answer without vorgangsnummer")),
     };
-    let messages = match object.get("messages") {
+    Ok(KexImported {
+        vorgangsnummer,
+        messages: messages_of(object),
+    })
+}
+
+/// The `messages` of an answer object: an array (each entry a message), or one value.
+fn messages_of(object: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    match object.get("messages") {
         None | Some(serde_json::Value::Null) => Vec::new(),
         Some(serde_json::Value::Array(items)) => items.iter().map(render_message).collect(),
         Some(other) => vec![render_message(other)],
+    }
+}
+
+/// Europace's messages in the body of a refusal (4xx): `messages` as in a 201 answer, else a
+/// single `message` string; nothing for any other body, or one that cannot be read (the
+/// refusal stands either way: nothing was created).
+async fn read_refusal_messages(response: reqwest::Response) -> Vec<String> {
+    match http::read_body(response).await {
+        Ok(body) => refusal_messages(&body),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn refusal_messages(body: &[u8]) -> Vec<String> {
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body) else {
+        return Vec::new();
     };
-    Ok(KexImported {
-        vorgangsnummer,
-        messages,
-    })
+    let messages = messages_of(&object);
+    if !messages.is_empty() {
+        return messages;
+    }
+    match object.get("message") {
+        Some(serde_json::Value::String(message)) => vec![message.clone()],
+        _ => Vec::new(),
+    }
 }
 
 fn render_message(message: &serde_json::Value) -> String {
@@ -290,7 +329,30 @@ mod tests {
     fn token_errors_never_become_in_doubt() {
         let error = nothing_sent_token_error(EuropaceError::Protocol { reason: "x".into() });
         assert!(matches!(error, EuropaceError::Unavailable { .. }));
-        let error = nothing_sent_token_error(EuropaceError::Rejected { status: 401 });
-        assert_eq!(error, EuropaceError::Rejected { status: 401 });
+        let error = nothing_sent_token_error(EuropaceError::rejected(401));
+        assert_eq!(error, EuropaceError::rejected(401));
+    }
+
+    #[test]
+    fn refusal_messages_come_from_messages_or_message() {
+        assert_eq!(
+            refusal_messages(br#"{"messages":["a",{"code":"X"}],"message":"m"}"#),
+            ["a", r#"{"code":"X"}"#]
+        );
+        assert_eq!(refusal_messages(br#"{"messages":"one"}"#), ["one"]);
+        assert_eq!(
+            refusal_messages(br#"{"message":"Enum: abc","traceId":"t"}"#),
+            ["Enum: abc"]
+        );
+        assert_eq!(refusal_messages(br#"{"messages":[],"message":"m"}"#), ["m"]);
+        for body in [
+            &b""[..],
+            b"Bad Request",
+            b"[\"a\"]",
+            br#"{"message":7}"#,
+            b"{}",
+        ] {
+            assert!(refusal_messages(body).is_empty(), "{body:?}");
+        }
     }
 }

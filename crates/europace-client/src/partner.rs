@@ -104,9 +104,7 @@ impl PartnerApi {
                 }
                 Once::Unauthorized => {
                     tracing::warn!(trace = %trace, operation, "Europace answered 401 again");
-                    return Err(EuropaceError::Rejected {
-                        status: StatusCode::UNAUTHORIZED.as_u16(),
-                    });
+                    return Err(EuropaceError::rejected(StatusCode::UNAUTHORIZED.as_u16()));
                 }
                 Once::Failed(EuropaceError::Unavailable {
                     reason,
@@ -183,9 +181,7 @@ impl PartnerApi {
                 retry_after: http::retry_after(response.headers()),
             });
         }
-        Once::Failed(EuropaceError::Rejected {
-            status: status.as_u16(),
-        })
+        Once::Failed(EuropaceError::rejected(status.as_u16()))
     }
 
     /// The parent of partner `partner_id`; `Ok(None)` when Europace names none or does not let us
@@ -205,7 +201,9 @@ impl PartnerApi {
                     .map_err(|_| protocol("partner details", "answer unreadable"))?;
                 Ok(details.parent.and_then(|parent| parent.partner_id))
             }
-            Err(EuropaceError::Rejected { status: 403 | 404 }) => {
+            Err(EuropaceError::Rejected {
+                status: 403 | 404, ..
+            }) => {
                 tracing::info!(
                     trace = %trace,
                     partner_id,

@@ -301,9 +301,7 @@ impl TokenCache {
                 retry_after: http::retry_after(response.headers()),
             });
         }
-        Err(EuropaceError::Rejected {
-            status: status.as_u16(),
-        })
+        Err(EuropaceError::rejected(status.as_u16()))
     }
 }
 

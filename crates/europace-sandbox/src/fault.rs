@@ -64,6 +64,10 @@ pub(crate) struct FaultRequest {
     after_receive: Option<bool>,
     #[serde(default)]
     retry_after_s: Option<u64>,
+    /// The JSON answer instead of the sandbox's own error body (e.g. Europace's `messages` of
+    /// a refused KEX import). `null` counts as absent.
+    #[serde(default)]
+    body: Option<serde_json::Value>,
 }
 
 /// Longest delay a fault may ask for (10 minutes).
@@ -86,6 +90,9 @@ impl FaultRequest {
         if delay_ms > MAX_DELAY_MS {
             return Err(format!("delay_ms must be at most {MAX_DELAY_MS}"));
         }
+        if self.body.is_some() && matches!(self.status, None | Some(0)) {
+            return Err("body needs a status other than 0 (it replaces an error answer)".into());
+        }
         Ok(QueuedFault {
             target: self.target,
             status: self.status,
@@ -93,6 +100,7 @@ impl FaultRequest {
             remaining: times,
             after_receive: self.after_receive.unwrap_or(false),
             retry_after_s: self.retry_after_s,
+            body: self.body,
         })
     }
 }
@@ -109,6 +117,9 @@ pub(crate) struct QueuedFault {
     pub(crate) after_receive: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) retry_after_s: Option<u64>,
+    /// The JSON answer, when the fault names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) body: Option<serde_json::Value>,
 }
 
 impl QueuedFault {
@@ -129,6 +140,16 @@ impl QueuedFault {
         if let Some(seconds) = self.retry_after_s {
             builder.insert_header(("Retry-After", seconds.to_string()));
         }
+        if status == 401 {
+            let challenge = match call {
+                Call::Auth => "Basic realm=\"europace\"",
+                _ => "Bearer error=\"invalid_token\"",
+            };
+            builder.insert_header(("WWW-Authenticate", challenge));
+        }
+        if let Some(body) = &self.body {
+            return Some(builder.json(body));
+        }
         let description = format!("sandbox fault: HTTP {status}");
         Some(match call {
             Call::Auth => {
@@ -137,15 +158,9 @@ impl QueuedFault {
                     400..=499 => "invalid_request",
                     _ => "temporarily_unavailable",
                 };
-                if status == 401 {
-                    builder.insert_header(("WWW-Authenticate", "Basic realm=\"europace\""));
-                }
                 builder.json(json!({ "error": error, "error_description": description }))
             }
             Call::PartnerLookup | Call::PartnerCreate | Call::Kex => {
-                if status == 401 {
-                    builder.insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""));
-                }
                 builder.json(json!({ "message": description, "traceId": trace_id }))
             }
         })
@@ -160,6 +175,7 @@ impl QueuedFault {
             remaining: times,
             after_receive: false,
             retry_after_s: None,
+            body: None,
         }
     }
 }
@@ -220,6 +236,18 @@ mod tests {
         assert!(parse(r#"{"target":"kex","statuscode":503}"#).is_err());
         assert!(parse(r#"{"target":"kex","delay_ms":-1}"#).is_err());
         assert!(parse(r#"{"target":"kex","status":0}"#).is_ok());
+        assert!(parse(r#"{"target":"kex","body":{"messages":[]}}"#).is_err());
+        assert!(parse(r#"{"target":"kex","status":0,"body":{"messages":[]}}"#).is_err());
+        assert!(parse(r#"{"target":"kex","status":400,"body":null}"#).is_ok());
+    }
+
+    #[test]
+    fn a_body_replaces_the_error_answer() {
+        let fault =
+            parse(r#"{"target":"kex","status":400,"body":{"messages":["PLZ fehlt"]}}"#).unwrap();
+        assert_eq!(fault.body, Some(json!({"messages": ["PLZ fehlt"]})));
+        let response = fault.response(Call::Kex, "t").unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -35,10 +35,12 @@
 //! | `GET /_sandbox/stats` | requests received per target: `{"auth","partner_lookup","partner_create","kex"}` |
 //!
 //! A fault is `{"target": "auth"|"partner"|"partner_lookup"|"partner_create"|"kex", "status": 503,
-//! "delay_ms": 0, "times": 1, "after_receive": false, "retry_after_s": 5}`; only `target` is
-//! required. The next `times` calls to `target` (`partner` = lookup and creation,
+//! "delay_ms": 0, "times": 1, "after_receive": false, "retry_after_s": 5, "body": null}`; only
+//! `target` is required. The next `times` calls to `target` (`partner` = lookup and creation,
 //! `partner_lookup` = both `GET` endpoints) wait `delay_ms` and then answer `status` with a small
-//! JSON error body (and `Retry-After` when `retry_after_s` is given). `status: 0` drops the
+//! JSON error body, or with `body` as the JSON answer when given (e.g. Europace's
+//! `{"messages": [...]}` of a refused KEX import; it needs a `status` other than 0), and
+//! `Retry-After` when `retry_after_s` is given. `status: 0` drops the
 //! connection without any answer; no `status` means the normal answer, only delayed. With
 //! `after_receive` the request is processed first (a KEX import is recorded, a partner created,
 //! a token issued) and only then delayed and answered with the fault: the answer is lost.

@@ -3,7 +3,8 @@
 //! The service runs from its library API ([`Application::build`](vorgang_server::startup::Application::build)
 //! with [`Settings`]), exactly as its binary's `serve` does, on these settings: the defaults, plus
 //! a free loopback port, the run's database, the run's sandbox as `europace.base_url` with
-//! credentials, and a generated `key_encryption_key` (required with a `base_url`). Everything
+//! credentials, a generated `key_encryption_key` (required with a `base_url`), and the rate limit
+//! off (`limits.imports_per_minute = 0`: the load is one client). Everything
 //! else (durability, timeouts, logging at `info` to stderr) is the production default. A new
 //! setting with a safe default needs no change here; a renamed one fails to compile here.
 //!
@@ -36,6 +37,9 @@ pub fn settings(database_url: &str, europace_url: &url::Url, kek: SecretString) 
     settings.europace.base_url = Some(europace_url.clone());
     settings.europace.client_id = Some("dkr-bench".into());
     settings.europace.client_secret = Some(SecretString::from("dkr-bench-secret"));
+    // The load is one client sending as fast as it can: the production default of 600 requests
+    // per minute would answer most of it 429 and measure the limiter, not the import.
+    settings.limits.imports_per_minute = 0;
     settings
 }
 
@@ -109,4 +113,17 @@ pub async fn token(base_url: &str, client: &BenchClient) -> anyhow::Result<Strin
         response.status()
     );
     Ok(response.json::<Token>().await?.access_token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_benchmark_runs_without_rate_limit_and_with_valid_settings() {
+        let europace = url::Url::parse("http://127.0.0.1:9").unwrap();
+        let settings = settings("sqlite://bench.db?mode=rwc", &europace, generate_kek());
+        assert_eq!(settings.limits.imports_per_minute, 0);
+        assert!(settings.problems().is_empty(), "{:?}", settings.problems());
+    }
 }

@@ -20,7 +20,7 @@ use crate::ports::{
     PartnerDirectory, StoreError, TraceId,
 };
 use crate::query::{ImportPage, ImportQuery};
-use crate::record::{Failure, FailureKind, ImportRecord, ImportStatus};
+use crate::record::{EuropaceMessages, Failure, FailureKind, ImportRecord, ImportStatus};
 use crate::resolver::{Resolution, Resolver};
 
 /// Longest [`Importer::submit`] waits for the outcome of an import that another writer took over
@@ -394,9 +394,14 @@ impl Importer {
                 FailureKind::Rejected
             }
         };
+        let europace_messages = match error {
+            EuropaceError::Rejected { messages, .. } => messages.clone(),
+            _ => EuropaceMessages::default(),
+        };
         Failure {
-            kind,
-            detail: error.to_string(),
+            europace_messages,
+            // The error's text names statuses and counts, never Europace's messages.
+            ..Failure::new(kind, error.to_string())
         }
     }
 
@@ -404,10 +409,10 @@ impl Importer {
     /// database gets here (every import is stored with its request, which is dropped only when it
     /// finishes). Failed rather than guessed at; nothing was sent.
     fn missing(&self, record: &ImportRecord, what: &str) -> ImportRecord {
-        let failure = Failure {
-            kind: FailureKind::Rejected,
-            detail: format!("stored import has no {what}"),
-        };
+        let failure = Failure::new(
+            FailureKind::Rejected,
+            format!("stored import has no {what}"),
+        );
         self.resolver
             .finish(record.clone(), ImportStatus::Failed, Some(failure))
     }
@@ -529,7 +534,15 @@ impl Importer {
                 if status == ImportStatus::InDoubt {
                     failure.kind = FailureKind::InDoubt;
                 }
-                self.resolver.finish(sending.clone(), status, Some(failure))
+                // Europace's reasons for a refusal are the import's messages too, before ours,
+                // as Europace's messages come first in a 201 (`GET /vorgang/{id}` shows them).
+                let mut record = sending.clone();
+                if !failure.europace_messages.is_empty() {
+                    let ours = std::mem::take(&mut record.messages);
+                    record.messages = failure.europace_messages.as_slice().to_vec();
+                    record.messages.extend(ours);
+                }
+                self.resolver.finish(record, status, Some(failure))
             }
         };
         // A store error here leaves the import SENDING: the resume makes it IN_DOUBT, never
@@ -568,10 +581,7 @@ impl Importer {
                 continue;
             }
             let result = if record.status == ImportStatus::Sending {
-                let failure = Failure {
-                    kind: FailureKind::InDoubt,
-                    detail: "found SENDING after a restart".to_owned(),
-                };
+                let failure = Failure::new(FailureKind::InDoubt, "found SENDING after a restart");
                 let doubt =
                     self.resolver
                         .finish(record.clone(), ImportStatus::InDoubt, Some(failure));

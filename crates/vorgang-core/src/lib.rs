@@ -37,6 +37,6 @@ pub use ports::{
     KexImporter, PartnerDirectory, PartnerRecord, RandomIds, StoreError, SystemClock, TraceId,
 };
 pub use query::{ImportCursor, ImportPage, ImportQuery, ParseCursorError};
-pub use record::{Failure, FailureKind, ImportRecord, ImportStatus};
+pub use record::{EuropaceMessages, Failure, FailureKind, ImportRecord, ImportStatus};
 pub use resolver::{Resolution, Resolver};
 pub use vorgang_model as model;

@@ -253,7 +253,7 @@ impl PartnerDirectory for InMemoryEuropace {
             .iter()
             .any(|p| p.partner_id == parent_partner_id)
         {
-            return Err(EuropaceError::Rejected { status: 404 });
+            return Err(EuropaceError::rejected(404));
         }
         // Like Europace: an `externePartnerId` that already exists under this parent answers the
         // existing partner (205); under another parent it is a different partner.
@@ -288,7 +288,7 @@ impl KexImporter for InMemoryEuropace {
             fault,
             Some(EuropaceError::Rejected { .. } | EuropaceError::Unavailable { .. })
         ) {
-            return Err(fault.unwrap_or(EuropaceError::Rejected { status: 400 }));
+            return Err(fault.unwrap_or(EuropaceError::rejected(400)));
         }
         let vorgangsnummer = format!("KX{:04}", state.imports.len() + 1);
         state.imports.push(ReceivedImport {

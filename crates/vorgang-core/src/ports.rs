@@ -12,7 +12,7 @@ use vorgang_model::{Environment, Tippgeber};
 
 use crate::change::ImportChange;
 use crate::query::ImportQuery;
-use crate::record::{ImportRecord, ImportStatus};
+use crate::record::{EuropaceMessages, ImportRecord, ImportStatus};
 
 /// Correlation id sent as `X-TraceId` on every Europace call of one import and written to our logs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -158,6 +158,17 @@ pub trait ImportStore: Send + Sync {
     }
 }
 
+impl EuropaceError {
+    /// [`EuropaceError::Rejected`] with this status and no messages.
+    #[must_use]
+    pub fn rejected(status: u16) -> Self {
+        Self::Rejected {
+            status,
+            messages: EuropaceMessages::default(),
+        }
+    }
+}
+
 /// A partner found in Europace Partnermanagement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartnerRecord {
@@ -174,10 +185,15 @@ pub struct PartnerRecord {
 pub enum EuropaceError {
     /// Europace refused our own request with a 4xx (other than 429): our credentials, our
     /// configuration or our request is wrong. Retrying the same request will not help.
-    #[error("Europace rejected the request with status {status}")]
+    ///
+    /// The message names the status and how many messages Europace sent, never their text.
+    #[error("Europace rejected the request with status {status} ({} messages)", messages.len())]
     Rejected {
         /// The HTTP status Europace answered.
         status: u16,
+        /// Europace's reasons, as it sent them (only the KEX import reads them; empty for the
+        /// other calls and for a 401).
+        messages: EuropaceMessages,
     },
     /// Europace was unreachable, timed out before our request was sent completely, or answered
     /// 5xx/429. Nothing was created; the call may be repeated later.

@@ -115,13 +115,81 @@ impl std::str::FromStr for ImportStatus {
     }
 }
 
-/// Why an import failed or is in doubt, without personal data.
+/// Why an import failed or is in doubt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// What kind of failure; decides the HTTP answer.
     pub kind: FailureKind,
     /// Technical detail for operators (status codes, timeouts); never personal data.
     pub detail: String,
+    /// Europace's own messages when it refused the KEX import (`Rejected`), as it sent them:
+    /// the 502 answer (and its replay) carries them as `europaceMessages`. They may quote
+    /// submitted data, so they are shown only to the client whose import it is and never
+    /// logged. Stored inside the failure (absent when empty), so records written before this
+    /// field existed still decode.
+    #[serde(default, skip_serializing_if = "EuropaceMessages::is_empty")]
+    pub europace_messages: EuropaceMessages,
+}
+
+impl Failure {
+    /// A failure of `kind` without messages from Europace.
+    #[must_use]
+    pub fn new(kind: FailureKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            europace_messages: EuropaceMessages::default(),
+        }
+    }
+}
+
+/// Europace's messages about a request it refused, exactly as Europace sent them.
+///
+/// They may quote what was submitted (a name, an IBAN), so they are personal data: the type's
+/// `Debug` shows only how many there are, and the `Display` of the errors carrying them names
+/// only the count. Only the partner whose import it is gets to read the text (the 502 answer,
+/// `GET /vorgang/{id}`).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EuropaceMessages(Vec<String>);
+
+impl EuropaceMessages {
+    /// The messages, in Europace's order.
+    #[must_use]
+    pub fn new(messages: Vec<String>) -> Self {
+        Self(messages)
+    }
+
+    /// The messages, in Europace's order.
+    #[must_use]
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    /// How many there are (what logs may say about them).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether Europace sent none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<String>> for EuropaceMessages {
+    fn from(messages: Vec<String>) -> Self {
+        Self(messages)
+    }
+}
+
+/// Only the count: the text may quote personal data, and `Debug` ends up in panics and logs.
+impl std::fmt::Debug for EuropaceMessages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EuropaceMessages({} messages)", self.0.len())
+    }
 }
 
 /// The kinds of [`Failure`].
@@ -238,5 +306,22 @@ mod tests {
             );
         }
         assert_eq!("accepted".parse::<ImportStatus>(), Err(ParseStatusError));
+    }
+
+    #[test]
+    fn europace_messages_are_stored_with_the_failure_but_never_shown_by_debug() {
+        let failure = Failure {
+            europace_messages: vec!["Name Erika Mustermann unbekannt".to_owned()].into(),
+            ..Failure::new(FailureKind::Rejected, "status 400")
+        };
+        let json = serde_json::to_string(&failure).unwrap();
+        let back: Failure = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, failure);
+        assert!(!format!("{failure:?}").contains("Erika"), "{failure:?}");
+        // Without messages the stored form is the old one, and the old one still decodes.
+        let plain = Failure::new(FailureKind::Unavailable, "503");
+        let json = serde_json::to_string(&plain).unwrap();
+        assert_eq!(json, r#"{"kind":"UNAVAILABLE","detail":"503"}"#);
+        assert_eq!(serde_json::from_str::<Failure>(&json).unwrap(), plain);
     }
 }

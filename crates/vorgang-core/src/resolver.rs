@@ -73,10 +73,7 @@ impl Resolver {
                 self.finish(next, ImportStatus::Imported, None)
             }
             Resolution::Failed => {
-                let failure = Failure {
-                    kind: FailureKind::Operator,
-                    detail: "marked failed by an operator".to_owned(),
-                };
+                let failure = Failure::new(FailureKind::Operator, "marked failed by an operator");
                 self.finish(record.clone(), ImportStatus::Failed, Some(failure))
             }
         };

@@ -217,8 +217,7 @@ async fn lookup_keeps_only_a_partner_under_the_environments_parent() {
 #[tokio::test]
 async fn kex_rejection_fails_the_import_and_drops_the_body() {
     let h = harness();
-    h.europace
-        .fail_next_kex(EuropaceError::Rejected { status: 400 });
+    h.europace.fail_next_kex(EuropaceError::rejected(400));
     let record = submit(&h, Environment::Test, None, b"{}", "42")
         .await
         .unwrap();
@@ -226,6 +225,32 @@ async fn kex_rejection_fails_the_import_and_drops_the_body() {
     assert_eq!(record.failure.as_ref().unwrap().kind, FailureKind::Rejected);
     assert_eq!(record.request, None);
     assert!(h.europace.imports().is_empty());
+}
+
+#[tokio::test]
+async fn europaces_reasons_for_a_refusal_are_kept_with_the_failure_and_lead_the_messages() {
+    let h = harness();
+    let reasons = vec!["PLZ ungültig".to_owned(), "Name Erika doppelt".to_owned()];
+    h.europace.fail_next_kex(EuropaceError::Rejected {
+        status: 422,
+        messages: reasons.clone().into(),
+    });
+    let record = submit(&h, Environment::Test, Some("k"), b"{}", "42")
+        .await
+        .unwrap();
+    assert_eq!(record.status, ImportStatus::Failed);
+    let failure = record.failure.as_ref().unwrap();
+    assert_eq!(failure.europace_messages.as_slice(), reasons);
+    // The operator's detail names the status and the count, not the text.
+    assert_eq!(
+        failure.detail,
+        "Europace rejected the request with status 422 (2 messages)"
+    );
+    assert_eq!(record.messages[..2], reasons[..]);
+    // The stored import is the one a replay answers from.
+    let stored = h.store.get(record.id).await.unwrap().unwrap();
+    assert_eq!(stored.failure, record.failure);
+    assert_eq!(stored.messages, record.messages);
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ pub mod commands;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod rate_limit;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -38,6 +38,11 @@ pub struct Problem {
     /// running (409), `ACCEPTED`, `PARTNER_READY` or `SENDING`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub import_status: Option<ImportStatus>,
+    /// Europace's own messages when it refused the import (502 `europace-rejected`), exactly as
+    /// Europace sent them (empty when it sent none). They may quote what you submitted; they
+    /// are never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub europace_messages: Option<Vec<String>>,
     #[serde(skip)]
     headers: Vec<(header::HeaderName, String)>,
 }
@@ -59,6 +64,7 @@ impl Problem {
             errors: Vec::new(),
             drkleinrk_vorgangsnummer: None,
             import_status: None,
+            europace_messages: None,
             headers: Vec::new(),
         }
     }
@@ -75,6 +81,13 @@ impl Problem {
     pub fn for_import(mut self, id: uuid::Uuid, status: ImportStatus) -> Self {
         self.drkleinrk_vorgangsnummer = Some(id.to_string());
         self.import_status = Some(status);
+        self
+    }
+
+    /// Adds Europace's messages about the refused import (`europaceMessages`).
+    #[must_use]
+    pub fn with_europace_messages(mut self, messages: &[String]) -> Self {
+        self.europace_messages = Some(messages.to_vec());
         self
     }
 

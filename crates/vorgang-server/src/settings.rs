@@ -104,6 +104,23 @@ impl Default for EuropaceSettings {
     }
 }
 
+/// `limits.*` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// `POST /vorgang` requests per client and minute, per replica (a token bucket holding a
+    /// minute's quota); `0` turns the limit off.
+    pub imports_per_minute: u32,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            imports_per_minute: 600,
+        }
+    }
+}
+
 /// All settings of the service (docs/reference/settings.md).
 ///
 /// Every struct denies unknown fields, and [`Settings::load`] checks the file's keys and the
@@ -130,6 +147,8 @@ pub struct Settings {
     pub token_ttl_s: u64,
     /// Clock-skew tolerance in seconds.
     pub token_leeway_s: u64,
+    /// Rate limits.
+    pub limits: LimitsSettings,
     /// Europace.
     pub europace: EuropaceSettings,
 }
@@ -146,6 +165,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             token_ttl_s: 900,
             token_leeway_s: 30,
+            limits: LimitsSettings::default(),
             europace: EuropaceSettings::default(),
         }
     }
@@ -158,7 +178,7 @@ pub const ENV_PREFIX: &str = "VORGANG_";
 pub const CONFIG_VARIABLE: &str = "VORGANG_CONFIG";
 
 /// The sections of the settings (TOML tables; `__` in a variable name).
-pub const SECTIONS: &[&str] = &["auth", "europace"];
+pub const SECTIONS: &[&str] = &["auth", "limits", "europace"];
 
 /// Every setting by its dotted path. `VORGANG_` + the path upper-cased with `.` as `__` is its
 /// variable (`europace.base_url` → `VORGANG_EUROPACE__BASE_URL`). A unit test keeps this list
@@ -178,6 +198,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "auth.introspection_url",
     "auth.client_id",
     "auth.client_secret",
+    "limits.imports_per_minute",
     "europace.connect_timeout_ms",
     "europace.request_timeout_ms",
     "europace.base_url",
@@ -443,6 +464,9 @@ impl Settings {
             },
             "token_ttl_s": self.token_ttl_s,
             "token_leeway_s": self.token_leeway_s,
+            "limits": {
+                "imports_per_minute": self.limits.imports_per_minute,
+            },
             "europace": {
                 "connect_timeout_ms": e.connect_timeout_ms,
                 "request_timeout_ms": e.request_timeout_ms,
@@ -694,6 +718,24 @@ mod tests {
         assert_eq!(settings.listen, "127.0.0.1:8080");
         assert_eq!(settings.europace.request_timeout_ms, 10_000);
         assert_eq!(settings.europace.kundenbetreuer_partner_id, "KBT01");
+        assert_eq!(settings.limits.imports_per_minute, 600);
+    }
+
+    #[test]
+    fn the_rate_limit_is_set_by_file_or_variable_and_zero_is_allowed() {
+        let toml = file("[limits]\nimports_per_minute = 0\n");
+        let settings = Settings::load_from(Some(toml.path()), &[]).unwrap();
+        assert_eq!(settings.limits.imports_per_minute, 0);
+        let settings =
+            Settings::load_from(None, &vars(&[("VORGANG_LIMITS__IMPORTS_PER_MINUTE", "5")]))
+                .unwrap();
+        assert_eq!(settings.limits.imports_per_minute, 5);
+        let found = problems(None, &[("VORGANG_LIMITS__IMPORTS_PER_MINUTE", "-1")]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("limits.imports_per_minute"),
+            "{found:?}"
+        );
     }
 
     #[test]

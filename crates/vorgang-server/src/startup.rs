@@ -247,6 +247,9 @@ impl Application {
             importer: importer.clone(),
             auth,
             metrics,
+            import_limiter: crate::rate_limit::ImportRateLimiter::new(
+                settings.limits.imports_per_minute,
+            ),
         });
         // Built here, not by the route that serves it: the document is made from the routes.
         let document = web::Data::new(OpenApiDocument(crate::openapi::document_json()));

@@ -14,4 +14,6 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The per-client rate limit of `POST /vorgang` (`limits.imports_per_minute`).
+    pub import_limiter: crate::rate_limit::ImportRateLimiter,
 }

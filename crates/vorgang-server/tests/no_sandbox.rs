@@ -45,10 +45,12 @@ fn without_europace_base_url_the_service_does_not_start() {
         "refused before touching the database"
     );
 
-    // `config check` names the same problem.
+    // `config check` names the same problem, on stderr (nothing on stdout: docs/reference/cli.md,
+    // operations.md §1).
     let output = run(&dir, &["config", "check"], &[]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
-    assert!(text(&output.stdout).contains("europace.base_url: required"));
+    assert!(text(&output.stderr).contains("europace.base_url: required"));
+    assert!(output.stdout.is_empty(), "{output:?}");
 }
 
 #[test]

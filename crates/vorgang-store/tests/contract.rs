@@ -102,9 +102,11 @@ mod cases {
         let mut record = import("client-a", Some("key-1"), Utc::now());
         record.environment = Environment::Production;
         record.tippgeber_partner_id = Some("TG123".to_owned());
+        // Europace's messages travel inside the failure (issue 12): both backends keep them.
         record.failure = Some(Failure {
-            kind: FailureKind::InDoubt,
-            detail: "timeout after sending".to_owned(),
+            europace_messages: vec!["Ungültige PLZ".to_owned(), "{\"code\":\"X\"}".to_owned()]
+                .into(),
+            ..Failure::new(FailureKind::InDoubt, "timeout after sending")
         });
         record.attempts = u32::MAX;
         assert!(inserted(&imports.insert(&record).await.unwrap()));
@@ -161,10 +163,7 @@ mod cases {
         // Another writer moved on: the stale expectation changes nothing.
         let mut stale = record.clone();
         stale.status = ImportStatus::Failed;
-        stale.failure = Some(Failure {
-            kind: FailureKind::Unavailable,
-            detail: "503".to_owned(),
-        });
+        stale.failure = Some(Failure::new(FailureKind::Unavailable, "503"));
         assert!(!step(store, &record, &stale).await);
         assert_eq!(imports.get(record.id).await.unwrap().as_ref(), Some(&next));
 
@@ -193,10 +192,7 @@ mod cases {
         let mut failed = ready.clone();
         failed.status = ImportStatus::Failed;
         failed.request = None;
-        failed.failure = Some(Failure {
-            kind: FailureKind::Unavailable,
-            detail: "503".to_owned(),
-        });
+        failed.failure = Some(Failure::new(FailureKind::Unavailable, "503"));
         failed.updated_at = at(2, 0);
         assert!(step(store, &ready, &failed).await);
         assert_eq!(

@@ -159,6 +159,7 @@ async fn success_without_vorgangsnummer_is_protocol_error() {
     );
 }
 
+/// A body that is not JSON carries no messages: still `Rejected`, with none.
 #[tokio::test]
 async fn rejected_400_is_not_resent_and_not_echoed() {
     let server = MockServer::start().await;
@@ -171,7 +172,86 @@ async fn rejected_400_is_not_resent_and_not_echoed() {
 
     let imported = import(&server, Environment::Test).await;
 
-    assert_eq!(imported, Err(EuropaceError::Rejected { status: 400 }));
+    assert_eq!(imported, Err(EuropaceError::rejected(400)));
+}
+
+#[tokio::test]
+async fn rejected_400_carries_europaces_messages_but_never_shows_them() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let sent = vec![
+        "Die Postleitzahl 99999 ist ungültig.".to_owned(),
+        "Antragsteller Erika Mustermann: Geburtsdatum fehlt.".to_owned(),
+    ];
+    kex_mock()
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "messages": sent,
+            "traceId": TRACE,
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    let Err(error) = imported else {
+        panic!("not rejected: {imported:?}");
+    };
+    assert_eq!(
+        error,
+        EuropaceError::Rejected {
+            status: 400,
+            messages: sent.into(),
+        }
+    );
+    // What logs and panics may show: the status and the number of messages, never their text.
+    for shown in [error.to_string(), format!("{error:?}")] {
+        assert!(shown.contains("400") && shown.contains('2'), "{shown}");
+        assert!(
+            !shown.contains("Erika") && !shown.contains("99999"),
+            "{shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rejected_422_with_a_single_message_as_the_partner_api_sends_it() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    kex_mock()
+        .respond_with(ResponseTemplate::new(422).set_body_json(serde_json::json!({
+            "message": "Es wurde keine gültige Kundenbetreuer-Partner-ID angegeben",
+            "traceId": TRACE,
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert_eq!(
+        imported,
+        Err(EuropaceError::Rejected {
+            status: 422,
+            messages: vec!["Es wurde keine gültige Kundenbetreuer-Partner-ID angegeben".into()]
+                .into(),
+        })
+    );
+}
+
+#[tokio::test]
+async fn rejected_with_a_json_body_without_messages_has_none() {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    kex_mock()
+        .respond_with(ResponseTemplate::new(409).set_body_json(serde_json::json!({"status": 409})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let imported = import(&server, Environment::Test).await;
+
+    assert_eq!(imported, Err(EuropaceError::rejected(409)));
 }
 
 #[tokio::test]
@@ -253,15 +333,19 @@ async fn unauthorized_refreshes_the_token_and_resends_once() {
 async fn second_unauthorized_is_rejected() {
     let server = MockServer::start().await;
     mount_token(&server, KEX_SCOPE, "tok-k", 3600, 2).await;
+    // Messages of a 401 are about our token, not the partner's import: not passed on.
     kex_mock()
-        .respond_with(ResponseTemplate::new(401))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"messages": ["token expired"]})),
+        )
         .expect(2)
         .mount(&server)
         .await;
 
     let imported = import(&server, Environment::Test).await;
 
-    assert_eq!(imported, Err(EuropaceError::Rejected { status: 401 }));
+    assert_eq!(imported, Err(EuropaceError::rejected(401)));
 }
 
 #[tokio::test]

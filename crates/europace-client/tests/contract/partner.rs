@@ -281,7 +281,7 @@ async fn lookup_403_is_rejected_without_retry() {
         .find_by_externe_partner_id(EXTERN, &trace())
         .await;
 
-    assert_eq!(records, Err(EuropaceError::Rejected { status: 403 }));
+    assert_eq!(records, Err(EuropaceError::rejected(403)));
 }
 
 #[tokio::test]
@@ -500,7 +500,7 @@ async fn create_400_is_rejected_without_retry() {
         .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
         .await;
 
-    assert_eq!(partner_id, Err(EuropaceError::Rejected { status: 400 }));
+    assert_eq!(partner_id, Err(EuropaceError::rejected(400)));
     assert!(!format!("{partner_id:?}").contains("Erika"));
 }
 

@@ -191,7 +191,7 @@ async fn concurrent_callers_share_a_failed_refresh() {
     assert!(
         results
             .iter()
-            .all(|r| *r == Err(EuropaceError::Rejected { status: 400 })),
+            .all(|r| *r == Err(EuropaceError::rejected(400))),
         "{results:?}"
     );
 }
@@ -262,10 +262,7 @@ async fn token_401_is_rejected_without_retry() {
         .token(&trace())
         .await;
 
-    assert_eq!(
-        token.map(|_| ()),
-        Err(EuropaceError::Rejected { status: 401 })
-    );
+    assert_eq!(token.map(|_| ()), Err(EuropaceError::rejected(401)));
 }
 
 #[tokio::test]

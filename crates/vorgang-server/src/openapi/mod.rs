@@ -38,7 +38,7 @@ use crate::problem::{ImportProblem, Problem};
 use crate::routes;
 use crate::routes::health::HealthSchema;
 use crate::routes::token::{JwksSchema, OAuthErrorSchema, TokenRequestSchema, TokenResponseSchema};
-use crate::routes::vorgang::{ImportCreated, ImportPending, ImportView};
+use crate::routes::vorgang::{ImportCreated, ImportList, ImportPending, ImportView};
 
 /// Adds the security schemes.
 struct SecuritySchemes;
@@ -104,6 +104,7 @@ impl Modify for SecuritySchemes {
         routes::token::issue,
         routes::token::jwks,
         routes::vorgang::create,
+        routes::vorgang::list,
         routes::vorgang::get,
         routes::health::live,
         routes::health::ready,
@@ -115,6 +116,7 @@ impl Modify for SecuritySchemes {
         ImportCreated,
         ImportPending,
         ImportView,
+        ImportList,
         Problem,
         ImportProblem,
         Violation,

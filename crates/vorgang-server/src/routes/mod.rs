@@ -95,6 +95,7 @@ fn table() -> Table {
         .add("/oauth2/token", Method::POST, token::issue)
         .add("/.well-known/jwks.json", Method::GET, token::jwks)
         .add("/vorgang", Method::POST, vorgang::create)
+        .add("/vorgang", Method::GET, vorgang::list)
         .add("/vorgang/{id}", Method::GET, vorgang::get)
         .add("/health/live", Method::GET, health::live)
         .add("/health/ready", Method::GET, health::ready)

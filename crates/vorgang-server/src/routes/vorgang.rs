@@ -1,10 +1,13 @@
-//! `POST /vorgang` and `GET /vorgang/{id}`.
+//! `POST /vorgang`, `GET /vorgang` (the caller's imports, a page at a time) and
+//! `GET /vorgang/{id}`.
 
 use std::borrow::Cow;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt as _;
 use serde::Serialize;
 use utoipa::IntoParams;
@@ -12,10 +15,13 @@ use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Ref, RefOr, Required, Schema};
 use uuid::Uuid;
-use vorgang_core::{FailureKind, ImportError, ImportRecord, ImportStatus, NewImport};
+use vorgang_core::{
+    FailureKind, ImportCursor, ImportError, ImportQuery, ImportRecord, ImportStatus, NewImport,
+};
 use vorgang_model::{Environment, MAX_BODY_BYTES, RequestError, parse_import_request};
 
 use crate::problem::{ImportProblem, Problem};
+use crate::rate_limit::{Decision, Limited, RateLimitState};
 use crate::routes::caller::Caller;
 use crate::state::AppState;
 
@@ -278,12 +284,20 @@ pub fn answer(record: &ImportRecord) -> HttpResponse {
                 )
                 .with_header(header::RETRY_AFTER, RETRY_AFTER_S)
             } else {
+                // Europace's reasons, as it sent them (stored with the import, so a replay
+                // carries them too); an empty list when it gave none.
+                let messages = record
+                    .failure
+                    .as_ref()
+                    .map(|f| f.europace_messages.as_slice())
+                    .unwrap_or_default();
                 Problem::new(
                     StatusCode::BAD_GATEWAY,
                     "europace-rejected",
                     "Europace rejected the import",
-                    "Europace refused our request; nothing was created. Our operators have been alerted.",
+                    "Europace refused our request; nothing was created. Europace's reasons are in europaceMessages. Our operators have been alerted.",
                 )
+                .with_europace_messages(messages)
             };
             problem
                 .for_import(record.id, ImportStatus::Failed)
@@ -361,6 +375,13 @@ fn in_progress(id: Uuid, status: ImportStatus) -> Problem {
 /// (`a=1&b=2`) is not JSON and answers 400. New clients send `application/json`.
 ///
 /// With `Idempotency-Key`, a retried request gets the first answer back for at least 24 hours.
+///
+/// **Rate limit:** each client may send `limits.imports_per_minute` requests per minute (600
+/// unless configured otherwise; a token bucket holding one minute's quota, per replica). Every
+/// answer to an authenticated request carries `RateLimit-Limit` (the quota), `RateLimit-Remaining`
+/// (requests you may still send now) and `RateLimit-Reset` (seconds until the full quota is
+/// back, at the latest); beyond the quota the answer is 429 with `Retry-After`. Every request
+/// counts, whatever its answer, except a 429.
 #[utoipa::path(
     post,
     path = "/vorgang", operation_id = "importVorgang",
@@ -393,6 +414,9 @@ fn in_progress(id: Uuid, status: ImportStatus) -> Problem {
             headers(
                 ("Location" = String, description = "`/vorgang/{drkleinrkVorgangsnummer}` (relative)"),
                 ("Cache-Control" = String, description = "`no-store`"),
+                ("RateLimit-Limit" = u32, description = "Your quota: requests per minute (on every answer to an authenticated request while the limit is on)."),
+                ("RateLimit-Remaining" = u32, description = "Requests you may still send now."),
+                ("RateLimit-Reset" = u64, description = "Seconds until your full quota is available again, at the latest."),
             ),
             example = json!({"drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "europaceVorgangsnummer": "AB1234", "crmKennung": "DKR-AB1267", "messages": ["WARN unknown-field /vorgang/antragsteller1/foo"]})),
         (status = 202, description = "Stored, but not finished when the request ended (our database failed mid-way, or another replica is finishing it): it WILL be finished in the background. Do not send it again; `GET` the `Location` for the outcome.", body = ImportPending,
@@ -426,9 +450,18 @@ fn in_progress(id: Uuid, status: ImportStatus) -> Problem {
         (status = 422, description = "Validation failed: `errors` lists every violation. Or (without `errors`, type `idempotency-key-reused`) the `Idempotency-Key` was already used with another body or environment.",
             body = Problem, content_type = "application/problem+json",
             example = json!({"type": "https://api.drkleinservice.de/problems/validation-failed", "title": "Validation failed", "status": 422, "detail": "2 field(s) violate the rules; see errors", "errors": [{"pointer": "/tippgeber/anrede", "detail": "must be one of: HERR, FRAU"}, {"pointer": "/vorgang/finanzbedarf/finanzierungswunsch/laufzeitInMonaten", "detail": "must be between 1 and 120"}]})),
-        (status = 502, description = "Europace refused our request (e.g. our credentials): nothing was created (`importStatus` `FAILED`). Our operators are alerted; a retry with the same `Idempotency-Key` replays this answer.",
+        (status = 429, description = "Over your rate limit (`limits.imports_per_minute` requests per minute): nothing was read or stored. Retry after `Retry-After` seconds.",
+            body = Problem, content_type = "application/problem+json",
+            headers(
+                ("Retry-After" = u64, description = "Seconds until the next request is let through (at least 1)."),
+                ("RateLimit-Limit" = u32, description = "Your quota: requests per minute."),
+                ("RateLimit-Remaining" = u32, description = "`0`."),
+                ("RateLimit-Reset" = u64, description = "Seconds until your full quota is available again, at the latest."),
+            ),
+            example = json!({"type": "https://api.drkleinservice.de/problems/rate-limited", "title": "Too many requests", "status": 429, "detail": "this client may send 600 imports per minute; retry after Retry-After seconds"})),
+        (status = 502, description = "Europace refused the import: nothing was created (`importStatus` `FAILED`). `europaceMessages` lists Europace's reasons exactly as Europace sent them (empty when it gave none); they are also the first entries of the import's `messages`. Our operators are alerted; a retry with the same `Idempotency-Key` replays this answer, messages included.",
             body = ImportProblem, content_type = "application/problem+json",
-            example = json!({"type": "https://api.drkleinservice.de/problems/europace-rejected", "title": "Europace rejected the import", "status": 502, "detail": "Europace refused our request; nothing was created. Our operators have been alerted.", "drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "importStatus": "FAILED"})),
+            example = json!({"type": "https://api.drkleinservice.de/problems/europace-rejected", "title": "Europace rejected the import", "status": 502, "detail": "Europace refused our request; nothing was created. Europace's reasons are in europaceMessages. Our operators have been alerted.", "drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "importStatus": "FAILED", "europaceMessages": ["Die Postleitzahl des Antragstellers ist ungültig."]})),
         (status = 503, description = "Europace unreachable or overloaded (`europace-unavailable`, `importStatus` `FAILED`: nothing was created), or our database unavailable (`service-unavailable`, nothing stored). Retry after `Retry-After` seconds, with the same `Idempotency-Key`.",
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait.")),
@@ -440,6 +473,61 @@ fn in_progress(id: Uuid, status: ImportStatus) -> Problem {
     security(("oauth2" = ["drkleinrk-api/vorgang:import"]), ("bearerAuth" = []))
 )]
 pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    // The rate limit counts every request of an authenticated client, before anything of it is
+    // read: a client flooding us with bodies that fail parsing or validation costs us (reading,
+    // parsing, storing nothing) as much as valid ones, and is limited the same. Unauthenticated
+    // requests never reach here (the `Caller` extractor answered 401/403), so only registered
+    // clients ever get a bucket.
+    let limit = match state.import_limiter.check(&caller.client_id) {
+        Decision::Off => None,
+        Decision::Allowed(limit) => Some(limit),
+        Decision::Limited(limited) => {
+            return with_rate_limit(rate_limited(limited).error_response(), Some(limited.state));
+        }
+    };
+    let response = match accept(state, caller, request, payload).await {
+        Ok(response) => response,
+        Err(problem) => problem.error_response(),
+    };
+    with_rate_limit(response, limit)
+}
+
+/// The `RateLimit-*` headers on an answer of `POST /vorgang` (none when the limit is off).
+fn with_rate_limit(mut response: HttpResponse, limit: Option<RateLimitState>) -> HttpResponse {
+    if let Some(limit) = limit {
+        for (name, value) in limit.headers() {
+            if let Ok(value) = header::HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(header::HeaderName::from_static(name), value);
+            }
+        }
+    }
+    response
+}
+
+/// The 429 answer of a client over its rate limit.
+fn rate_limited(limited: Limited) -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+        format!(
+            "this client may send {} imports per minute; retry after Retry-After seconds",
+            limited.state.limit
+        ),
+    )
+    .with_header(header::RETRY_AFTER, limited.retry_after_s.to_string())
+}
+
+/// `POST /vorgang` once the caller is authenticated and within its rate limit.
+async fn accept(
     state: web::Data<AppState>,
     caller: Caller,
     request: HttpRequest,
@@ -541,5 +629,195 @@ pub async fn get(
                 "our database is unavailable, retry later",
             ))
         }
+    }
+}
+
+/// Largest `limit` of `GET /vorgang`.
+pub const MAX_LIST_LIMIT: u32 = 500;
+
+/// Longest `cursor` accepted; ours are 80 characters.
+const MAX_CURSOR_LEN: usize = 200;
+
+/// The `GET /vorgang` answer: one page of the caller's imports.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ImportList {
+    /// The imports of this page, oldest first, each as `GET /vorgang/{drkleinrkVorgangsnummer}`
+    /// shows it.
+    pub items: Vec<ImportView>,
+    /// The `cursor` of the next page (opaque); `null` on the last page.
+    #[schema(required = true)]
+    pub next: Option<String>,
+}
+
+/// The text a cursor travels as: base64url (no padding) of the core's [`ImportCursor`] text.
+/// Opaque to partners: only what we issued parses back.
+fn encode_cursor(cursor: &ImportCursor) -> String {
+    URL_SAFE_NO_PAD.encode(cursor.to_string())
+}
+
+fn decode_cursor(text: &str) -> Option<ImportCursor> {
+    if text.len() > MAX_CURSOR_LEN {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+    String::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// `since` as RFC 3339. A `+` of an offset that was not percent-encoded arrives as a space (form
+/// decoding): read back as `+`, since no RFC 3339 time has a space there.
+fn parse_since(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(&text.replace(' ', "+")))
+        .ok()
+        .map(|time| time.with_timezone(&chrono::Utc))
+}
+
+fn bad_query(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Bad query", detail)
+}
+
+/// Parses the query of `GET /vorgang`: `status`, `since`, `limit`, `cursor`, each at most once,
+/// nothing else. A problem names the parameter, never the value sent.
+fn list_query_of(request: &HttpRequest) -> Result<ImportQuery, Problem> {
+    const NAMES: [&str; 4] = ["status", "since", "limit", "cursor"];
+    let mut query = ImportQuery::all();
+    let mut seen = [false; NAMES.len()];
+    for (name, value) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
+        let Some(index) = NAMES.iter().position(|known| *known == name) else {
+            return Err(bad_query(
+                "unknown query parameter; allowed are status, since, limit and cursor",
+            ));
+        };
+        if std::mem::replace(&mut seen[index], true) {
+            return Err(bad_query(format!("{} given more than once", NAMES[index])));
+        }
+        match NAMES[index] {
+            "status" => {
+                let status = value.parse().map_err(|_| {
+                    let names: Vec<&str> = ImportStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    bad_query(format!("status must be one of {}", names.join(", ")))
+                })?;
+                query.status = Some(status);
+            }
+            "since" => {
+                query.since = Some(parse_since(&value).ok_or_else(|| {
+                    bad_query("since must be an RFC 3339 date-time, e.g. 2026-01-31T00:00:00Z")
+                })?);
+            }
+            "limit" => {
+                query.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
+                    .ok_or_else(|| {
+                        bad_query(format!(
+                            "limit must be a whole number from 1 to {MAX_LIST_LIMIT}"
+                        ))
+                    })?;
+            }
+            _ => {
+                query.after = Some(decode_cursor(&value).ok_or_else(|| {
+                    bad_query(
+                        "cursor is not one this service issued; pass the next of a page as it came",
+                    )
+                })?);
+            }
+        }
+    }
+    Ok(query)
+}
+
+/// Your imports
+///
+/// One page of the calling client's own imports, oldest first (by the time they were accepted),
+/// each as `GET /vorgang/{drkleinrkVorgangsnummer}` shows it; other clients' imports are never
+/// listed. To page, pass the answer's `next` as `cursor` with the same filters until `next` is
+/// `null`: no import is skipped or listed twice, also while new imports arrive (they appear on
+/// later pages). Finished imports are kept for the retention period (30 days by default).
+#[utoipa::path(
+    get,
+    path = "/vorgang", operation_id = "listVorgaenge",
+    tag = "Vorgang",
+    params(
+        ("status" = Option<ImportStatus>, Query, description = "Only imports in this state."),
+        ("since" = Option<chrono::DateTime<chrono::Utc>>, Query,
+            description = "Only imports accepted at or after this time, RFC 3339 (e.g. `2026-01-31T00:00:00Z`; percent-encode a `+` offset as `%2B`)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500,
+            description = "Imports per page, 1 to 500; default 50."),
+        ("cursor" = Option<String>, Query,
+            description = "Where the page starts: the `next` of the previous page, as it came (opaque)."),
+    ),
+    responses(
+        (status = 200, description = "One page of your imports.", body = ImportList,
+            headers(("Cache-Control" = String, description = "`no-store`")),
+            example = json!({"items": [{"drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "status": "COMPLETED", "environment": "TEST", "europaceVorgangsnummer": "AB1234", "crmKennung": "DKR-AB1267", "messages": [], "createdAt": "2026-11-25T10:15:00Z"}], "next": "MTc5NTYwMTcwMC4wMDAwMDAwMDAuNmU4NjI3ZDQxNTEyMTFlYmFkYzEwMjQyYWMxMjAwMDI"})),
+        (status = 400, description = "A bad query (`bad-query`; `detail` names the parameter, never the value): `status` not a state, `since` not RFC 3339, `limit` not 1 to 500, a `cursor` we did not issue, an unknown parameter or one given twice. Or more than one `Authorization` header (`duplicate-authorization`).",
+            body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "https://api.drkleinservice.de/problems/bad-query", "title": "Bad query", "status": 400, "detail": "limit must be a whole number from 1 to 500"})),
+        (status = 401, description = "No, an invalid or an expired access token.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge."))),
+        (status = 403, description = "The token lacks the scope.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge."))),
+        (status = 503, description = "Our database is unavailable.", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    security(("oauth2" = ["drkleinrk-api/vorgang:import"]), ("bearerAuth" = []))
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+) -> Result<HttpResponse, Problem> {
+    let query = list_query_of(&request)?;
+    // The core sets the client filter itself: only the caller's imports, whatever the query.
+    match state
+        .importer
+        .list_for_client(&caller.client_id, query)
+        .await
+    {
+        Ok(page) => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(ImportList {
+                items: page.items.iter().map(ImportView::from).collect(),
+                next: page.next.as_ref().map(encode_cursor),
+            })),
+        Err(error) => {
+            tracing::error!(error = %error, "could not list imports");
+            Err(Problem::unavailable(
+                "our database is unavailable, retry later",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_do_not_parse() {
+        let cursor = ImportCursor {
+            created_at: chrono::DateTime::from_timestamp(1_764_065_700, 123).unwrap(),
+            id: Uuid::from_u128(7),
+        };
+        let text = encode_cursor(&cursor);
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(decode_cursor(&text), Some(cursor));
+        for bad in ["", "abc", "!!!!", &"A".repeat(MAX_CURSOR_LEN + 1)] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("1.2.zz")), None);
+    }
+
+    #[test]
+    fn since_reads_rfc_3339_also_with_an_unencoded_plus() {
+        let utc = parse_since("2026-01-31T10:00:00Z").unwrap();
+        assert_eq!(parse_since("2026-01-31T11:00:00+01:00"), Some(utc));
+        assert_eq!(parse_since("2026-01-31T11:00:00 01:00"), Some(utc));
+        assert_eq!(parse_since("2026-01-31"), None);
+        assert_eq!(parse_since("yesterday"), None);
     }
 }

@@ -116,7 +116,17 @@ async fn assert_documented(
         .into_iter()
         .flat_map(|h| h.keys())
     {
-        if ["Location", "WWW-Authenticate", "Retry-After", "Accept-Post"].contains(&name.as_str()) {
+        if [
+            "Location",
+            "WWW-Authenticate",
+            "Retry-After",
+            "Accept-Post",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+        ]
+        .contains(&name.as_str())
+        {
             assert!(
                 response.headers().contains_key(name.as_str()),
                 "{method} {path} {status}: documented header {name} missing"
@@ -209,8 +219,9 @@ async fn openapi_json_is_openapi_3_1_with_every_path_and_answer() {
         (
             "/vorgang",
             "post",
-            &[201, 400, 401, 403, 409, 413, 415, 422, 502, 503, 504],
+            &[201, 400, 401, 403, 409, 413, 415, 422, 429, 502, 503, 504],
         ),
+        ("/vorgang", "get", &[200, 400, 401, 403, 503]),
         (
             "/vorgang/{drkleinrkVorgangsnummer}",
             "get",
@@ -241,6 +252,13 @@ async fn openapi_json_is_openapi_3_1_with_every_path_and_answer() {
         (401, "WWW-Authenticate"),
         (403, "WWW-Authenticate"),
         (503, "Retry-After"),
+        (429, "Retry-After"),
+        (429, "RateLimit-Limit"),
+        (429, "RateLimit-Remaining"),
+        (429, "RateLimit-Reset"),
+        (201, "RateLimit-Limit"),
+        (201, "RateLimit-Remaining"),
+        (201, "RateLimit-Reset"),
     ] {
         assert!(
             responses[status.to_string()]["headers"][name].is_object(),
@@ -251,7 +269,7 @@ async fn openapi_json_is_openapi_3_1_with_every_path_and_answer() {
         responses["201"]["content"]["application/json"]["schema"],
         json!({"$ref": "#/components/schemas/ImportCreated"})
     );
-    for status in [400, 401, 403, 409, 413, 415, 422, 502, 503, 504] {
+    for status in [400, 401, 403, 409, 413, 415, 422, 429, 502, 503, 504] {
         let content = responses[status.to_string()]["content"]
             .as_object()
             .unwrap();
@@ -278,6 +296,7 @@ async fn openapi_json_is_openapi_3_1_with_every_path_and_answer() {
         "errors",
         "drkleinrkVorgangsnummer",
         "importStatus",
+        "europaceMessages",
     ] {
         assert!(problem[member].is_object(), "Problem.{member}");
     }
@@ -787,7 +806,52 @@ async fn real_answers_match_the_documented_schemas() {
         let problem = assert_documented(doc, "/vorgang", "post", response).await;
         assert!(problem["drkleinrkVorgangsnummer"].is_string(), "{status}");
         assert!(problem["importStatus"].is_string(), "{status}");
+        // Only a refusal carries Europace's messages (here the sandbox's own error text).
+        assert_eq!(
+            problem["europaceMessages"].is_array(),
+            status == 502,
+            "{status}"
+        );
     }
+    // Europace's messages as a fault sends them.
+    app.sandbox_fault(json!({"target": "kex", "status": 422,
+        "body": {"messages": ["Die PLZ ist ungültig.", "Bitte Geburtsdatum angeben."]}}))
+        .await;
+    let response = app
+        .post_vorgang_raw(
+            "",
+            Some(&token),
+            Some("application/json"),
+            seed_body.clone(),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 502);
+    let problem = assert_documented(doc, "/vorgang", "post", response).await;
+    assert_eq!(
+        problem["europaceMessages"],
+        json!(["Die PLZ ist ungültig.", "Bitte Geburtsdatum angeben."])
+    );
+
+    // The list of imports: a page with a next cursor, and a bad query.
+    let list = |query: &'static str| {
+        app.http
+            .get(format!("{}/vorgang{query}", app.address))
+            .bearer_auth(&token)
+            .send()
+    };
+    let response = list("?limit=2").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let page = assert_documented(doc, "/vorgang", "get", response).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert!(page["next"].is_string());
+    let response = list("?limit=1000").await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_documented(doc, "/vorgang", "get", response).await;
+    let response = list("?status=FAILED&limit=500").await.unwrap();
+    let page = assert_documented(doc, "/vorgang", "get", response).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 3, "502, 503, 502");
+    assert_eq!(page["next"], Value::Null);
 
     // Operations.
     for path in ["/health/live", "/health/ready"] {
@@ -798,6 +862,23 @@ async fn real_answers_match_the_documented_schemas() {
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
     assert!(header(&response, "content-type").starts_with("text/plain"));
+}
+
+#[tokio::test]
+async fn the_429_of_the_rate_limit_matches_the_document() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Db::Sqlite, |settings| {
+        settings.limits.imports_per_minute = 1;
+    })
+    .await;
+    let document = app.document().await;
+    let token = app.token().await;
+    let response = app.post_vorgang(&token, &seed()).await;
+    assert_eq!(response.status(), 201);
+    assert_documented(&document, "/vorgang", "post", response).await;
+    let response = app.post_vorgang(&token, &seed()).await;
+    assert_eq!(response.status(), 429);
+    let problem = assert_documented(&document, "/vorgang", "post", response).await;
+    assert_eq!(problem["status"], 429);
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ const ROUTES: &[(&str, &str, &[&str])] = &[
         "/.well-known/jwks.json",
         &["GET", "HEAD"],
     ),
-    ("/vorgang", "/vorgang", &["POST"]),
+    ("/vorgang", "/vorgang", &["POST", "GET", "HEAD"]),
     ("/vorgang/{id}", "/vorgang/{id}", &["GET", "HEAD"]),
     ("/health/live", "/health/live", &["GET", "HEAD"]),
     ("/health/ready", "/health/ready", &["GET", "HEAD"]),
