@@ -1,6 +1,7 @@
 //! Partner clients: registration, listing, revocation, secret rotation and authentication.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -8,6 +9,7 @@ use crate::IMPORT_SCOPE;
 use crate::clock::Clock;
 use crate::error::{AuthError, Result};
 use crate::ports::{ClientRecord, ClientStore};
+use crate::revocation::{DEFAULT_MAX_STALENESS, RevocationCache};
 use crate::secret::{SecretHasher, generate_client_id, generate_client_secret};
 
 /// Longest accepted client id or secret: longer ones cannot be ours and are rejected before
@@ -73,6 +75,7 @@ pub struct ClientRegistry {
     store: Arc<dyn ClientStore>,
     clock: Arc<dyn Clock>,
     hasher: SecretHasher,
+    revocations: Arc<RevocationCache>,
 }
 
 impl std::fmt::Debug for ClientRegistry {
@@ -97,11 +100,38 @@ impl ClientRegistry {
         clock: Arc<dyn Clock>,
         hasher: SecretHasher,
     ) -> Self {
+        let revocations = Arc::new(RevocationCache::new(
+            store.clone(),
+            clock.clone(),
+            DEFAULT_MAX_STALENESS,
+        ));
         Self {
             store,
             clock,
             hasher,
+            revocations,
         }
+    }
+
+    /// The same registry with a revocation cache whose checks use a view at most
+    /// `max_staleness` old (default [`DEFAULT_MAX_STALENESS`]; zero: read the database on every
+    /// check). Every process on one database should use the same bound: a revocation waits out
+    /// its own process's bound before it returns.
+    #[must_use]
+    pub fn with_revocation_staleness(mut self, max_staleness: Duration) -> Self {
+        self.revocations = Arc::new(RevocationCache::new(
+            self.store.clone(),
+            self.clock.clone(),
+            max_staleness,
+        ));
+        self
+    }
+
+    /// The revocation cache behind [`is_active`](Self::is_active) and
+    /// [`is_token_active`](Self::is_token_active) (e.g. to start its background refresher).
+    #[must_use]
+    pub fn revocations(&self) -> &Arc<RevocationCache> {
+        &self.revocations
     }
 
     /// Registers a client with a fresh id and secret. The secret is returned this once; only
@@ -168,9 +198,13 @@ impl ClientRegistry {
         Ok(self.store.get_client(client_id).await?)
     }
 
-    /// Revokes a client: it cannot get tokens any more and its tokens stop working at once
-    /// (validators check [`is_active`](Self::is_active) on every request). `false` if there is
-    /// no such client; revoking twice is fine and keeps the first time.
+    /// Revokes a client: it cannot get tokens any more and its tokens stop working. `false` if
+    /// there is no such client; revoking twice is fine and keeps the first time.
+    ///
+    /// Returns only once every process on the database refuses the client's tokens: validators
+    /// check [`is_active`](Self::is_active) against a [`RevocationCache`] at most
+    /// `max_staleness` old, and this waits out that bound after the commit (see
+    /// [`RevocationCache::revoked`]).
     ///
     /// # Errors
     /// [`AuthError::Store`].
@@ -181,6 +215,7 @@ impl ClientRegistry {
             .await?;
         if revoked {
             tracing::info!(%client_id, "revoked a client");
+            self.revocations.revoked().await;
         }
         Ok(revoked)
     }
@@ -244,16 +279,30 @@ impl ClientRegistry {
         })
     }
 
-    /// Whether the client exists and is not revoked. Asks the store every time (no cache), so
-    /// a revocation from the CLI applies at once.
+    /// Whether the client exists and is not revoked, from the [`RevocationCache`]: no database
+    /// read unless the view is older than its bound or the client was not seen yet. A
+    /// revocation anywhere applies to every check that starts after [`revoke`](Self::revoke)
+    /// returned.
     ///
     /// # Errors
     /// [`AuthError::Store`].
     pub async fn is_active(&self, client_id: &str) -> Result<bool> {
-        Ok(self
-            .get(client_id)
-            .await?
-            .is_some_and(|c| c.revoked_at.is_none()))
+        if client_id.len() > MAX_CREDENTIAL_LEN {
+            return Ok(false);
+        }
+        Ok(self.revocations.client_is_active(client_id).await?)
+    }
+
+    /// Whether a token of `client_id` with this `jti` may be used: the client is active
+    /// ([`is_active`](Self::is_active)) and the token was not revoked (RFC 7009).
+    ///
+    /// # Errors
+    /// [`AuthError::Store`].
+    pub async fn is_token_active(&self, client_id: &str, jti: &str) -> Result<bool> {
+        if client_id.len() > MAX_CREDENTIAL_LEN {
+            return Ok(false);
+        }
+        Ok(self.revocations.check(client_id, jti).await?.is_ok())
     }
 }
 
