@@ -105,7 +105,7 @@ pub use error::{AuthError, Result};
 pub use external::{ExternalSettings, IntrospectionValidator, JwksValidator};
 pub use keys::{ActiveSigningKey, KeyRing, KeyRingConfig};
 pub use ports::{
-    ClientRecord, ClientStore, RevokedToken, Revocations, SigningKeyRecord, SigningKeyStore,
+    ClientRecord, ClientStore, Revocations, RevokedToken, SigningKeyRecord, SigningKeyStore,
     StoreError,
 };
 pub use revocation::RevocationCache;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::ports::{
-    ClientRecord, ClientStore, RevokedToken, Revocations, SigningKeyRecord, SigningKeyStore,
+    ClientRecord, ClientStore, Revocations, RevokedToken, SigningKeyRecord, SigningKeyStore,
     StoreError,
 };
 use async_trait::async_trait;

@@ -107,7 +107,11 @@ impl RevocationCache {
     /// `Duration::ZERO` refreshes on every check (a database read per request, as without a
     /// cache).
     #[must_use]
-    pub fn new(store: Arc<dyn ClientStore>, clock: Arc<dyn Clock>, max_staleness: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn ClientStore>,
+        clock: Arc<dyn Clock>,
+        max_staleness: Duration,
+    ) -> Self {
         Self {
             store,
             clock,
@@ -143,7 +147,11 @@ impl RevocationCache {
     ///
     /// # Errors
     /// The store failed while a refresh (or the first look-up of a client) was needed.
-    pub async fn check(&self, client_id: &str, jti: &str) -> Result<Result<(), Revoked>, StoreError> {
+    pub async fn check(
+        &self,
+        client_id: &str,
+        jti: &str,
+    ) -> Result<Result<(), Revoked>, StoreError> {
         self.ensure_fresh(Instant::now()).await?;
         let snapshot = self.snapshot();
         if snapshot.clients.contains(client_id) {

@@ -475,7 +475,10 @@ impl TokenValidator {
     ) -> Result<AccessClaims, TokenError> {
         let token = bearer_token(authorization)?;
         let claims = self.validate(token).await?;
-        match registry.is_token_active(&claims.client_id, &claims.jti).await {
+        match registry
+            .is_token_active(&claims.client_id, &claims.jti)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return Err(TokenError::Revoked),
             Err(error) => {

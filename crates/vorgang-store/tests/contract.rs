@@ -660,10 +660,7 @@ mod cases {
         assert!(after_client > start);
         // Revoking again changes nothing, so the generation stays.
         assert!(clients.revoke_client("client-a", at(9, 0)).await.unwrap());
-        assert_eq!(
-            clients.revocation_generation().await.unwrap(),
-            after_client
-        );
+        assert_eq!(clients.revocation_generation().await.unwrap(), after_client);
 
         let token = |jti: &str, expires_at: i64| auth::RevokedToken {
             jti: jti.to_owned(),

@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod import;
 mod metrics;
+mod oauth;
 mod openapi;
 mod privacy;
 mod resume;
