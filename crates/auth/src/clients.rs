@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
+use validator::{Validate, ValidationError};
 
 use crate::IMPORT_SCOPE;
 use crate::clock::Clock;
@@ -139,13 +140,16 @@ impl ClientRegistry {
     ///
     /// # Errors
     /// [`AuthError::InvalidInput`] naming the field if a contact field is empty (after
-    /// trimming), longer than [`MAX_FIELD_LEN`] or contains control characters, or a scope is
-    /// not a valid scope token; [`AuthError::Store`], [`AuthError::Hashing`].
+    /// trimming), longer than [`MAX_FIELD_LEN`] or contains control characters, the e-mail is no
+    /// e-mail address, the phone number is not plausible, or a scope is not a valid scope
+    /// token; [`AuthError::Store`], [`AuthError::Hashing`].
     pub async fn register(&self, new: NewClient) -> Result<(ClientRecord, SecretString)> {
-        let name = contact_field(&new.name, "name")?;
-        let email = contact_field(&new.email, "email")?;
-        let telefonnummer = contact_field(&new.telefonnummer, "telefonnummer")?;
-        let organisation = contact_field(&new.organisation, "organisation")?;
+        let Contact {
+            name,
+            email,
+            telefonnummer,
+            organisation,
+        } = Contact::of(&new)?;
         let mut scopes: Vec<String> = Vec::new();
         for scope in new.scopes.iter().flat_map(|s| s.split(' ')) {
             if scope.is_empty() {
@@ -306,13 +310,69 @@ impl ClientRegistry {
     }
 }
 
-fn contact_field(value: &str, field: &'static str) -> Result<String> {
-    let value = value.trim();
-    if value.is_empty()
-        || value.chars().count() > MAX_FIELD_LEN
-        || value.chars().any(char::is_control)
-    {
-        return Err(AuthError::InvalidInput(field));
+/// The contact fields of a new client, trimmed, with their rules (`validator`): each 1 to
+/// [`MAX_FIELD_LEN`] characters without control characters; `email` an e-mail address (the
+/// WHATWG syntax of `<input type=email>`, internationalised domains allowed), `telefonnummer`
+/// a plausible phone number ([`plausible_telefonnummer`]).
+#[derive(Validate)]
+struct Contact {
+    #[validate(length(min = 1, max = 256), non_control_character)]
+    name: String,
+    #[validate(length(min = 1, max = 256), email)]
+    email: String,
+    #[validate(
+        length(min = 1, max = 256),
+        custom(function = "plausible_telefonnummer")
+    )]
+    telefonnummer: String,
+    #[validate(length(min = 1, max = 256), non_control_character)]
+    organisation: String,
+}
+
+// The derive cannot take the constant; keep them equal.
+const _: () = assert!(MAX_FIELD_LEN == 256);
+
+/// Digits, at least [`MIN_PHONE_DIGITS`] and at most [`MAX_PHONE_DIGITS`], optionally after one
+/// leading `+`, separated by spaces and `-`, `/`, `.`, `(`, `)` as people write them
+/// (`+49 30 123456`, `030/123 456-7`, `(030) 12 34 56`). Letters, a second `+` or anything else
+/// is not a phone number.
+fn plausible_telefonnummer(value: &str) -> std::result::Result<(), ValidationError> {
+    let rest = value.strip_prefix('+').unwrap_or(value);
+    let digits = rest.chars().filter(char::is_ascii_digit).count();
+    let separators_only = rest
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '/' | '.' | '(' | ')'));
+    if separators_only && (MIN_PHONE_DIGITS..=MAX_PHONE_DIGITS).contains(&digits) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("telefonnummer"))
     }
-    Ok(value.to_owned())
+}
+
+/// Fewest digits of a phone number (an internal extension).
+pub const MIN_PHONE_DIGITS: usize = 3;
+
+/// Most digits of a phone number (E.164 allows 15; extensions add a few).
+pub const MAX_PHONE_DIGITS: usize = 20;
+
+impl Contact {
+    /// The trimmed fields of `new`, checked: the first field that breaks a rule, in the order
+    /// name, email, telefonnummer, organisation, is named (never its value).
+    fn of(new: &NewClient) -> Result<Self> {
+        let contact = Self {
+            name: new.name.trim().to_owned(),
+            email: new.email.trim().to_owned(),
+            telefonnummer: new.telefonnummer.trim().to_owned(),
+            organisation: new.organisation.trim().to_owned(),
+        };
+        if let Err(errors) = contact.validate() {
+            let invalid = errors.field_errors();
+            let field = ["name", "email", "telefonnummer", "organisation"]
+                .into_iter()
+                .find(|field| invalid.contains_key(*field))
+                .unwrap_or("contact");
+            return Err(AuthError::InvalidInput(field));
+        }
+        Ok(contact)
+    }
 }

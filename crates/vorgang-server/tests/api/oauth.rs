@@ -689,3 +689,44 @@ async fn clients_add_grants_the_scopes_given_and_refuses_malformed_ones() {
     }
     assert_eq!(app.cli(&["clients", "list"]).await.len(), before);
 }
+
+#[tokio::test]
+async fn clients_add_refuses_bad_contact_data_with_a_clear_message() {
+    let app = spawn_app().await;
+    let before = app.cli(&["clients", "list"]).await.len();
+    let good = [
+        ("--name", "Max Muster"),
+        ("--email", "max@dienst.example"),
+        ("--telefonnummer", "+49 30 1234567"),
+        ("--organisation", "Dr. Klein Dienst"),
+    ];
+    for (option, bad, message) in [
+        (
+            "--email",
+            "not-an-email",
+            "invalid --email: not an e-mail address",
+        ),
+        ("--email", "zqx@", "invalid --email"),
+        (
+            "--telefonnummer",
+            "zqx-phone",
+            "invalid --telefonnummer: not a phone number",
+        ),
+        ("--telefonnummer", "12", "invalid --telefonnummer"),
+        ("--name", "   ", "invalid --name"),
+        ("--organisation", "", "invalid --organisation"),
+    ] {
+        let mut args = vec!["clients", "add"];
+        for (name, value) in good {
+            args.extend([name, if name == option { bad } else { value }]);
+        }
+        let (code, stdout, stderr) = run_cli(&app, &args).await;
+        assert_eq!(code, 1, "{option} {bad:?}: {stdout}");
+        assert!(stdout.is_empty(), "{option} {bad:?}");
+        assert!(stderr.contains(message), "{option} {bad:?}: {stderr}");
+        if bad.len() > 3 {
+            assert!(!stderr.contains(bad), "the value is not echoed: {stderr}");
+        }
+    }
+    assert_eq!(app.cli(&["clients", "list"]).await.len(), before);
+}
