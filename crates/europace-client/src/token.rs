@@ -350,7 +350,7 @@ impl TokenCache {
             // 200 without a token answer: not JSON, not an object, a member of the wrong type.
             (Err(_), _) => return Err(protocol("token answer is not a JSON token response")),
         };
-        let (token, lifetime) = usable(answer)?;
+        let (token, lifetime) = usable(&answer)?;
         tracing::debug!(
             trace = %trace,
             scope = %inner.scope,
@@ -529,11 +529,11 @@ impl oauth2::TokenResponse for TokenAnswer {
 fn parse_token(body: &[u8]) -> Result<(AccessToken, Duration), EuropaceError> {
     let answer: TokenAnswer =
         serde_json::from_slice(body).map_err(|_| protocol("token answer is not a JSON object"))?;
-    usable(answer)
+    usable(&answer)
 }
 
 /// The token and its lifetime, if the answer carries a usable bearer token.
-fn usable(answer: TokenAnswer) -> Result<(AccessToken, Duration), EuropaceError> {
+fn usable(answer: &TokenAnswer) -> Result<(AccessToken, Duration), EuropaceError> {
     match &answer.token_type {
         BasicTokenType::Bearer => {}
         BasicTokenType::Extension(text) if text.is_empty() => {

@@ -9,6 +9,7 @@
 //!
 //! `cargo bench -p vorgang-store --bench revocation_check`. Each iteration blocks on a Tokio
 //! runtime, as a request handler awaits; the same overhead is in every case.
+#![allow(clippy::expect_used, missing_docs)] // a bench: a panic is a failed set-up
 
 use std::sync::Arc;
 use std::time::Duration;
