@@ -463,7 +463,9 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         (status = 503, description = "`temporarily_unavailable`.", body = OAuthErrorSchema,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
     ),
-    security(("clientBasic" = []))
+    // As at the token endpoint: HTTP Basic, or client_id and client_secret in the form
+    // (client_secret_post, which OpenAPI cannot state as a security scheme).
+    security((), ("clientBasic" = []))
 )]
 pub async fn introspect(
     state: web::Data<AppState>,
@@ -509,7 +511,9 @@ pub async fn introspect(
         (status = 503, description = "`temporarily_unavailable`: nothing may have been revoked; retry.", body = OAuthErrorSchema,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
     ),
-    security(("clientBasic" = []))
+    // As at the token endpoint: HTTP Basic, or client_id and client_secret in the form
+    // (client_secret_post, which OpenAPI cannot state as a security scheme).
+    security((), ("clientBasic" = []))
 )]
 pub async fn revoke(
     state: web::Data<AppState>,

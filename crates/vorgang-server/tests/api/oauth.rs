@@ -730,3 +730,23 @@ async fn clients_add_refuses_bad_contact_data_with_a_clear_message() {
     }
     assert_eq!(app.cli(&["clients", "list"]).await.len(), before);
 }
+
+#[tokio::test]
+async fn a_form_client_id_other_than_the_basic_one_is_refused_alike_everywhere() {
+    let app = spawn_app().await;
+    let (id, secret) = introspector(&app).await;
+    for (path, extra) in [
+        ("/oauth2/token", ("grant_type", "client_credentials")),
+        ("/oauth2/introspect", ("token", "x")),
+        ("/oauth2/revoke", ("token", "x")),
+    ] {
+        let response = post_form(
+            &app,
+            path,
+            Some((&id, &secret)),
+            &[extra, ("client_id", &app.client_id)],
+        )
+        .await;
+        assert_oauth_error(response, 400, "invalid_request").await;
+    }
+}
