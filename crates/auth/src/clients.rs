@@ -1,13 +1,16 @@
 //! Partner clients: registration, listing, revocation, secret rotation and authentication.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
+use validator::{Validate, ValidationError};
 
 use crate::IMPORT_SCOPE;
 use crate::clock::Clock;
 use crate::error::{AuthError, Result};
 use crate::ports::{ClientRecord, ClientStore};
+use crate::revocation::{DEFAULT_MAX_STALENESS, RevocationCache};
 use crate::secret::{SecretHasher, generate_client_id, generate_client_secret};
 
 /// Longest accepted client id or secret: longer ones cannot be ours and are rejected before
@@ -73,6 +76,7 @@ pub struct ClientRegistry {
     store: Arc<dyn ClientStore>,
     clock: Arc<dyn Clock>,
     hasher: SecretHasher,
+    revocations: Arc<RevocationCache>,
 }
 
 impl std::fmt::Debug for ClientRegistry {
@@ -97,11 +101,38 @@ impl ClientRegistry {
         clock: Arc<dyn Clock>,
         hasher: SecretHasher,
     ) -> Self {
+        let revocations = Arc::new(RevocationCache::new(
+            store.clone(),
+            clock.clone(),
+            DEFAULT_MAX_STALENESS,
+        ));
         Self {
             store,
             clock,
             hasher,
+            revocations,
         }
+    }
+
+    /// The same registry with a revocation cache whose checks use a view at most
+    /// `max_staleness` old (default [`DEFAULT_MAX_STALENESS`]; zero: read the database on every
+    /// check). Every process on one database should use the same bound: a revocation waits out
+    /// its own process's bound before it returns.
+    #[must_use]
+    pub fn with_revocation_staleness(mut self, max_staleness: Duration) -> Self {
+        self.revocations = Arc::new(RevocationCache::new(
+            self.store.clone(),
+            self.clock.clone(),
+            max_staleness,
+        ));
+        self
+    }
+
+    /// The revocation cache behind [`is_active`](Self::is_active) and
+    /// [`is_token_active`](Self::is_token_active) (e.g. to start its background refresher).
+    #[must_use]
+    pub fn revocations(&self) -> &Arc<RevocationCache> {
+        &self.revocations
     }
 
     /// Registers a client with a fresh id and secret. The secret is returned this once; only
@@ -109,13 +140,16 @@ impl ClientRegistry {
     ///
     /// # Errors
     /// [`AuthError::InvalidInput`] naming the field if a contact field is empty (after
-    /// trimming), longer than [`MAX_FIELD_LEN`] or contains control characters, or a scope is
-    /// not a valid scope token; [`AuthError::Store`], [`AuthError::Hashing`].
+    /// trimming), longer than [`MAX_FIELD_LEN`] or contains control characters, the e-mail is no
+    /// e-mail address, the phone number is not plausible, or a scope is not a valid scope
+    /// token; [`AuthError::Store`], [`AuthError::Hashing`].
     pub async fn register(&self, new: NewClient) -> Result<(ClientRecord, SecretString)> {
-        let name = contact_field(&new.name, "name")?;
-        let email = contact_field(&new.email, "email")?;
-        let telefonnummer = contact_field(&new.telefonnummer, "telefonnummer")?;
-        let organisation = contact_field(&new.organisation, "organisation")?;
+        let Contact {
+            name,
+            email,
+            telefonnummer,
+            organisation,
+        } = Contact::of(&new)?;
         let mut scopes: Vec<String> = Vec::new();
         for scope in new.scopes.iter().flat_map(|s| s.split(' ')) {
             if scope.is_empty() {
@@ -168,9 +202,13 @@ impl ClientRegistry {
         Ok(self.store.get_client(client_id).await?)
     }
 
-    /// Revokes a client: it cannot get tokens any more and its tokens stop working at once
-    /// (validators check [`is_active`](Self::is_active) on every request). `false` if there is
-    /// no such client; revoking twice is fine and keeps the first time.
+    /// Revokes a client: it cannot get tokens any more and its tokens stop working. `false` if
+    /// there is no such client; revoking twice is fine and keeps the first time.
+    ///
+    /// Returns only once every process on the database refuses the client's tokens: validators
+    /// check [`is_active`](Self::is_active) against a [`RevocationCache`] at most
+    /// `max_staleness` old, and this waits out that bound after the commit (see
+    /// [`RevocationCache::revoked`]).
     ///
     /// # Errors
     /// [`AuthError::Store`].
@@ -181,6 +219,7 @@ impl ClientRegistry {
             .await?;
         if revoked {
             tracing::info!(%client_id, "revoked a client");
+            self.revocations.revoked().await;
         }
         Ok(revoked)
     }
@@ -244,26 +283,96 @@ impl ClientRegistry {
         })
     }
 
-    /// Whether the client exists and is not revoked. Asks the store every time (no cache), so
-    /// a revocation from the CLI applies at once.
+    /// Whether the client exists and is not revoked, from the [`RevocationCache`]: no database
+    /// read unless the view is older than its bound or the client was not seen yet. A
+    /// revocation anywhere applies to every check that starts after [`revoke`](Self::revoke)
+    /// returned.
     ///
     /// # Errors
     /// [`AuthError::Store`].
     pub async fn is_active(&self, client_id: &str) -> Result<bool> {
-        Ok(self
-            .get(client_id)
-            .await?
-            .is_some_and(|c| c.revoked_at.is_none()))
+        if client_id.len() > MAX_CREDENTIAL_LEN {
+            return Ok(false);
+        }
+        Ok(self.revocations.client_is_active(client_id).await?)
+    }
+
+    /// Whether a token of `client_id` with this `jti` may be used: the client is active
+    /// ([`is_active`](Self::is_active)) and the token was not revoked (RFC 7009).
+    ///
+    /// # Errors
+    /// [`AuthError::Store`].
+    pub async fn is_token_active(&self, client_id: &str, jti: &str) -> Result<bool> {
+        if client_id.len() > MAX_CREDENTIAL_LEN {
+            return Ok(false);
+        }
+        Ok(self.revocations.check(client_id, jti).await?.is_ok())
     }
 }
 
-fn contact_field(value: &str, field: &'static str) -> Result<String> {
-    let value = value.trim();
-    if value.is_empty()
-        || value.chars().count() > MAX_FIELD_LEN
-        || value.chars().any(char::is_control)
-    {
-        return Err(AuthError::InvalidInput(field));
+/// The contact fields of a new client, trimmed, with their rules (`validator`): each 1 to
+/// [`MAX_FIELD_LEN`] characters without control characters; `email` an e-mail address (the
+/// WHATWG syntax of `<input type=email>`, internationalised domains allowed), `telefonnummer`
+/// a plausible phone number ([`plausible_telefonnummer`]).
+#[derive(Validate)]
+struct Contact {
+    #[validate(length(min = 1, max = 256), non_control_character)]
+    name: String,
+    #[validate(length(min = 1, max = 256), email)]
+    email: String,
+    #[validate(
+        length(min = 1, max = 256),
+        custom(function = "plausible_telefonnummer")
+    )]
+    telefonnummer: String,
+    #[validate(length(min = 1, max = 256), non_control_character)]
+    organisation: String,
+}
+
+// The derive cannot take the constant; keep them equal.
+const _: () = assert!(MAX_FIELD_LEN == 256);
+
+/// Digits, at least [`MIN_PHONE_DIGITS`] and at most [`MAX_PHONE_DIGITS`], optionally after one
+/// leading `+`, separated by spaces and `-`, `/`, `.`, `(`, `)` as people write them
+/// (`+49 30 123456`, `030/123 456-7`, `(030) 12 34 56`). Letters, a second `+` or anything else
+/// is not a phone number.
+fn plausible_telefonnummer(value: &str) -> std::result::Result<(), ValidationError> {
+    let rest = value.strip_prefix('+').unwrap_or(value);
+    let digits = rest.chars().filter(char::is_ascii_digit).count();
+    let separators_only = rest
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '/' | '.' | '(' | ')'));
+    if separators_only && (MIN_PHONE_DIGITS..=MAX_PHONE_DIGITS).contains(&digits) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("telefonnummer"))
     }
-    Ok(value.to_owned())
+}
+
+/// Fewest digits of a phone number (an internal extension).
+pub const MIN_PHONE_DIGITS: usize = 3;
+
+/// Most digits of a phone number (E.164 allows 15; extensions add a few).
+pub const MAX_PHONE_DIGITS: usize = 20;
+
+impl Contact {
+    /// The trimmed fields of `new`, checked: the first field that breaks a rule, in the order
+    /// name, email, telefonnummer, organisation, is named (never its value).
+    fn of(new: &NewClient) -> Result<Self> {
+        let contact = Self {
+            name: new.name.trim().to_owned(),
+            email: new.email.trim().to_owned(),
+            telefonnummer: new.telefonnummer.trim().to_owned(),
+            organisation: new.organisation.trim().to_owned(),
+        };
+        if let Err(errors) = contact.validate() {
+            let invalid = errors.field_errors();
+            let field = ["name", "email", "telefonnummer", "organisation"]
+                .into_iter()
+                .find(|field| invalid.contains_key(*field))
+                .unwrap_or("contact");
+            return Err(AuthError::InvalidInput(field));
+        }
+        Ok(contact)
+    }
 }

@@ -14,6 +14,8 @@
 //! - [`throttle`]: brute-force throttling of client authentication;
 //! - [`external`]: tokens of an external authorization server (`auth.mode` `jwks` or
 //!   `introspection`);
+//! - [`revocation`]: [`RevocationCache`], revoked clients and tokens answered from memory and
+//!   kept current on every replica;
 //! - [`authorizer`]: [`Authorizer`], the check of `POST /vorgang` for every mode;
 //! - [`memory`]: in-memory stores and a settable clock for tests and embedding.
 //!
@@ -96,6 +98,7 @@ pub mod fuzzing;
 pub mod keys;
 pub mod memory;
 pub mod ports;
+pub mod revocation;
 pub mod secret;
 pub mod throttle;
 pub mod token;
@@ -107,7 +110,11 @@ pub use clock::{Clock, SystemClock};
 pub use error::{AuthError, Result};
 pub use external::{ExternalSettings, IntrospectionValidator, JwksValidator};
 pub use keys::{ActiveSigningKey, KeyRing, KeyRingConfig};
-pub use ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore, StoreError};
+pub use ports::{
+    ClientRecord, ClientStore, Revocations, RevokedToken, SigningKeyRecord, SigningKeyStore,
+    StoreError,
+};
+pub use revocation::RevocationCache;
 pub use secret::{
     SecretHasher, generate_client_id, generate_client_secret, hash_secret, verify_secret,
 };
@@ -116,10 +123,16 @@ pub use token::{
     AccessClaims, InvalidReason, IssuedToken, TokenError, TokenIssuer, TokenSettings,
     TokenValidator,
 };
-pub use token_endpoint::{OAuthError, TokenEndpoint, TokenRequest, TokenResponse, parse_form};
+pub use token_endpoint::{
+    IntrospectedClaims, Introspection, OAuthError, TokenEndpoint, TokenRequest, TokenResponse,
+    parse_form,
+};
 
 /// The scope that `POST /vorgang` requires, and the default scope of new clients.
 pub const IMPORT_SCOPE: &str = "drkleinrk-api/vorgang:import";
+
+/// The scope a client needs to call `POST /oauth2/introspect` (RFC 7662).
+pub const INTROSPECT_SCOPE: &str = "drkleinrk-api/token:introspect";
 
 /// The realm of our `WWW-Authenticate` challenges.
 pub const REALM: &str = "vorgang";

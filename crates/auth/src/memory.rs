@@ -13,12 +13,15 @@
 //! # let _ = (clients, keys);
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::ports::{ClientRecord, ClientStore, SigningKeyRecord, SigningKeyStore, StoreError};
+use crate::ports::{
+    ClientRecord, ClientStore, Revocations, RevokedToken, SigningKeyRecord, SigningKeyStore,
+    StoreError,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -93,6 +96,8 @@ impl Clock for ManualClock {
 #[derive(Debug, Default)]
 pub struct MemoryClientStore {
     clients: Mutex<Vec<ClientRecord>>,
+    revoked_tokens: Mutex<Vec<RevokedToken>>,
+    generation: AtomicI64,
     unavailable: AtomicBool,
     lookups: AtomicUsize,
 }
@@ -153,6 +158,7 @@ impl ClientStore for MemoryClientStore {
             Some(client) => {
                 if client.revoked_at.is_none() {
                     client.revoked_at = Some(at);
+                    self.generation.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(true)
             }
@@ -174,6 +180,45 @@ impl ClientStore for MemoryClientStore {
             }
             None => Ok(false),
         }
+    }
+
+    async fn revocation_generation(&self) -> Result<i64, StoreError> {
+        self.check()?;
+        Ok(self.generation.load(Ordering::SeqCst))
+    }
+
+    async fn revocations(&self, live_after: i64) -> Result<Revocations, StoreError> {
+        self.check()?;
+        Ok(Revocations {
+            clients: lock(&self.clients)
+                .iter()
+                .filter(|c| c.revoked_at.is_some())
+                .map(|c| c.client_id.clone())
+                .collect(),
+            tokens: lock(&self.revoked_tokens)
+                .iter()
+                .filter(|t| t.expires_at >= live_after)
+                .map(|t| t.jti.clone())
+                .collect(),
+        })
+    }
+
+    async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError> {
+        self.check()?;
+        let mut tokens = lock(&self.revoked_tokens);
+        if !tokens.iter().any(|t| t.jti == token.jti) {
+            tokens.push(token.clone());
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    async fn purge_revoked_tokens(&self, before: i64) -> Result<u64, StoreError> {
+        self.check()?;
+        let mut tokens = lock(&self.revoked_tokens);
+        let count = tokens.len();
+        tokens.retain(|t| t.expires_at >= before);
+        Ok(u64::try_from(count - tokens.len()).unwrap_or(u64::MAX))
     }
 }
 

@@ -76,6 +76,47 @@ pub trait ClientStore: Send + Sync {
         client_id: &str,
         secret_hash: &str,
     ) -> Result<bool, StoreError>;
+
+    /// The revocation generation: a counter that every revocation (a client revoked, a token
+    /// revoked) increases in the same transaction, whichever process or replica made it. Reading
+    /// it is the cheap "has anything been revoked since?" check of the
+    /// [`RevocationCache`](crate::revocation::RevocationCache).
+    async fn revocation_generation(&self) -> Result<i64, StoreError>;
+
+    /// Everything revoked: the ids of revoked clients and the `jti`s of revoked tokens that
+    /// expire at or after `live_after` (Unix seconds; older ones are refused for their `exp`
+    /// anyway).
+    async fn revocations(&self, live_after: i64) -> Result<Revocations, StoreError>;
+
+    /// Records a revoked token (increasing the generation). Revoking a `jti` twice is fine and
+    /// keeps the first record.
+    async fn revoke_token(&self, token: &RevokedToken) -> Result<(), StoreError>;
+
+    /// Deletes the records of revoked tokens that expired before `before` (Unix seconds): such
+    /// a token is refused for its `exp`, its record is no longer needed. How many were deleted.
+    async fn purge_revoked_tokens(&self, before: i64) -> Result<u64, StoreError>;
+}
+
+/// What [`ClientStore::revocations`] reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocations {
+    /// Ids of revoked clients.
+    pub clients: Vec<String>,
+    /// `jti`s of revoked tokens not yet expired.
+    pub tokens: Vec<String>,
+}
+
+/// A token revoked through `POST /oauth2/revoke` (RFC 7009).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    /// Its `jti`.
+    pub jti: String,
+    /// The client it was issued to (the one that revoked it).
+    pub client_id: String,
+    /// Its `exp` (Unix seconds): the record is useless, and purged, after it.
+    pub expires_at: i64,
+    /// When it was revoked.
+    pub revoked_at: DateTime<Utc>,
 }
 
 /// One signing key pair of our token issuer.

@@ -150,6 +150,18 @@ impl TokenIssuer {
         &self.settings
     }
 
+    /// The current time of this issuer's clock.
+    #[must_use]
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// A validator of the tokens this issuer signs (same keys, clock and settings).
+    #[must_use]
+    pub fn validator(&self) -> TokenValidator {
+        TokenValidator::new(self.keys.clone(), self.clock.clone(), self.settings.clone())
+    }
+
     /// Issues a token for `client_id` with the given scopes (already checked by the caller):
     /// header `{"alg":"EdDSA","typ":"at+jwt","kid":…}`, claims
     /// `iss aud sub client_id scope iat exp jti`, `exp = iat + ttl`.
@@ -447,8 +459,9 @@ impl TokenValidator {
     }
 
     /// The whole check of a request to a protected resource: the bearer token of the
-    /// `Authorization` header value, [`validate`](Self::validate), the client still active
-    /// ([`ClientRegistry::is_active`], asked every time), then `required_scope`.
+    /// `Authorization` header value, [`validate`](Self::validate), the client still active and
+    /// the token not revoked ([`ClientRegistry::is_token_active`], from the revocation cache),
+    /// then `required_scope`.
     ///
     /// # Errors
     /// [`TokenError::Missing`], [`TokenError::Invalid`], [`TokenError::Expired`],
@@ -462,7 +475,10 @@ impl TokenValidator {
     ) -> Result<AccessClaims, TokenError> {
         let token = bearer_token(authorization)?;
         let claims = self.validate(token).await?;
-        match registry.is_active(&claims.client_id).await {
+        match registry
+            .is_token_active(&claims.client_id, &claims.jti)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return Err(TokenError::Revoked),
             Err(error) => {

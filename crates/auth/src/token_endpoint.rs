@@ -12,11 +12,12 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Serialize;
 
-use crate::REALM;
 use crate::clients::{AuthOutcome, ClientRegistry, MAX_CREDENTIAL_LEN, is_valid_scope_token};
 use crate::error::AuthError;
+use crate::ports::{ClientRecord, RevokedToken};
 use crate::throttle::{Throttle, ThrottleKey};
-use crate::token::TokenIssuer;
+use crate::token::{TokenIssuer, TokenValidator};
+use crate::{INTROSPECT_SCOPE, REALM};
 
 /// The only grant type supported.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -167,6 +168,17 @@ impl OAuthError {
         Self::new("invalid_scope", 400, description)
     }
 
+    /// `insufficient_scope`, 403: the authenticated client lacks `scope` (RFC 6750 §3.1's code,
+    /// used by the introspection endpoint for its callers).
+    #[must_use]
+    pub fn insufficient_scope(scope: &str) -> Self {
+        Self::new(
+            "insufficient_scope",
+            403,
+            format!("the client lacks the scope {scope}"),
+        )
+    }
+
     /// `slow_down`, 429 with `Retry-After`.
     #[must_use]
     pub fn slow_down(retry_after: u64) -> Self {
@@ -220,12 +232,61 @@ impl OAuthError {
     }
 }
 
-/// The token endpoint.
+/// The token endpoint, and its siblings that authenticate clients the same way: token
+/// introspection (RFC 7662, [`introspect`](Self::introspect)) and revocation (RFC 7009,
+/// [`revoke`](Self::revoke)).
 #[derive(Debug)]
 pub struct TokenEndpoint {
     registry: ClientRegistry,
     issuer: TokenIssuer,
+    validator: TokenValidator,
     throttle: Throttle,
+}
+
+/// The answer of the introspection endpoint (RFC 7662 §2.2), serialised as the JSON body:
+/// `{"active":false}` for any token that is not currently valid, else its claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Introspection {
+    /// Whether the token is currently valid (signature, issuer, audience, lifetime, client
+    /// active, token not revoked).
+    pub active: bool,
+    /// The claims of an active token; absent for an inactive one (nothing is told about it).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<IntrospectedClaims>,
+}
+
+/// The members of an active token's introspection answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IntrospectedClaims {
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Subject (the client id).
+    pub sub: String,
+    /// Audience.
+    pub aud: String,
+    /// Issuer.
+    pub iss: String,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Token id.
+    pub jti: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+}
+
+impl Introspection {
+    /// `{"active":false}`.
+    #[must_use]
+    pub fn inactive() -> Self {
+        Self {
+            active: false,
+            claims: None,
+        }
+    }
 }
 
 /// The parameters of a request after the checks that need no database.
@@ -240,9 +301,11 @@ impl TokenEndpoint {
     /// `throttle`.
     #[must_use]
     pub fn new(registry: ClientRegistry, issuer: TokenIssuer, throttle: Throttle) -> Self {
+        let validator = issuer.validator();
         Self {
             registry,
             issuer,
+            validator,
             throttle,
         }
     }
@@ -263,51 +326,9 @@ impl TokenEndpoint {
     /// An [`OAuthError`] to send as it is.
     pub async fn handle(&self, req: TokenRequest) -> Result<TokenResponse, OAuthError> {
         let parsed = parse(&req)?;
-        let client_key = ThrottleKey::client(&parsed.client_id);
-        let keys: Vec<ThrottleKey> = req
-            .remote_ip
-            .map(ThrottleKey::ip)
-            .into_iter()
-            .chain(std::iter::once(client_key))
-            .collect();
-        let reservation = self
-            .throttle
-            .reserve(&keys)
-            .map_err(OAuthError::slow_down)?;
-
-        let outcome = match self
-            .registry
-            .check_credentials(&parsed.client_id, &parsed.secret)
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                // The store failed before any secret was checked: not the caller's failure.
-                reservation.release();
-                return Err(OAuthError::from_auth_error(&error));
-            }
-        };
-        let client = match outcome {
-            AuthOutcome::Authenticated(client) => {
-                reservation.succeeded();
-                client
-            }
-            AuthOutcome::UnknownClient => {
-                // Unknown ids are counted per IP only, so the map holds real clients only.
-                reservation.failed_per_ip_only();
-                tracing::info!("token endpoint: unknown client");
-                return Err(OAuthError::invalid_client("client authentication failed"));
-            }
-            failure => {
-                reservation.failed();
-                tracing::info!(
-                    client_id = %parsed.client_id,
-                    outcome = ?failure,
-                    "token endpoint: client authentication failed"
-                );
-                return Err(OAuthError::invalid_client("client authentication failed"));
-            }
-        };
+        let client = self
+            .authenticate(&parsed.client_id, &parsed.secret, req.remote_ip)
+            .await?;
 
         let scopes = match parsed.scope {
             None => client.scopes.clone(),
@@ -332,6 +353,151 @@ impl TokenEndpoint {
             expires_in: issued.expires_in,
             scope: issued.scope,
         })
+    }
+
+    /// `POST /oauth2/introspect` (RFC 7662): the caller authenticates like at the token
+    /// endpoint (same throttle) and must hold [`INTROSPECT_SCOPE`]; the form's `token` is then
+    /// checked like a bearer token of a protected resource (signature, issuer, audience,
+    /// lifetime, client active, token not revoked). Anything not currently valid, whatever the
+    /// reason, is `{"active":false}`.
+    ///
+    /// # Errors
+    /// An [`OAuthError`] to send as it is: the request errors of the token endpoint,
+    /// `invalid_request` without `token`, `insufficient_scope` (403) for a caller without the
+    /// scope, `temporarily_unavailable` when the revocation check cannot reach the store.
+    pub async fn introspect(&self, req: TokenRequest) -> Result<Introspection, OAuthError> {
+        let parsed = parse_token_management(&req)?;
+        let caller = self
+            .authenticate(&parsed.client_id, &parsed.secret, req.remote_ip)
+            .await?;
+        if !caller.scopes.iter().any(|s| s == INTROSPECT_SCOPE) {
+            tracing::info!(client_id = %caller.client_id, "introspection without its scope");
+            return Err(OAuthError::insufficient_scope(INTROSPECT_SCOPE));
+        }
+        let Ok(claims) = self.validator.validate(&parsed.token).await else {
+            return Ok(Introspection::inactive());
+        };
+        match self
+            .registry
+            .is_token_active(&claims.client_id, &claims.jti)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Ok(Introspection::inactive()),
+            Err(error) => return Err(OAuthError::from_auth_error(&error)),
+        }
+        Ok(Introspection {
+            active: true,
+            claims: Some(IntrospectedClaims {
+                scope: claims.scope,
+                client_id: claims.client_id,
+                sub: claims.sub,
+                aud: claims.aud,
+                iss: claims.iss,
+                exp: claims.exp,
+                iat: claims.iat,
+                jti: claims.jti,
+                token_type: "Bearer",
+            }),
+        })
+    }
+
+    /// `POST /oauth2/revoke` (RFC 7009): the caller authenticates like at the token endpoint
+    /// and revokes one of its own tokens. Success whatever the token (garbage, expired, another
+    /// client's: nothing happens, and the caller is not told); a token of the caller that is
+    /// still valid is recorded as revoked, and this returns once every replica refuses it (see
+    /// [`RevocationCache::revoked`](crate::revocation::RevocationCache::revoked)).
+    ///
+    /// # Errors
+    /// An [`OAuthError`] to send as it is: the request errors of the token endpoint,
+    /// `invalid_request` without `token`, `temporarily_unavailable` when the store fails.
+    pub async fn revoke(&self, req: TokenRequest) -> Result<(), OAuthError> {
+        let parsed = parse_token_management(&req)?;
+        let caller = self
+            .authenticate(&parsed.client_id, &parsed.secret, req.remote_ip)
+            .await?;
+        let claims = match self.validator.validate(&parsed.token).await {
+            Ok(claims) => claims,
+            Err(reason) => {
+                tracing::info!(client_id = %caller.client_id, %reason, "revocation of an invalid token: nothing to do");
+                return Ok(());
+            }
+        };
+        if claims.client_id != caller.client_id {
+            // RFC 7009 §2.1: only the client the token was issued to may revoke it. Answered
+            // like success, so the answer tells nothing about another client's token.
+            tracing::warn!(client_id = %caller.client_id, "revocation of another client's token refused");
+            return Ok(());
+        }
+        let record = RevokedToken {
+            jti: claims.jti.clone(),
+            client_id: claims.client_id,
+            expires_at: claims.exp,
+            revoked_at: self.issuer_now(),
+        };
+        self.registry
+            .revocations()
+            .revoke_token(&record)
+            .await
+            .map_err(|error| OAuthError::from_auth_error(&AuthError::Store(error)))?;
+        tracing::info!(client_id = %caller.client_id, jti = %claims.jti, "revoked an access token");
+        Ok(())
+    }
+
+    fn issuer_now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.issuer.now()
+    }
+
+    /// Client authentication of every endpoint here: the attempt is reserved in the throttle
+    /// (per IP and per client id) before the client store is asked and the secret hashed, and
+    /// settled after.
+    async fn authenticate(
+        &self,
+        client_id: &str,
+        secret: &str,
+        remote_ip: Option<IpAddr>,
+    ) -> Result<ClientRecord, OAuthError> {
+        let client_key = ThrottleKey::client(client_id);
+        let keys: Vec<ThrottleKey> = remote_ip
+            .map(ThrottleKey::ip)
+            .into_iter()
+            .chain(std::iter::once(client_key))
+            .collect();
+        let reservation = self
+            .throttle
+            .reserve(&keys)
+            .map_err(OAuthError::slow_down)?;
+
+        let outcome = match self.registry.check_credentials(client_id, secret).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // The store failed before any secret was checked: not the caller's failure.
+                reservation.release();
+                return Err(OAuthError::from_auth_error(&error));
+            }
+        };
+        let client = match outcome {
+            AuthOutcome::Authenticated(client) => {
+                reservation.succeeded();
+                client
+            }
+            AuthOutcome::UnknownClient => {
+                // Unknown ids are counted per IP only, so the map holds real clients only.
+                reservation.failed_per_ip_only();
+                tracing::info!("token endpoint: unknown client");
+                return Err(OAuthError::invalid_client("client authentication failed"));
+            }
+            failure => {
+                reservation.failed();
+                tracing::info!(
+                    %client_id,
+                    outcome = ?failure,
+                    "token endpoint: client authentication failed"
+                );
+                return Err(OAuthError::invalid_client("client authentication failed"));
+            }
+        };
+        Ok(client)
     }
 }
 
@@ -366,30 +532,97 @@ const KNOWN_PARAMETERS: [&str; 4] = ["grant_type", "scope", "client_id", "client
 
 /// Checks everything that needs no database and no hashing.
 pub(crate) fn parse(req: &TokenRequest) -> Result<Parsed, OAuthError> {
-    // RFC 6749 §3.2: parameters without a value are treated as omitted; none may repeat.
-    let mut params: [Option<&str>; 4] = [None; 4];
-    for (name, value) in &req.form {
-        if value.is_empty() {
-            continue;
-        }
-        if let Some(index) = KNOWN_PARAMETERS.iter().position(|known| known == name) {
-            if params[index].is_some() {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {} is repeated",
-                    KNOWN_PARAMETERS[index]
-                )));
-            }
-            params[index] = Some(value);
-        }
-    }
-    let [grant_type, scope, form_id, form_secret] = params;
+    let [grant_type, scope, form_id, form_secret] = known_parameters(&req.form, KNOWN_PARAMETERS)?;
 
     match grant_type {
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
         Some(CLIENT_CREDENTIALS) => {}
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
     }
+    let (client_id, secret) = client_credentials(req, form_id, form_secret)?;
 
+    let scope = match scope {
+        None => None,
+        Some(scope) => {
+            let mut scopes: Vec<String> = Vec::new();
+            for token in scope.split(' ').filter(|s| !s.is_empty()) {
+                if !is_valid_scope_token(token) {
+                    return Err(OAuthError::invalid_scope("scope is malformed"));
+                }
+                if !scopes.iter().any(|s| s == token) {
+                    scopes.push(token.to_owned());
+                }
+            }
+            // Only spaces: as if omitted.
+            (!scopes.is_empty()).then_some(scopes)
+        }
+    };
+
+    Ok(Parsed {
+        client_id,
+        secret,
+        scope,
+    })
+}
+
+/// The parameters of an introspection or revocation request after the checks that need no
+/// database.
+struct ManagementRequest {
+    client_id: String,
+    secret: String,
+    token: String,
+}
+
+/// Form parameters of introspection and revocation (`token_type_hint` is read and ignored: we
+/// issue one kind of token).
+const MANAGEMENT_PARAMETERS: [&str; 4] = ["token", "token_type_hint", "client_id", "client_secret"];
+
+/// Checks an introspection or revocation request: no parameter repeated, a `token`, client
+/// credentials as at the token endpoint.
+fn parse_token_management(req: &TokenRequest) -> Result<ManagementRequest, OAuthError> {
+    let [token, _hint, form_id, form_secret] = known_parameters(&req.form, MANAGEMENT_PARAMETERS)?;
+    let (client_id, secret) = client_credentials(req, form_id, form_secret)?;
+    let Some(token) = token else {
+        return Err(OAuthError::invalid_request("token is missing"));
+    };
+    Ok(ManagementRequest {
+        client_id,
+        secret,
+        token: token.to_owned(),
+    })
+}
+
+/// The values of the `names` parameters (RFC 6749 §3.2: a parameter without a value counts as
+/// omitted; none may repeat). Other parameters are ignored.
+fn known_parameters<'a, const N: usize>(
+    form: &'a [(String, String)],
+    names: [&'static str; N],
+) -> Result<[Option<&'a str>; N], OAuthError> {
+    let mut params: [Option<&str>; N] = [None; N];
+    for (name, value) in form {
+        if value.is_empty() {
+            continue;
+        }
+        if let Some(index) = names.iter().position(|known| known == name) {
+            if params[index].is_some() {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {} is repeated",
+                    names[index]
+                )));
+            }
+            params[index] = Some(value);
+        }
+    }
+    Ok(params)
+}
+
+/// The client id and secret: from HTTP Basic, or from the form (`client_secret_post`), never
+/// both.
+fn client_credentials(
+    req: &TokenRequest,
+    form_id: Option<&str>,
+    form_secret: Option<&str>,
+) -> Result<(String, String), OAuthError> {
     let authorization = req
         .authorization
         .as_deref()
@@ -427,29 +660,7 @@ pub(crate) fn parse(req: &TokenRequest) -> Result<Parsed, OAuthError> {
     if client_id.len() > MAX_CREDENTIAL_LEN || secret.len() > MAX_CREDENTIAL_LEN {
         return Err(OAuthError::invalid_client("client authentication failed"));
     }
-
-    let scope = match scope {
-        None => None,
-        Some(scope) => {
-            let mut scopes: Vec<String> = Vec::new();
-            for token in scope.split(' ').filter(|s| !s.is_empty()) {
-                if !is_valid_scope_token(token) {
-                    return Err(OAuthError::invalid_scope("scope is malformed"));
-                }
-                if !scopes.iter().any(|s| s == token) {
-                    scopes.push(token.to_owned());
-                }
-            }
-            // Only spaces: as if omitted.
-            (!scopes.is_empty()).then_some(scopes)
-        }
-    };
-
-    Ok(Parsed {
-        client_id,
-        secret,
-        scope,
-    })
+    Ok((client_id, secret))
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1).

@@ -189,3 +189,47 @@ async fn unknown_client_costs_as_much_as_a_wrong_secret() {
         "unknown {unknown:?} vs wrong secret {wrong_secret:?}"
     );
 }
+
+#[tokio::test]
+async fn register_checks_email_and_phone_syntax() {
+    let f = Fixture::new().await;
+    type Mutation = fn(&mut NewClient);
+    let refused: [(Mutation, &str); 9] = [
+        (|c| c.email = "not-an-email".into(), "email"),
+        (|c| c.email = "erika@".into(), "email"),
+        (|c| c.email = "@example.com".into(), "email"),
+        (|c| c.email = "erika mustermann@example.com".into(), "email"),
+        (|c| c.telefonnummer = "call me".into(), "telefonnummer"),
+        (|c| c.telefonnummer = "12".into(), "telefonnummer"),
+        (
+            |c| c.telefonnummer = "++49 30 123456".into(),
+            "telefonnummer",
+        ),
+        (|c| c.telefonnummer = "1".repeat(21), "telefonnummer"),
+        (|c| c.organisation = "\t".into(), "organisation"),
+    ];
+    for (mutate, field) in refused {
+        let mut client = new_client();
+        mutate(&mut client);
+        let error = f.registry.register(client).await.unwrap_err();
+        assert!(
+            matches!(error, AuthError::InvalidInput(f) if f == field),
+            "{error}"
+        );
+    }
+    assert!(f.registry.list().await.unwrap().is_empty());
+
+    let accepted: [Mutation; 5] = [
+        |c| c.telefonnummer = "030/123 456-7".into(),
+        |c| c.telefonnummer = "(030) 12 34 56".into(),
+        |c| c.telefonnummer = " +49.30.123456 ".into(),
+        |c| c.email = "erika.mustermann+api@bücher.example".into(),
+        |c| c.email = "  erika@example.com  ".into(),
+    ];
+    for mutate in accepted {
+        let mut client = new_client();
+        mutate(&mut client);
+        let (record, _) = f.registry.register(client).await.unwrap();
+        assert_eq!(record.email, record.email.trim(), "stored trimmed");
+    }
+}

@@ -4,16 +4,40 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RequestTokenError, Scope,
+    StandardRevocableToken, TokenUrl,
+};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use url::Url;
 use vorgang_core::{EuropaceError, TraceId};
 
 use crate::config::{EuropaceConfig, Impersonation, RetryPolicy};
 use crate::http::{self, BodyError, TRACE_HEADER};
+
+/// The `oauth2` crate's client for our flow: its `BasicClient` with a token endpoint set, and
+/// with [`TokenAnswer`] as the token response, which reads `expires_in` as Europace's gateways
+/// have sent it (a number or a numeric string) and lets us tell which member is missing.
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    TokenAnswer,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
 
 /// Longest time a token is refreshed before it expires.
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -61,6 +85,11 @@ impl fmt::Debug for AccessToken {
 
 /// The cached token of one scope set, shared by every request that needs that scope.
 ///
+/// The client-credentials exchange itself (the form, the token answer, RFC 6749 error answers)
+/// is the `oauth2` crate's; it sends through our reqwest client (timeouts, TLS, connection
+/// pool shared with the other Europace calls). What it does not do stays here: caching, single
+/// flight, retries, `Retry-After`, the trace header and the status of a refusal.
+///
 /// - The token is requested at `auth_url` with HTTP Basic (client id and secret), the form
 ///   `grant_type=client_credentials&scope=…` (plus `subject` and `actor` when impersonating) and
 ///   the caller's `X-TraceId`.
@@ -84,6 +113,7 @@ pub struct TokenCache {
 
 struct Inner {
     http: reqwest::Client,
+    oauth: OAuthClient,
     auth_url: Url,
     client_id: String,
     client_secret: SecretString,
@@ -113,9 +143,16 @@ impl TokenCache {
     /// and retry policy of `config`, sent through `http` (which carries the timeouts).
     #[must_use]
     pub fn new(http: reqwest::Client, config: &EuropaceConfig, scope: impl Into<String>) -> Self {
+        let oauth = oauth2::Client::new(ClientId::new(config.client_id.clone()))
+            .set_client_secret(ClientSecret::new(
+                config.client_secret.expose_secret().to_owned(),
+            ))
+            .set_auth_type(AuthType::BasicAuth)
+            .set_token_uri(TokenUrl::from_url(config.auth_url.clone()));
         Self {
             inner: Arc::new(Inner {
                 http,
+                oauth,
                 auth_url: config.auth_url.clone(),
                 client_id: config.client_id.clone(),
                 client_secret: config.client_secret.clone(),
@@ -240,69 +277,158 @@ impl TokenCache {
         }
     }
 
-    /// The form of the token request.
-    fn form(&self) -> String {
-        let inner = &self.inner;
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "client_credentials");
-        if !inner.scope.is_empty() {
-            form.append_pair("scope", &inner.scope);
-        }
-        if let Some(impersonation) = &inner.impersonation {
-            form.append_pair("subject", &impersonation.subject);
-            form.append_pair("actor", &impersonation.actor);
-        }
-        form.finish()
-    }
-
+    /// One token request through `oauth2`: it builds the form (`grant_type=client_credentials`,
+    /// `scope`, and `subject`/`actor` when impersonating) and reads the answer; [`Self::send`]
+    /// carries it.
     async fn request_once(&self, trace: &TraceId) -> Result<Cached, EuropaceError> {
         let inner = &self.inner;
         let started = Instant::now();
-        let response = inner
-            .http
-            .post(inner.auth_url.clone())
-            .basic_auth(&inner.client_id, Some(inner.client_secret.expose_secret()))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json")
-            .header(TRACE_HEADER, http::trace_header(trace))
-            .body(self.form())
-            .send()
-            .await
-            .map_err(|error| EuropaceError::Unavailable {
-                reason: format!("token request failed: {}", http::describe(&error)),
-                retry_after: None,
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            let body = http::read_body(response)
-                .await
-                .map_err(|error| match error {
-                    BodyError::Transport(error) => EuropaceError::Unavailable {
-                        reason: format!("token answer lost: {}", http::describe(&error)),
-                        retry_after: None,
-                    },
-                    BodyError::TooLarge => protocol("token answer too large"),
-                })?;
-            let (token, lifetime) = parse_token(&body)?;
-            tracing::debug!(
-                trace = %trace,
-                scope = %inner.scope,
-                expires_in_s = lifetime.as_secs(),
-                "Europace token fetched"
-            );
-            return Ok(Cached {
-                token,
-                refresh_at: started + lifetime.saturating_sub(refresh_margin(lifetime)),
-            });
+        let mut request = inner.oauth.exchange_client_credentials().add_scopes(
+            inner
+                .scope
+                .split_whitespace()
+                .map(|s| Scope::new(s.to_owned())),
+        );
+        if let Some(impersonation) = &inner.impersonation {
+            request = request
+                .add_extra_param("subject", impersonation.subject.as_str())
+                .add_extra_param("actor", impersonation.actor.as_str());
         }
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Err(EuropaceError::Unavailable {
-                reason: format!("token endpoint answered {}", status.as_u16()),
-                retry_after: http::retry_after(response.headers()),
-            });
-        }
-        Err(EuropaceError::rejected(status.as_u16()))
+        // The HTTP function owns what it uses (no borrow of this call lives in its futures: the
+        // futures of the ports must be `Send` for every lifetime, which a borrowing closure's
+        // future cannot prove).
+        let answered: Arc<Mutex<Option<Answered>>> = Arc::new(Mutex::new(None));
+        let send = {
+            let inner = Arc::clone(&self.inner);
+            let trace = trace.clone();
+            let answered = Arc::clone(&answered);
+            move |request: oauth2::HttpRequest| {
+                send(
+                    Arc::clone(&inner),
+                    request,
+                    trace.clone(),
+                    Arc::clone(&answered),
+                )
+            }
+        };
+        let result = request.request_async(&send).await;
+        let answered = *answered.lock().unwrap_or_else(PoisonError::into_inner);
+
+        let answer = match (result, answered) {
+            (Err(RequestTokenError::Request(SendError::Unavailable(reason))), _) => {
+                return Err(EuropaceError::Unavailable {
+                    reason,
+                    retry_after: None,
+                });
+            }
+            (Err(RequestTokenError::Request(SendError::TooLarge)), _) => {
+                return Err(protocol("token answer too large"));
+            }
+            (result, Some(answered)) if answered.status != StatusCode::OK => {
+                let status = answered.status;
+                if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                    return Err(EuropaceError::Unavailable {
+                        reason: format!("token endpoint answered {}", status.as_u16()),
+                        retry_after: answered.retry_after,
+                    });
+                }
+                if let Err(RequestTokenError::ServerResponse(error)) = &result {
+                    // The RFC 6749 code only (`invalid_client`, …): the description is free
+                    // text of Europace's and is not logged.
+                    tracing::warn!(
+                        trace = %trace,
+                        status = status.as_u16(),
+                        error = %error.error(),
+                        "Europace refused the token request"
+                    );
+                }
+                return Err(EuropaceError::rejected(status.as_u16()));
+            }
+            (Ok(answer), _) => answer,
+            // 200 without a token answer: not JSON, not an object, a member of the wrong type.
+            (Err(_), _) => return Err(protocol("token answer is not a JSON token response")),
+        };
+        let (token, lifetime) = usable(&answer)?;
+        tracing::debug!(
+            trace = %trace,
+            scope = %inner.scope,
+            expires_in_s = lifetime.as_secs(),
+            "Europace token fetched"
+        );
+        Ok(Cached {
+            token,
+            refresh_at: started + lifetime.saturating_sub(refresh_margin(lifetime)),
+        })
     }
+}
+
+/// The HTTP function `oauth2` calls (see [`TokenCache::request_once`]): sends its request through our reqwest client with the
+/// trace header, reads the answer (at most [`http::MAX_BODY_BYTES`]) and notes its status
+/// and `Retry-After` in `answered`, which `oauth2`'s result does not carry.
+///
+/// HTTP Basic is set here, as RFC 7617 has it (`base64(id ":" secret)`): `oauth2` would
+/// form-encode id and secret first (RFC 6749 §2.3.1), which changes any secret with a
+/// reserved character, and Europace documents plain HTTP Basic.
+async fn send(
+    inner: Arc<Inner>,
+    request: oauth2::HttpRequest,
+    trace: TraceId,
+    answered: Arc<Mutex<Option<Answered>>>,
+) -> Result<oauth2::HttpResponse, SendError> {
+    let (parts, body) = request.into_parts();
+    let mut headers = parts.headers;
+    headers.remove(AUTHORIZATION);
+    let response = inner
+        .http
+        .request(parts.method, inner.auth_url.clone())
+        .headers(headers)
+        .basic_auth(&inner.client_id, Some(inner.client_secret.expose_secret()))
+        .header(TRACE_HEADER, http::trace_header(&trace))
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| {
+            SendError::Unavailable(format!("token request failed: {}", http::describe(&error)))
+        })?;
+    let status = response.status();
+    let retry_after = http::retry_after(response.headers());
+    let mut answer = ::http::Response::builder().status(status);
+    if let Some(content_type) = response.headers().get(reqwest::header::CONTENT_TYPE) {
+        answer = answer.header(reqwest::header::CONTENT_TYPE, content_type.clone());
+    }
+    *answered.lock().unwrap_or_else(PoisonError::into_inner) = Some(Answered {
+        status,
+        retry_after,
+    });
+    let body = http::read_body(response)
+        .await
+        .map_err(|error| match error {
+            BodyError::Transport(error) => {
+                SendError::Unavailable(format!("token answer lost: {}", http::describe(&error)))
+            }
+            BodyError::TooLarge => SendError::TooLarge,
+        })?;
+    answer
+        .body(body)
+        .map_err(|_| SendError::Unavailable("token answer unreadable".to_owned()))
+}
+
+/// What [`send`] saw of the answer.
+#[derive(Debug, Clone, Copy)]
+struct Answered {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+}
+
+/// Why [`send`] has no answer for `oauth2`. Fixed phrases: never a URL or a body.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    /// The request failed or the answer was lost; may be retried.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The answer exceeds [`http::MAX_BODY_BYTES`].
+    #[error("token answer too large")]
+    TooLarge,
 }
 
 impl State {
@@ -335,33 +461,93 @@ fn protocol(reason: &str) -> EuropaceError {
     }
 }
 
-#[derive(Deserialize)]
+/// A token answer (RFC 6749 §5.1) as `oauth2` reads it for us. Every member may be missing or
+/// odd here, so that [`usable`] can say which one is (`oauth2`'s own type would only fail to
+/// parse). `Debug` never shows the token.
+#[derive(Debug, Deserialize, Serialize)]
 struct TokenAnswer {
-    access_token: Option<String>,
-    token_type: Option<String>,
+    /// Empty when missing.
+    #[serde(default = "no_token")]
+    access_token: oauth2::AccessToken,
+    /// Compared case-insensitively (RFC 6749 §7.1); `Extension("")` when missing.
+    #[serde(default = "no_token_type", deserialize_with = "token_type_any_case")]
+    token_type: BasicTokenType,
+    /// A number of seconds, or a numeric string; checked by [`usable`].
+    #[serde(default)]
     expires_in: Option<serde_json::Value>,
 }
 
-/// The token and its lifetime from a successful answer. Error reasons are fixed phrases: the body
-/// is never quoted.
+fn no_token() -> oauth2::AccessToken {
+    oauth2::AccessToken::new(String::new())
+}
+
+fn no_token_type() -> BasicTokenType {
+    BasicTokenType::Extension(String::new())
+}
+
+fn token_type_any_case<'de, D>(deserializer: D) -> Result<BasicTokenType, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text = String::deserialize(deserializer)?;
+    Ok(match text.to_ascii_lowercase().as_str() {
+        "bearer" => BasicTokenType::Bearer,
+        "mac" => BasicTokenType::Mac,
+        _ => BasicTokenType::Extension(text),
+    })
+}
+
+impl oauth2::TokenResponse for TokenAnswer {
+    type TokenType = BasicTokenType;
+
+    fn access_token(&self) -> &oauth2::AccessToken {
+        &self.access_token
+    }
+
+    fn token_type(&self) -> &BasicTokenType {
+        &self.token_type
+    }
+
+    fn expires_in(&self) -> Option<Duration> {
+        self.expires_in.as_ref().and_then(lifetime)
+    }
+
+    fn refresh_token(&self) -> Option<&oauth2::RefreshToken> {
+        None
+    }
+
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        None
+    }
+}
+
+/// The token and its lifetime from an answer body (as [`TokenCache`] gets it through
+/// `oauth2`). Error reasons are fixed phrases: the body is never quoted.
+#[cfg(test)]
 fn parse_token(body: &[u8]) -> Result<(AccessToken, Duration), EuropaceError> {
     let answer: TokenAnswer =
         serde_json::from_slice(body).map_err(|_| protocol("token answer is not a JSON object"))?;
-    let token_type = answer
-        .token_type
-        .ok_or_else(|| protocol("token answer without token_type"))?;
-    if !token_type.eq_ignore_ascii_case("bearer") {
-        return Err(protocol("token_type is not Bearer"));
+    usable(&answer)
+}
+
+/// The token and its lifetime, if the answer carries a usable bearer token.
+fn usable(answer: &TokenAnswer) -> Result<(AccessToken, Duration), EuropaceError> {
+    match &answer.token_type {
+        BasicTokenType::Bearer => {}
+        BasicTokenType::Extension(text) if text.is_empty() => {
+            return Err(protocol("token answer without token_type"));
+        }
+        _ => return Err(protocol("token_type is not Bearer")),
     }
-    let secret = answer
-        .access_token
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| protocol("token answer without access_token"))?;
-    let token = AccessToken::new(&secret)
+    let secret = answer.access_token.secret();
+    if secret.is_empty() {
+        return Err(protocol("token answer without access_token"));
+    }
+    let token = AccessToken::new(secret)
         .ok_or_else(|| protocol("access_token cannot be sent in a header"))?;
-    let lifetime = match answer.expires_in {
+    let lifetime = match &answer.expires_in {
         None | Some(serde_json::Value::Null) => LIFETIME_WITHOUT_EXPIRES_IN,
-        Some(value) => lifetime(&value).ok_or_else(|| protocol("expires_in is not a number"))?,
+        Some(value) => lifetime(value).ok_or_else(|| protocol("expires_in is not a number"))?,
     };
     Ok((token, lifetime))
 }

@@ -85,6 +85,19 @@ fn authorizer(
     })
 }
 
+/// What `clients add` says about a refused field: the option and the rule, never the value
+/// (contact data is personal data, and the terminal may be recorded).
+fn registration_problem(field: &str) -> String {
+    match field {
+        "name" => "invalid --name: give the contact person's name (1 to 256 characters, no control characters)".to_owned(),
+        "email" => "invalid --email: not an e-mail address (like name@example.org)".to_owned(),
+        "telefonnummer" => "invalid --telefonnummer: not a phone number (3 to 20 digits, an optional leading +, spaces and - / . ( ) as separators)".to_owned(),
+        "organisation" => "invalid --organisation: give the partner organisation (1 to 256 characters, no control characters)".to_owned(),
+        "scope" => "invalid --scope: a scope is printable ASCII without spaces, \" or \\ (RFC 6749 §3.3)".to_owned(),
+        other => format!("invalid {other}"),
+    }
+}
+
 /// Credentials of a newly registered (or rotated) client, shown once.
 pub struct DemoClient {
     /// Client id.
@@ -176,7 +189,13 @@ impl AuthService {
                 organisation,
                 scopes,
             })
-            .await?;
+            .await
+            .map_err(|error| match error {
+                auth::AuthError::InvalidInput(field) => {
+                    anyhow::anyhow!("{}", registration_problem(field))
+                }
+                other => other.into(),
+            })?;
         tracing::info!(client = %record.client_id, "client registered");
         Ok(DemoClient {
             client_id: record.client_id,

@@ -236,6 +236,9 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://{address}"));
         let auth = Arc::new(AuthService::build(&settings, &store, issuer).await?);
+        // Keeps this replica's view of revoked clients and tokens current, so bearer checks
+        // answer from memory (auth::RevocationCache). Ends with the last reference to it.
+        auth.registry.revocations().spawn_refresher();
         let demo_client = if sandbox.is_some() {
             auth.demo_client_if_none().await?
         } else {

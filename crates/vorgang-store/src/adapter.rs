@@ -48,6 +48,23 @@ pub(crate) const REVOKE_CLIENT: &str =
 
 pub(crate) const SET_SECRET: &str = "UPDATE clients SET secret_hash = $1 WHERE client_id = $2";
 
+/// The revocation generation (migration 0004): increased by trigger with every revocation.
+pub(crate) const REVOCATION_GENERATION: &str =
+    "SELECT generation FROM revocation_generation WHERE id = 1";
+
+pub(crate) const REVOKED_CLIENTS: &str =
+    "SELECT client_id FROM clients WHERE revoked_at IS NOT NULL";
+
+pub(crate) const LIVE_REVOKED_TOKENS: &str =
+    "SELECT jti FROM revoked_tokens WHERE expires_at >= $1";
+
+/// A second revocation of the same token keeps the first record (and, inserting nothing, does
+/// not increase the generation).
+pub(crate) const INSERT_REVOKED_TOKEN: &str = "INSERT INTO revoked_tokens \
+     (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING";
+
+pub(crate) const PURGE_REVOKED_TOKENS: &str = "DELETE FROM revoked_tokens WHERE expires_at < $1";
+
 pub(crate) const INSERT_KEY: &str = "INSERT INTO signing_keys (kid, algorithm, private_key, \
      encrypted, public_key, created_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -482,6 +499,61 @@ macro_rules! impl_store_ports {
                     .await
                     .map_err($crate::error::for_auth)?
                     == 1)
+            }
+
+            async fn revocation_generation(&self) -> Result<i64, auth::StoreError> {
+                sqlx::query_scalar::<_, i64>($crate::adapter::REVOCATION_GENERATION)
+                    .fetch_one(self.reader())
+                    .await
+                    .map_err(|err| {
+                        $crate::error::for_auth($crate::error::map_sqlx(
+                            "read revocation generation",
+                            &err,
+                        ))
+                    })
+            }
+
+            async fn revocations(
+                &self,
+                live_after: i64,
+            ) -> Result<auth::Revocations, auth::StoreError> {
+                let map = |context: &'static str| {
+                    move |err: sqlx::Error| {
+                        $crate::error::for_auth($crate::error::map_sqlx(context, &err))
+                    }
+                };
+                let clients = sqlx::query_scalar::<_, String>($crate::adapter::REVOKED_CLIENTS)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(map("list revoked clients"))?;
+                let tokens = sqlx::query_scalar::<_, String>($crate::adapter::LIVE_REVOKED_TOKENS)
+                    .bind(live_after)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(map("list revoked tokens"))?;
+                Ok(auth::Revocations { clients, tokens })
+            }
+
+            async fn revoke_token(
+                &self,
+                token: &auth::RevokedToken,
+            ) -> Result<(), auth::StoreError> {
+                let query = sqlx::query($crate::adapter::INSERT_REVOKED_TOKEN)
+                    .bind(&token.jti)
+                    .bind(&token.client_id)
+                    .bind(token.expires_at)
+                    .bind($crate::codec::encode_time(token.revoked_at));
+                self.write("revoke token", query)
+                    .await
+                    .map_err($crate::error::for_auth)?;
+                Ok(())
+            }
+
+            async fn purge_revoked_tokens(&self, before: i64) -> Result<u64, auth::StoreError> {
+                let query = sqlx::query($crate::adapter::PURGE_REVOKED_TOKENS).bind(before);
+                self.write("purge revoked tokens", query)
+                    .await
+                    .map_err($crate::error::for_auth)
             }
         }
 

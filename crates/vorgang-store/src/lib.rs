@@ -36,6 +36,11 @@
 //! - `tippgeber_partners`: `(environment, externe_partner_id)` → `partner_id`.
 //! - `clients`: partner clients, `scopes` as a JSON array.
 //! - `signing_keys`: the token issuer's key pairs, private key as stored by `auth`.
+//! - `revoked_tokens`: `jti` → client, `expires_at` (the token's `exp`, Unix seconds),
+//!   `revoked_at`; purged after `expires_at` (migration 0004).
+//! - `revocation_generation`: one counter, increased by trigger whenever a client is revoked
+//!   (`clients.revoked_at` changes) or a token is (a `revoked_tokens` row is inserted): the
+//!   cheap "anything revoked since?" read of `auth::RevocationCache`.
 //!
 //! # Stored representation
 //!
@@ -99,6 +104,9 @@
 //!
 //! `0003_listing_indexes` only adds indexes (and drops `(status, created_at)`, a prefix of a new
 //! one that serves the same queries).
+//!
+//! `0004_revoked_tokens` only adds: `revoked_tokens`, `revocation_generation` and the triggers
+//! that increase the generation (so a client revoked by the previous build's CLI is seen too).
 //!
 //! One limit while two builds run: a replica of the previous build that resumes an *abandoned*
 //! import stored by this build cannot read its body (before 0002: no body at all; since issue 9:

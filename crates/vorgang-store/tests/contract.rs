@@ -628,6 +628,77 @@ mod cases {
         assert_eq!(again.revoked_at, Some(at(5, 5)));
     }
 
+    pub async fn revocations_increase_the_generation_and_expire(store: &Store) {
+        let clients = store.as_client_store();
+        clients
+            .insert_client(&client("client-a", at(0, 0)))
+            .await
+            .unwrap();
+        clients
+            .insert_client(&client("client-b", at(0, 1)))
+            .await
+            .unwrap();
+        let start = clients.revocation_generation().await.unwrap();
+        assert_eq!(
+            clients.revocations(0).await.unwrap(),
+            auth::Revocations::default()
+        );
+
+        // A rotation is no revocation.
+        clients
+            .set_client_secret_hash("client-a", "$argon2id$new")
+            .await
+            .unwrap();
+        assert_eq!(clients.revocation_generation().await.unwrap(), start);
+
+        assert!(clients.revoke_client("client-a", at(5, 5)).await.unwrap());
+        let after_client = clients.revocation_generation().await.unwrap();
+        assert!(after_client > start);
+        // Revoking again changes nothing, so the generation stays.
+        assert!(clients.revoke_client("client-a", at(9, 0)).await.unwrap());
+        assert_eq!(clients.revocation_generation().await.unwrap(), after_client);
+
+        let token = |jti: &str, expires_at: i64| auth::RevokedToken {
+            jti: jti.to_owned(),
+            client_id: "client-b".to_owned(),
+            expires_at,
+            revoked_at: at(6, 0),
+        };
+        clients.revoke_token(&token("jti-1", 1_000)).await.unwrap();
+        let after_token = clients.revocation_generation().await.unwrap();
+        assert!(after_token > after_client);
+        // The same jti again: kept once, no new generation.
+        clients.revoke_token(&token("jti-1", 1_000)).await.unwrap();
+        assert_eq!(clients.revocation_generation().await.unwrap(), after_token);
+        clients.revoke_token(&token("jti-2", 2_000)).await.unwrap();
+
+        let mut all = clients.revocations(0).await.unwrap();
+        all.tokens.sort();
+        assert_eq!(
+            all,
+            auth::Revocations {
+                clients: vec!["client-a".to_owned()],
+                tokens: vec!["jti-1".to_owned(), "jti-2".to_owned()],
+            }
+        );
+        // Only tokens expiring at or after the bound are listed.
+        assert_eq!(
+            clients.revocations(1_001).await.unwrap().tokens,
+            vec!["jti-2".to_owned()]
+        );
+        assert_eq!(clients.purge_revoked_tokens(1_000).await.unwrap(), 0);
+        assert_eq!(clients.purge_revoked_tokens(1_001).await.unwrap(), 1);
+        assert_eq!(
+            clients.revocations(0).await.unwrap().tokens,
+            vec!["jti-2".to_owned()]
+        );
+        // A purge is no revocation either.
+        assert!(clients.revocation_generation().await.unwrap() > after_token);
+        let before_purge = clients.revocation_generation().await.unwrap();
+        assert_eq!(clients.purge_revoked_tokens(i64::MAX).await.unwrap(), 1);
+        assert_eq!(clients.revocation_generation().await.unwrap(), before_purge);
+    }
+
     pub async fn duplicate_client_is_a_conflict_without_personal_data(store: &Store) {
         let clients = store.as_client_store();
         let record = client("client-a", at(0, 0));
@@ -815,6 +886,7 @@ contract_tests!(
     tippgeber_partner_ids_per_environment,
     clients_round_trip_oldest_first,
     clients_revoke_and_rotate,
+    revocations_increase_the_generation_and_expire,
     duplicate_client_is_a_conflict_without_personal_data,
     signing_keys_newest_first_and_retirement,
     duplicate_kid_is_a_conflict,

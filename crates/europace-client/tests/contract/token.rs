@@ -308,3 +308,72 @@ async fn unreachable_token_endpoint_is_unavailable() {
         "{token:?}"
     );
 }
+
+#[tokio::test]
+async fn a_numeric_string_expires_in_is_a_lifetime() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/auth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "tok-1", "token_type": "Bearer", "expires_in": "3600"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let tokens = client(config(&server)).kex_api().tokens().clone();
+
+    for _ in 0..3 {
+        assert_eq!(
+            tokens.token(&trace()).await.expect("token").expose_secret(),
+            "tok-1"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_answer_that_is_not_json_is_a_protocol_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/auth/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Content-Type", "text/html")
+                .set_body_string(r#"{"access_token":"tok-1","token_type":"Bearer"}"#),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let token = client(config(&server))
+        .kex_api()
+        .tokens()
+        .token(&trace())
+        .await;
+
+    assert!(
+        matches!(token, Err(EuropaceError::Protocol { .. })),
+        "{token:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_rfc_6749_error_answer_is_rejected_with_its_status() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/auth/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "error": "invalid_scope",
+            "error_description": "scope not granted"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let token = client(config(&server))
+        .partner_api()
+        .tokens()
+        .token(&trace())
+        .await;
+
+    assert_eq!(token.map(|_| ()), Err(EuropaceError::rejected(400)));
+}

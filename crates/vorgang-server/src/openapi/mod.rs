@@ -37,7 +37,10 @@ pub use request::IMPORT_REQUEST_SCHEMA;
 use crate::problem::{ImportProblem, Problem};
 use crate::routes;
 use crate::routes::health::HealthSchema;
-use crate::routes::token::{JwksSchema, OAuthErrorSchema, TokenRequestSchema, TokenResponseSchema};
+use crate::routes::token::{
+    IntrospectionRequestSchema, IntrospectionResponseSchema, JwksSchema, MetadataSchema,
+    OAuthErrorSchema, RevocationRequestSchema, TokenRequestSchema, TokenResponseSchema,
+};
 use crate::routes::vorgang::{ImportCreated, ImportList, ImportPending, ImportView};
 
 /// Adds the security schemes.
@@ -51,7 +54,13 @@ impl Modify for SecuritySchemes {
             SecurityScheme::OAuth2(OAuth2::with_description(
                 [Flow::ClientCredentials(ClientCredentials::new(
                     "/oauth2/token",
-                    Scopes::from_iter([(IMPORT_SCOPE, "import Vorgänge and read their state")]),
+                    Scopes::from_iter([
+                        (IMPORT_SCOPE, "import Vorgänge and read their state"),
+                        (
+                            auth::INTROSPECT_SCOPE,
+                            "introspect access tokens (other Dr. Klein services)",
+                        ),
+                    ]),
                 ))],
                 "OAuth2 client credentials: get a token at `POST /oauth2/token` with your \
                  client id and secret, send it as `Authorization: Bearer …`.",
@@ -103,6 +112,9 @@ impl Modify for SecuritySchemes {
     paths(
         routes::token::issue,
         routes::token::jwks,
+        routes::token::introspect,
+        routes::token::revoke,
+        routes::token::metadata,
         routes::vorgang::create,
         routes::vorgang::list,
         routes::vorgang::get,
@@ -126,6 +138,10 @@ impl Modify for SecuritySchemes {
         TokenResponseSchema,
         OAuthErrorSchema,
         JwksSchema,
+        IntrospectionRequestSchema,
+        IntrospectionResponseSchema,
+        RevocationRequestSchema,
+        MetadataSchema,
         HealthSchema
     )),
     modifiers(&SecuritySchemes),

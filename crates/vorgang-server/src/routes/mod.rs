@@ -93,7 +93,14 @@ fn table() -> Table {
     let mut table = Table::default();
     table
         .add("/oauth2/token", Method::POST, token::issue)
+        .add("/oauth2/introspect", Method::POST, token::introspect)
+        .add("/oauth2/revoke", Method::POST, token::revoke)
         .add("/.well-known/jwks.json", Method::GET, token::jwks)
+        .add(
+            "/.well-known/oauth-authorization-server",
+            Method::GET,
+            token::metadata,
+        )
         .add("/vorgang", Method::POST, vorgang::create)
         .add("/vorgang", Method::GET, vorgang::list)
         .add("/vorgang/{id}", Method::GET, vorgang::get)

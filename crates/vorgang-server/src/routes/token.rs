@@ -1,4 +1,11 @@
-//! `POST /oauth2/token` (RFC 6749 §4.4) and `GET /.well-known/jwks.json`.
+//! Our authorization server over HTTP: `POST /oauth2/token` (RFC 6749 §4.4),
+//! `POST /oauth2/introspect` (RFC 7662), `POST /oauth2/revoke` (RFC 7009),
+//! `GET /.well-known/jwks.json` and `GET /.well-known/oauth-authorization-server` (RFC 8414).
+//!
+//! The three `POST` endpoints share everything about the HTTP request (one `Authorization`
+//! header, a form of at most 4 KiB, no content coding), the client authentication and its
+//! throttle (in [`auth::TokenEndpoint`]), `Cache-Control: no-store` on every answer and the
+//! RFC 6749 §5.2 JSON error format.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -77,6 +84,10 @@ pub enum OAuthErrorCode {
     /// 400: a requested scope is malformed or not granted to this client.
     #[schema(rename = "invalid_scope")]
     InvalidScope,
+    /// 403 (introspection only): the authenticated client lacks the scope
+    /// `drkleinrk-api/token:introspect`.
+    #[schema(rename = "insufficient_scope")]
+    InsufficientScope,
     /// 429: too many failed attempts; wait `Retry-After` seconds.
     #[schema(rename = "slow_down")]
     SlowDown,
@@ -127,6 +138,99 @@ pub struct JwkSchema {
 pub struct JwksSchema {
     /// The keys.
     pub keys: Vec<JwkSchema>,
+}
+
+/// Introspection request (RFC 7662 §2.1), `application/x-www-form-urlencoded`. The caller
+/// authenticates as a client (HTTP Basic, or `client_id` and `client_secret` in the form) that
+/// holds the scope `drkleinrk-api/token:introspect`.
+#[derive(ToSchema)]
+#[schema(as = IntrospectionRequest)]
+pub struct IntrospectionRequestSchema {
+    /// The access token to check.
+    pub token: String,
+    /// Accepted and ignored: we issue access tokens only.
+    #[schema(example = "access_token")]
+    pub token_type_hint: Option<String>,
+    /// The caller's client id, when not sent with HTTP Basic.
+    pub client_id: Option<String>,
+    /// The caller's client secret, when not sent with HTTP Basic.
+    #[schema(format = Password)]
+    pub client_secret: Option<String>,
+}
+
+/// Introspection answer (RFC 7662 §2.2). An inactive token (garbage, expired, signed by a key
+/// that is not ours, revoked, of a revoked client) is only `{"active":false}`.
+#[derive(ToSchema)]
+#[schema(as = IntrospectionResponse)]
+pub struct IntrospectionResponseSchema {
+    /// Whether the token is currently valid.
+    pub active: bool,
+    /// Granted scopes, space-separated (active tokens only, like every member below).
+    #[schema(example = "drkleinrk-api/vorgang:import")]
+    pub scope: Option<String>,
+    /// The client the token was issued to.
+    pub client_id: Option<String>,
+    /// Subject: the client id.
+    pub sub: Option<String>,
+    /// Audience.
+    #[schema(example = "drkleinrk-api")]
+    pub aud: Option<String>,
+    /// Issuer.
+    pub iss: Option<String>,
+    /// Expiry, Unix seconds.
+    pub exp: Option<i64>,
+    /// Issued at, Unix seconds.
+    pub iat: Option<i64>,
+    /// Token id.
+    pub jti: Option<String>,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: Option<String>,
+}
+
+/// Revocation request (RFC 7009 §2.1), `application/x-www-form-urlencoded`. The caller
+/// authenticates as a client and revokes one of its own tokens.
+#[derive(ToSchema)]
+#[schema(as = RevocationRequest)]
+pub struct RevocationRequestSchema {
+    /// The access token to revoke.
+    pub token: String,
+    /// Accepted and ignored: we issue access tokens only.
+    #[schema(example = "access_token")]
+    pub token_type_hint: Option<String>,
+    /// The client id, when not sent with HTTP Basic.
+    pub client_id: Option<String>,
+    /// The client secret, when not sent with HTTP Basic.
+    #[schema(format = Password)]
+    pub client_secret: Option<String>,
+}
+
+/// Authorization server metadata (RFC 8414).
+#[derive(ToSchema)]
+#[schema(as = AuthorizationServerMetadata)]
+pub struct MetadataSchema {
+    /// The `iss` of our tokens.
+    pub issuer: String,
+    /// `POST /oauth2/token`.
+    pub token_endpoint: String,
+    /// `GET /.well-known/jwks.json`.
+    pub jwks_uri: String,
+    /// `POST /oauth2/introspect`.
+    pub introspection_endpoint: String,
+    /// `POST /oauth2/revoke`.
+    pub revocation_endpoint: String,
+    /// `["client_credentials"]`.
+    pub grant_types_supported: Vec<String>,
+    /// `[]`: no authorization endpoint.
+    pub response_types_supported: Vec<String>,
+    /// `["client_secret_basic","client_secret_post"]`.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// As at the token endpoint.
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// As at the token endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// The scopes we grant.
+    pub scopes_supported: Vec<String>,
 }
 
 fn oauth_error(error: &OAuthError) -> HttpResponse {
@@ -327,4 +431,139 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(state.auth.keys.jwks())
+}
+
+/// Checks whether an access token is currently valid (RFC 7662)
+///
+/// For services of Dr. Klein that accept our tokens: authenticate as a client holding the scope
+/// `drkleinrk-api/token:introspect` (HTTP Basic or form, as at the token endpoint) and send the
+/// token in the form. The answer is `{"active":false}` for anything not currently valid
+/// (garbage, expired, another issuer's, revoked, of a revoked client), else the token's claims.
+#[utoipa::path(
+    post,
+    path = "/oauth2/introspect", operation_id = "introspectToken",
+    tag = "Token",
+    request_body(
+        content = IntrospectionRequestSchema,
+        content_type = "application/x-www-form-urlencoded",
+        description = "The introspection request form."
+    ),
+    responses(
+        (status = 200, description = "Whether the token is active, and its claims if it is.", body = IntrospectionResponseSchema,
+            headers(("Cache-Control" = String, description = "`no-store`")),
+            example = json!({"active": true, "scope": "drkleinrk-api/vorgang:import", "client_id": "drk_0123456789abcdef0123456789abcdef", "sub": "drk_0123456789abcdef0123456789abcdef", "aud": "drkleinrk-api", "iss": "https://import.drklein-rk.de", "exp": 1_767_225_600, "iat": 1_767_224_700, "jti": "5f0c6b1e-7d0a-4a53-9a3e-3f7b1c2d4e5f", "token_type": "Bearer"})),
+        (status = 400, description = "`invalid_request`: `token` missing, a parameter repeated, not a form.", body = OAuthErrorSchema),
+        (status = 401, description = "`invalid_client`: the caller's authentication failed.", body = OAuthErrorSchema,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"vorgang\"`"))),
+        (status = 403, description = "`insufficient_scope`: the caller lacks `drkleinrk-api/token:introspect`.", body = OAuthErrorSchema,
+            example = json!({"error": "insufficient_scope", "error_description": "the client lacks the scope drkleinrk-api/token:introspect"})),
+        (status = 413, description = "`invalid_request`: the form is larger than 4 KiB.", body = OAuthErrorSchema),
+        (status = 429, description = "`slow_down`: too many failed authentication attempts.", body = OAuthErrorSchema,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "`temporarily_unavailable`.", body = OAuthErrorSchema,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    // As at the token endpoint: HTTP Basic, or client_id and client_secret in the form
+    // (client_secret_post, which OpenAPI cannot state as a security scheme).
+    security((), ("clientBasic" = []))
+)]
+pub async fn introspect(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let result = match token_request(&request, payload).await {
+        Ok(token_request) => state.auth.endpoint.introspect(token_request).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(answer) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .json(answer),
+        Err(error) => oauth_error(&error),
+    }
+}
+
+/// Revokes one of your access tokens (RFC 7009)
+///
+/// Authenticate as at the token endpoint and send one of your own tokens. The answer is `200`
+/// whatever the token was (unknown, expired, not yours: nothing happens). When it arrives, the
+/// token is refused everywhere: `401` at `/vorgang`, `{"active":false}` at introspection.
+#[utoipa::path(
+    post,
+    path = "/oauth2/revoke", operation_id = "revokeToken",
+    tag = "Token",
+    request_body(
+        content = RevocationRequestSchema,
+        content_type = "application/x-www-form-urlencoded",
+        description = "The revocation request form."
+    ),
+    responses(
+        (status = 200, description = "Done (also for a token that was not valid or not yours). Empty body.",
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "`invalid_request`: `token` missing, a parameter repeated, not a form.", body = OAuthErrorSchema),
+        (status = 401, description = "`invalid_client`: the caller's authentication failed.", body = OAuthErrorSchema,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"vorgang\"`"))),
+        (status = 413, description = "`invalid_request`: the form is larger than 4 KiB.", body = OAuthErrorSchema),
+        (status = 429, description = "`slow_down`: too many failed authentication attempts.", body = OAuthErrorSchema,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "`temporarily_unavailable`: nothing may have been revoked; retry.", body = OAuthErrorSchema,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+    // As at the token endpoint: HTTP Basic, or client_id and client_secret in the form
+    // (client_secret_post, which OpenAPI cannot state as a security scheme).
+    security((), ("clientBasic" = []))
+)]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let result = match token_request(&request, payload).await {
+        Ok(token_request) => state.auth.endpoint.revoke(token_request).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(()) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .finish(),
+        Err(error) => oauth_error(&error),
+    }
+}
+
+/// Authorization server metadata (RFC 8414)
+///
+/// Where our token, introspection and revocation endpoints and our keys are, and what they
+/// support: for OAuth client libraries that configure themselves.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server", operation_id = "getAuthorizationServerMetadata",
+    tag = "Token",
+    responses(
+        (status = 200, description = "The metadata.", body = MetadataSchema,
+            headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+    ),
+    security(())
+)]
+pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    let issuer = state.auth.issuer.settings().issuer.as_str();
+    let base = issuer.trim_end_matches('/');
+    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(serde_json::json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{base}/oauth2/token"),
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "introspection_endpoint": format!("{base}/oauth2/introspect"),
+            "revocation_endpoint": format!("{base}/oauth2/revoke"),
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "introspection_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "scopes_supported": [auth::IMPORT_SCOPE, auth::INTROSPECT_SCOPE],
+        }))
 }

@@ -12,6 +12,7 @@ mod helpers;
 mod import;
 mod list;
 mod metrics;
+mod oauth;
 mod openapi;
 mod privacy;
 mod rate_limit;

@@ -917,3 +917,72 @@ async fn docs_page_renders_openapi_json_without_any_cdn() {
         assert_eq!(app.get(missing).await.status(), 404, "{missing}");
     }
 }
+
+#[tokio::test]
+async fn introspection_revocation_and_metadata_answers_match_their_documentation() {
+    let app = spawn_app().await;
+    let document = app.document().await;
+    let doc = &document;
+    for (path, method) in [
+        ("/oauth2/introspect", "post"),
+        ("/oauth2/revoke", "post"),
+        ("/.well-known/oauth-authorization-server", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"]["200"].is_object(),
+            "{method} {path} is documented"
+        );
+    }
+    let (id, secret) = app.register_client(&[auth::INTROSPECT_SCOPE]).await;
+    let token = app.token().await;
+    let introspect = |caller: (String, String), token: String| {
+        app.http
+            .post(format!("{}/oauth2/introspect", app.address))
+            .basic_auth(caller.0, Some(caller.1))
+            .form(&[("token", token)])
+            .send()
+    };
+    // Active, inactive, 403 and 401.
+    let response = introspect((id.clone(), secret.clone()), token.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = assert_documented(doc, "/oauth2/introspect", "post", response).await;
+    assert_eq!(body["active"], true);
+    let response = introspect((id.clone(), secret), "garbage".to_owned())
+        .await
+        .unwrap();
+    let body = assert_documented(doc, "/oauth2/introspect", "post", response).await;
+    assert_eq!(body, json!({"active": false}));
+    let response = introspect((app.client_id.clone(), app.client_secret.clone()), token)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_documented(doc, "/oauth2/introspect", "post", response).await;
+    let response = introspect((id, "wrong".to_owned()), "x".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_documented(doc, "/oauth2/introspect", "post", response).await;
+    // Revocation errors (its 200 has no body).
+    let response = app
+        .http
+        .post(format!("{}/oauth2/revoke", app.address))
+        .basic_auth(&app.client_id, Some(&app.client_secret))
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_documented(doc, "/oauth2/revoke", "post", response).await;
+    // Metadata.
+    let response = app.get("/.well-known/oauth-authorization-server").await;
+    assert_eq!(response.status(), 200);
+    assert_documented(
+        doc,
+        "/.well-known/oauth-authorization-server",
+        "get",
+        response,
+    )
+    .await;
+}

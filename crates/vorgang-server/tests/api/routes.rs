@@ -17,9 +17,16 @@ use crate::helpers::{TestApp, seed, spawn_app};
 /// `every_route_serves_its_methods_and_answers_405_with_allow_to_the_others`.
 const ROUTES: &[(&str, &str, &[&str])] = &[
     ("/oauth2/token", "/oauth2/token", &["POST"]),
+    ("/oauth2/introspect", "/oauth2/introspect", &["POST"]),
+    ("/oauth2/revoke", "/oauth2/revoke", &["POST"]),
     (
         "/.well-known/jwks.json",
         "/.well-known/jwks.json",
+        &["GET", "HEAD"],
+    ),
+    (
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server",
         &["GET", "HEAD"],
     ),
     ("/vorgang", "/vorgang", &["POST", "GET", "HEAD"]),
