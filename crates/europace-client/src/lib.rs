@@ -7,8 +7,10 @@
 //! - [`KexApi`]: [`KexImporter`] over the KEX Vorgang Import API, never repeated once the import
 //!   may have reached Europace.
 //!
-//! Every call carries `X-TraceId`, explicit connect and request timeouts, and no error or log
-//! line contains a secret, a token, a response body or personal data.
+//! Every call carries `X-TraceId` and a W3C `traceparent` (the trace of its
+//! [`TraceId`](vorgang_core::TraceId), a new span id per call), explicit connect and request timeouts, and
+//! no error or log line contains a secret, a token, a response body or personal data. An
+//! optional [`CallObserver`] sees every exchange's target, outcome and duration.
 //!
 //! ```no_run
 //! use europace_client::{EuropaceClient, EuropaceConfig};
@@ -28,6 +30,7 @@
 mod config;
 mod http;
 mod kex;
+mod observe;
 mod partner;
 mod token;
 
@@ -42,6 +45,7 @@ pub use config::{
     EuropaceConfig, Impersonation, RetryPolicy,
 };
 pub use kex::KexApi;
+pub use observe::{CallObserver, CallOutcome, CallTarget};
 pub use partner::PartnerApi;
 pub use token::{AccessToken, TokenCache};
 

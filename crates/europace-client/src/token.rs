@@ -13,7 +13,8 @@ use url::Url;
 use vorgang_core::{EuropaceError, TraceId};
 
 use crate::config::{EuropaceConfig, Impersonation, RetryPolicy};
-use crate::http::{self, BodyError, TRACE_HEADER};
+use crate::http::{self, BodyError, TRACE_HEADER, TRACEPARENT_HEADER};
+use crate::observe::{CallTarget, Observer};
 
 /// Longest time a token is refreshed before it expires.
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -90,6 +91,7 @@ struct Inner {
     scope: String,
     impersonation: Option<Impersonation>,
     retry: RetryPolicy,
+    observer: Observer,
     state: Mutex<State>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -122,6 +124,7 @@ impl TokenCache {
                 scope: scope.into(),
                 impersonation: config.impersonation.clone(),
                 retry: config.retry,
+                observer: Observer(config.observer.clone()),
                 state: Mutex::new(State::default()),
                 refresh: tokio::sync::Mutex::new(()),
             }),
@@ -255,7 +258,16 @@ impl TokenCache {
         form.finish()
     }
 
+    /// One token request, reported to the observer.
     async fn request_once(&self, trace: &TraceId) -> Result<Cached, EuropaceError> {
+        let started = std::time::Instant::now();
+        let result = self.exchange(trace).await;
+        self.inner
+            .observer
+            .result(CallTarget::Token, started, result)
+    }
+
+    async fn exchange(&self, trace: &TraceId) -> Result<Cached, EuropaceError> {
         let inner = &self.inner;
         let started = Instant::now();
         let response = inner
@@ -265,6 +277,7 @@ impl TokenCache {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .header(TRACE_HEADER, http::trace_header(trace))
+            .header(TRACEPARENT_HEADER, http::traceparent(trace))
             .body(self.form())
             .send()
             .await
