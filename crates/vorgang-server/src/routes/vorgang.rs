@@ -22,6 +22,10 @@ use crate::state::AppState;
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
+/// The header (value `true`) of an answer given back for an earlier request with the same
+/// `Idempotency-Key`.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
 /// The body of `POST /vorgang` in the OpenAPI document: the component `ImportRequest`.
 ///
 /// Documentation only. A partner's body is not a Rust type (what is inside `vorgang` is forwarded
@@ -461,13 +465,22 @@ pub async fn create(
             idempotency_key: idempotency_key.as_deref(),
             raw_body: &body,
             request: parsed,
+            trace: crate::request_context::trace_of(&request),
         })
         .await;
     // `submit` already waited (bounded) for the outcome of an import another writer took over.
     match outcome {
-        Ok(record) => {
+        Ok(submitted) => {
+            let record = submitted.record;
             state.metrics.observe_import(record.status.as_str());
-            Ok(answer(&record))
+            let mut response = answer(&record);
+            if submitted.replayed {
+                response.headers_mut().insert(
+                    header::HeaderName::from_static(IDEMPOTENT_REPLAYED),
+                    header::HeaderValue::from_static("true"),
+                );
+            }
+            Ok(response)
         }
         Err(ImportError::IdempotencyKeyReused) => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,

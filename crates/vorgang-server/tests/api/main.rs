@@ -13,6 +13,7 @@ mod import;
 mod metrics;
 mod openapi;
 mod privacy;
+mod request_id;
 mod resume;
 mod routes;
 mod slow_clients;
