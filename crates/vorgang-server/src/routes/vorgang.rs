@@ -397,6 +397,7 @@ fn in_progress(id: Uuid, status: ImportStatus) -> Problem {
             headers(
                 ("Location" = String, description = "`/vorgang/{drkleinrkVorgangsnummer}` (relative)"),
                 ("Cache-Control" = String, description = "`no-store`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (so are replayed 502 and 504 answers); absent when this request was processed."),
             ),
             example = json!({"drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "europaceVorgangsnummer": "AB1234", "crmKennung": "DKR-AB1267", "messages": ["WARN unknown-field /vorgang/antragsteller1/foo"]})),
         (status = 202, description = "Stored, but not finished when the request ended (our database failed mid-way, or another replica is finishing it): it WILL be finished in the background. Do not send it again; `GET` the `Location` for the outcome.", body = ImportPending,
