@@ -1,9 +1,12 @@
 //! Settings of the Europace adapters (`europace.*` in the service's settings).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
+
+use crate::observe::CallObserver;
 
 /// Default scope of the KEX token.
 pub const DEFAULT_KEX_SCOPE: &str = "privatkredit:vorgang:schreiben";
@@ -45,12 +48,15 @@ pub struct EuropaceConfig {
     pub request_timeout: Duration,
     /// Retries of the token request and of the Partnermanagement calls (never of the KEX import).
     pub retry: RetryPolicy,
+    /// Told about every HTTP exchange with Europace (e.g. for a latency histogram); none by
+    /// default.
+    pub observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl EuropaceConfig {
     /// Settings for a Europace (or sandbox) whose endpoints all live under `base`:
     /// `{base}/auth/token`, `{base}` as Partnermanagement root and `{base}/vorgang`, with the
-    /// default scopes, timeouts and retry policy and no impersonation.
+    /// default scopes, timeouts and retry policy, no impersonation and no observer.
     #[must_use]
     pub fn from_base_url(
         base: &Url,
@@ -69,6 +75,7 @@ impl EuropaceConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             retry: RetryPolicy::default(),
+            observer: None,
         }
     }
 }

@@ -11,6 +11,9 @@ use crate::config::RetryPolicy;
 /// Name of the correlation header Europace reads.
 pub(crate) const TRACE_HEADER: &str = "X-TraceId";
 
+/// Name of the W3C Trace Context header.
+pub(crate) const TRACEPARENT_HEADER: &str = "traceparent";
+
 /// Largest answer body we read from Europace; more is treated as unreadable.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -23,6 +26,17 @@ pub(crate) fn trace_header(trace: &TraceId) -> HeaderValue {
         .map(|c| if c.is_ascii_graphic() { c } else { '_' })
         .collect();
     HeaderValue::from_str(&cleaned).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// The `traceparent` of one outbound call in the trace of `trace`: the same trace-id, a new
+/// random span id (never all zero), so each call is its own span under the caller's trace.
+pub(crate) fn traceparent(trace: &TraceId) -> HeaderValue {
+    let mut span_id: [u8; 8] = rand::random();
+    if span_id == [0; 8] {
+        span_id[7] = 1;
+    }
+    HeaderValue::from_str(&trace.context().traceparent(span_id))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 /// `Retry-After` as delay-seconds or HTTP-date; `None` when absent or unreadable.
@@ -160,7 +174,30 @@ mod tests {
 
     #[test]
     fn trace_header_is_always_valid() {
-        assert_eq!(trace_header(&TraceId("drkleinrk-1".into())), "drkleinrk-1");
-        assert_eq!(trace_header(&TraceId("a b\nc".into())), "a_b_c");
+        let trace = |id: &str| TraceId::new(id, vorgang_core::TraceContext::new_root());
+        assert_eq!(trace_header(&trace("drkleinrk-1")), "drkleinrk-1");
+        assert_eq!(trace_header(&trace("a b\nc")), "a_b_c");
+    }
+
+    #[test]
+    fn each_traceparent_continues_the_trace_with_a_new_span() {
+        let context = vorgang_core::TraceContext::parse(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        );
+        let trace = TraceId::new(
+            "t",
+            context.unwrap_or_else(vorgang_core::TraceContext::new_root),
+        );
+        let first = traceparent(&trace);
+        let second = traceparent(&trace);
+        for value in [&first, &second] {
+            let text = value.to_str().unwrap_or_default();
+            assert!(
+                text.starts_with("00-0af7651916cd43dd8448eb211c80319c-") && text.ends_with("-01"),
+                "{text}"
+            );
+            assert_ne!(&text[36..52], "b7ad6b7169203331", "a span of our own");
+        }
+        assert_ne!(first, second);
     }
 }

@@ -1,5 +1,7 @@
 //! The Europace KEX Vorgang Import API.
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -8,12 +10,13 @@ use vorgang_core::model::Environment;
 use vorgang_core::{EuropaceError, KexImported, KexImporter, TraceId};
 
 use crate::config::EuropaceConfig;
-use crate::http::{self, BodyError, TRACE_HEADER};
+use crate::http::{self, BodyError, TRACE_HEADER, TRACEPARENT_HEADER};
+use crate::observe::{CallOutcome, CallTarget, Observer};
 use crate::token::TokenCache;
 
 /// [`KexImporter`] over the KEX Vorgang Import API: `POST {kex_url}` (with
 /// `?environment=PRODUCTION` for real business, without parameter for test mode), the body as
-/// given, Bearer token of the KEX scope, `X-TraceId`.
+/// given, Bearer token of the KEX scope, `X-TraceId` and `traceparent`.
 ///
 /// The import is **never** repeated once it may have reached Europace:
 ///
@@ -42,6 +45,7 @@ pub struct KexApi {
     http: reqwest::Client,
     url: Url,
     tokens: TokenCache,
+    observer: Observer,
 }
 
 impl KexApi {
@@ -52,6 +56,7 @@ impl KexApi {
             http,
             url: config.kex_url.clone(),
             tokens,
+            observer: Observer(config.observer.clone()),
         }
     }
 
@@ -91,11 +96,13 @@ impl KexImporter for KexApi {
                 .token(trace)
                 .await
                 .map_err(nothing_sent_token_error)?;
+            let started = Instant::now();
             let sent = self
                 .http
                 .post(url.clone())
                 .header(AUTHORIZATION, token.authorization())
                 .header(TRACE_HEADER, http::trace_header(trace))
+                .header(TRACEPARENT_HEADER, http::traceparent(trace))
                 .header(CONTENT_TYPE, "application/json")
                 .header(ACCEPT, "application/json")
                 .body(payload.clone())
@@ -105,6 +112,11 @@ impl KexImporter for KexApi {
                 Ok(response) => response,
                 Err(error) => {
                     let outcome = transport_error(&error);
+                    self.observer.observe(
+                        CallTarget::Kex,
+                        CallOutcome::of_error(&outcome),
+                        started,
+                    );
                     tracing::warn!(
                         trace = %trace,
                         environment = %environment,
@@ -118,6 +130,8 @@ impl KexImporter for KexApi {
             let status = response.status();
             if status.is_success() {
                 let result = read_imported(response).await;
+                self.observer
+                    .observe(CallTarget::Kex, CallOutcome::of(&result), started);
                 match &result {
                     Ok(imported) => tracing::info!(
                         trace = %trace,
@@ -137,6 +151,8 @@ impl KexImporter for KexApi {
                 return result;
             }
             if status == StatusCode::UNAUTHORIZED && !resent {
+                self.observer
+                    .observe(CallTarget::Kex, CallOutcome::Rejected, started);
                 tracing::info!(
                     trace = %trace,
                     "KEX import answered 401, refreshing the token and sending once more"
@@ -162,6 +178,8 @@ impl KexImporter for KexApi {
                     reason: format!("KEX import answered unexpected status {}", status.as_u16()),
                 }
             };
+            self.observer
+                .observe(CallTarget::Kex, CallOutcome::of_error(&outcome), started);
             tracing::warn!(
                 trace = %trace,
                 environment = %environment,

@@ -7,8 +7,10 @@
 //! - [`KexApi`]: [`KexImporter`] over the KEX Vorgang Import API, never repeated once the import
 //!   may have reached Europace.
 //!
-//! Every call carries `X-TraceId`, explicit connect and request timeouts, and no error or log
-//! line contains a secret, a token, a response body or personal data.
+//! Every call carries `X-TraceId` and a W3C `traceparent` (the trace of its
+//! [`TraceId`](vorgang_core::TraceId), a new span id per call), explicit connect and request timeouts, and
+//! no error or log line contains a secret, a token, a response body or personal data. An
+//! optional [`CallObserver`] sees every exchange's target, outcome and duration.
 //!
 //! Modules, each using only those before it: `config`, `http` (→ config), `token` (→ config,
 //! http), `partner` and `kex` (→ config, http, token).
@@ -31,6 +33,7 @@
 mod config;
 mod http;
 mod kex;
+mod observe;
 mod partner;
 mod token;
 
@@ -45,6 +48,7 @@ pub use config::{
     EuropaceConfig, Impersonation, RetryPolicy,
 };
 pub use kex::KexApi;
+pub use observe::{CallObserver, CallOutcome, CallTarget};
 pub use partner::PartnerApi;
 pub use token::{AccessToken, TokenCache};
 

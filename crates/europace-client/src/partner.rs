@@ -1,6 +1,7 @@
 //! Europace Partnermanagement (API v2): finding and creating Tippgeber.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -11,7 +12,8 @@ use vorgang_core::model::{Anrede, Tippgeber};
 use vorgang_core::{EuropaceError, PartnerDirectory, PartnerRecord, TraceId};
 
 use crate::config::{EuropaceConfig, RetryPolicy, append_path};
-use crate::http::{self, BodyError, TRACE_HEADER};
+use crate::http::{self, BodyError, TRACE_HEADER, TRACEPARENT_HEADER};
+use crate::observe::{CallOutcome, CallTarget, Observer};
 use crate::token::{AccessToken, TokenCache};
 
 /// [`PartnerDirectory`] over the Europace Partnermanagement API.
@@ -25,7 +27,8 @@ use crate::token::{AccessToken, TokenCache};
 ///   the requested one (Europace matched the `externePartnerId` to a partner elsewhere), it is a
 ///   [`EuropaceError::Protocol`]: that partner must not be used as a Tippgeber under this parent.
 ///
-/// Every call carries the Bearer token of the partner scope and `X-TraceId`. Both operations are
+/// Every call carries the Bearer token of the partner scope, `X-TraceId` and `traceparent`. Both
+/// operations are
 /// safe to repeat, so [`EuropaceError::Unavailable`] (5xx, 429, connection errors, timeouts) is
 /// retried with jittered backoff honouring `Retry-After`, up to [`RetryPolicy::max_attempts`]; a
 /// 401 drops the token and sends once more with a fresh one; any other 4xx is
@@ -36,13 +39,17 @@ pub struct PartnerApi {
     root: Url,
     tokens: TokenCache,
     retry: RetryPolicy,
+    observer: Observer,
 }
 
-/// A successful (2xx) answer.
+/// A successful (2xx) answer, not yet reported to the observer: the caller reports it once it
+/// has read the body ([`PartnerApi::settle`]), so an unreadable one counts as `protocol`.
 struct Answer {
     status: StatusCode,
     location: Option<String>,
     body: Vec<u8>,
+    target: CallTarget,
+    started: Instant,
 }
 
 /// Outcome of one request.
@@ -61,7 +68,17 @@ impl PartnerApi {
             root: config.partner_url.clone(),
             tokens,
             retry: config.retry,
+            observer: Observer(config.observer.clone()),
         }
+    }
+
+    /// Reports the exchange that brought `answer` as `result` says, and passes `result` on.
+    fn settle<T>(
+        &self,
+        answer: &Answer,
+        result: Result<T, EuropaceError>,
+    ) -> Result<T, EuropaceError> {
+        self.observer.result(answer.target, answer.started, result)
     }
 
     /// The token cache this adapter uses (partner scope).
@@ -80,8 +97,11 @@ impl PartnerApi {
     }
 
     /// Sends the request `build` makes, with token and trace, retrying what may be retried.
+    /// Every failed exchange is reported to the observer as `target`; the successful one is
+    /// reported by the caller ([`Self::settle`]).
     async fn call(
         &self,
+        target: CallTarget,
         operation: &'static str,
         trace: &TraceId,
         build: impl Fn() -> reqwest::RequestBuilder,
@@ -91,7 +111,10 @@ impl PartnerApi {
         let mut refreshed = false;
         loop {
             let token = self.tokens.token(trace).await?;
-            match self.send_once(operation, &token, trace, &build).await {
+            match self
+                .send_once(target, operation, &token, trace, &build)
+                .await
+            {
                 Once::Success(answer) => return Ok(answer),
                 Once::Unauthorized if !refreshed => {
                     tracing::info!(
@@ -130,16 +153,45 @@ impl PartnerApi {
         }
     }
 
+    /// One exchange; a failed one is reported to the observer here.
     async fn send_once(
         &self,
+        target: CallTarget,
         operation: &'static str,
         token: &AccessToken,
         trace: &TraceId,
         build: &impl Fn() -> reqwest::RequestBuilder,
     ) -> Once {
+        let started = Instant::now();
+        let once = self
+            .exchange(target, operation, token, trace, build, started)
+            .await;
+        match &once {
+            Once::Success(_) => {}
+            Once::Unauthorized => self
+                .observer
+                .observe(target, CallOutcome::Rejected, started),
+            Once::Failed(error) => {
+                self.observer
+                    .observe(target, CallOutcome::of_error(error), started);
+            }
+        }
+        once
+    }
+
+    async fn exchange(
+        &self,
+        target: CallTarget,
+        operation: &'static str,
+        token: &AccessToken,
+        trace: &TraceId,
+        build: &impl Fn() -> reqwest::RequestBuilder,
+        started: Instant,
+    ) -> Once {
         let sent = build()
             .header(AUTHORIZATION, token.authorization())
             .header(TRACE_HEADER, http::trace_header(trace))
+            .header(TRACEPARENT_HEADER, http::traceparent(trace))
             .header(ACCEPT, "application/json")
             .send()
             .await;
@@ -164,6 +216,8 @@ impl PartnerApi {
                     status,
                     location,
                     body,
+                    target,
+                    started,
                 }),
                 Err(BodyError::Transport(error)) => Once::Failed(EuropaceError::Unavailable {
                     reason: format!("{operation} answer lost: {}", http::describe(&error)),
@@ -193,12 +247,15 @@ impl PartnerApi {
     ) -> Result<Option<String>, EuropaceError> {
         let url = self.url(&["partner", partner_id]);
         match self
-            .call("partner details", trace, || self.http.get(url.clone()))
+            .call(CallTarget::PartnerLookup, "partner details", trace, || {
+                self.http.get(url.clone())
+            })
             .await
         {
             Ok(answer) => {
-                let details: PartnerDetails = serde_json::from_slice(&answer.body)
-                    .map_err(|_| protocol("partner details", "answer unreadable"))?;
+                let details: Result<PartnerDetails, _> = serde_json::from_slice(&answer.body)
+                    .map_err(|_| protocol("partner details", "answer unreadable"));
+                let details = self.settle(&answer, details)?;
                 Ok(details.parent.and_then(|parent| parent.partner_id))
             }
             Err(EuropaceError::Rejected {
@@ -227,10 +284,13 @@ impl PartnerDirectory for PartnerApi {
         url.query_pairs_mut()
             .append_pair("externePartnerId", externe_partner_id);
         let answer = self
-            .call("partner lookup", trace, || self.http.get(url.clone()))
+            .call(CallTarget::PartnerLookup, "partner lookup", trace, || {
+                self.http.get(url.clone())
+            })
             .await?;
-        let found: FoundPartners = serde_json::from_slice(&answer.body)
-            .map_err(|_| protocol("partner lookup", "answer unreadable"))?;
+        let found = serde_json::from_slice::<FoundPartners>(&answer.body)
+            .map_err(|_| protocol("partner lookup", "answer unreadable"));
+        let found = self.settle(&answer, found)?;
         let mut seen = HashSet::new();
         let mut records = Vec::new();
         for hit in found.partners {
@@ -257,10 +317,33 @@ impl PartnerDirectory for PartnerApi {
         let url = self.url(&["partner", parent_partner_id, "untergeordnete"]);
         let body = create_body(externe_partner_id, tippgeber);
         let answer = self
-            .call("partner create", trace, || {
+            .call(CallTarget::PartnerCreate, "partner create", trace, || {
                 self.http.post(url.clone()).json(&body)
             })
             .await?;
+        let result = Self::created_partner_id(&answer, &url, parent_partner_id, trace);
+        let partner_id = self.settle(&answer, result)?;
+        tracing::info!(
+            trace = %trace,
+            partner_id = %partner_id,
+            parent = parent_partner_id,
+            status = answer.status.as_u16(),
+            existed = answer.status == StatusCode::RESET_CONTENT,
+            "Tippgeber partner created or found"
+        );
+        Ok(partner_id)
+    }
+}
+
+impl PartnerApi {
+    /// The partnerId of a creation answer: from its body, else from `Location`; a partner under
+    /// another parent than `parent_partner_id` is a [`EuropaceError::Protocol`].
+    fn created_partner_id(
+        answer: &Answer,
+        url: &Url,
+        parent_partner_id: &str,
+        trace: &TraceId,
+    ) -> Result<String, EuropaceError> {
         let created: CreatedPartner = serde_json::from_slice(&answer.body).unwrap_or_default();
         if let Some(actual_parent) = created.parent.and_then(|parent| parent.partner_id)
             && actual_parent != parent_partner_id
@@ -281,25 +364,16 @@ impl PartnerDirectory for PartnerApi {
                 "answered partner sits under another parent",
             ));
         }
-        let partner_id = created
+        created
             .partner_id
             .filter(|id| !id.is_empty())
             .or_else(|| {
                 answer
                     .location
                     .as_deref()
-                    .and_then(|location| partner_id_from_location(&url, location))
+                    .and_then(|location| partner_id_from_location(url, location))
             })
-            .ok_or_else(|| protocol("partner create", "answer names no partnerId"))?;
-        tracing::info!(
-            trace = %trace,
-            partner_id = %partner_id,
-            parent = parent_partner_id,
-            status = answer.status.as_u16(),
-            existed = answer.status == StatusCode::RESET_CONTENT,
-            "Tippgeber partner created or found"
-        );
-        Ok(partner_id)
+            .ok_or_else(|| protocol("partner create", "answer names no partnerId"))
     }
 }
 

@@ -21,7 +21,8 @@ use url::Url;
 use vorgang_core::{EuropaceError, TraceId};
 
 use crate::config::{EuropaceConfig, Impersonation, RetryPolicy};
-use crate::http::{self, BodyError, TRACE_HEADER};
+use crate::http::{self, BodyError, TRACE_HEADER, TRACEPARENT_HEADER};
+use crate::observe::{CallTarget, Observer};
 
 /// The `oauth2` crate's client for our flow: its `BasicClient` with a token endpoint set, and
 /// with [`TokenAnswer`] as the token response, which reads `expires_in` as Europace's gateways
@@ -120,6 +121,7 @@ struct Inner {
     scope: String,
     impersonation: Option<Impersonation>,
     retry: RetryPolicy,
+    observer: Observer,
     state: Mutex<State>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -159,6 +161,7 @@ impl TokenCache {
                 scope: scope.into(),
                 impersonation: config.impersonation.clone(),
                 retry: config.retry,
+                observer: Observer(config.observer.clone()),
                 state: Mutex::new(State::default()),
                 refresh: tokio::sync::Mutex::new(()),
             }),
@@ -281,6 +284,14 @@ impl TokenCache {
     /// `scope`, and `subject`/`actor` when impersonating) and reads the answer; [`Self::send`]
     /// carries it.
     async fn request_once(&self, trace: &TraceId) -> Result<Cached, EuropaceError> {
+        let started = std::time::Instant::now();
+        let result = self.exchange(trace).await;
+        self.inner
+            .observer
+            .result(CallTarget::Token, started, result)
+    }
+
+    async fn exchange(&self, trace: &TraceId) -> Result<Cached, EuropaceError> {
         let inner = &self.inner;
         let started = Instant::now();
         let mut request = inner.oauth.exchange_client_credentials().add_scopes(
@@ -384,6 +395,7 @@ async fn send(
         .headers(headers)
         .basic_auth(&inner.client_id, Some(inner.client_secret.expose_secret()))
         .header(TRACE_HEADER, http::trace_header(&trace))
+        .header(TRACEPARENT_HEADER, http::traceparent(&trace))
         .body(body)
         .send()
         .await

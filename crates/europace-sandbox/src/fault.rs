@@ -12,7 +12,7 @@ use actix_web::web::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// The kind of a Europace call, as counted in `/_sandbox/stats`.
+/// The kind of a Europace call, as counted in `/_sandbox/stats` and named in `/_sandbox/calls`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Call {
     /// `POST /auth/token`.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::fault::{Call, FaultRequest};
 use crate::state::{ALL_SCOPES, CreateOutcome, TokenRejection};
-use crate::{Environment, Sandbox};
+use crate::{Environment, RecordedCall, Sandbox};
 
 /// Name of the partner resource, used to build `href` and `Location` links.
 const PARTNER_RESOURCE: &str = "europace_sandbox_partner";
@@ -77,21 +77,43 @@ pub(crate) fn configure(sandbox: &Sandbox, cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/_sandbox/stats")
-            .app_data(data)
+            .app_data(data.clone())
             .route(web::get().to(stats)),
+    )
+    .service(
+        web::resource("/_sandbox/calls")
+            .app_data(data)
+            .route(web::get().to(calls)),
     );
 }
 
 // ---- shared helpers ----------------------------------------------------------------------------
 
-/// Counts the call, applies a queued fault (before or after `handle`) and logs the outcome.
+/// Counts the call, records its correlation headers, applies a queued fault (before or after
+/// `handle`) and logs the outcome.
 async fn with_faults(
     sandbox: &Sandbox,
     call: Call,
+    req: &HttpRequest,
     trace_id: &str,
     handle: impl FnOnce() -> HttpResponse,
 ) -> HttpResponse {
-    let fault = sandbox.lock().begin(call);
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let recorded = RecordedCall {
+        call: call_name(call),
+        trace_id: header("X-TraceId"),
+        traceparent: header("traceparent"),
+    };
+    let fault = {
+        let mut state = sandbox.lock();
+        state.record_call(recorded);
+        state.begin(call)
+    };
     if let Some(fault) = fault.as_ref().filter(|f| !f.after_receive) {
         tokio::time::sleep(fault.delay()).await;
         if let Some(response) = fault.response(call, trace_id) {
@@ -113,6 +135,16 @@ async fn with_faults(
         "sandbox answered"
     );
     response
+}
+
+/// The name of a call in `/_sandbox/stats` and `/_sandbox/calls`.
+const fn call_name(call: Call) -> &'static str {
+    match call {
+        Call::Auth => "auth",
+        Call::PartnerLookup => "partner_lookup",
+        Call::PartnerCreate => "partner_create",
+        Call::Kex => "kex",
+    }
 }
 
 /// The caller's `X-TraceId` when it is a short printable token, else a generated one.
@@ -292,7 +324,7 @@ async fn token(
     form: Result<web::Form<HashMap<String, String>>, actix_web::Error>,
 ) -> HttpResponse {
     let trace_id = trace_id(&req);
-    with_faults(&sandbox, Call::Auth, &trace_id, || {
+    with_faults(&sandbox, Call::Auth, &req, &trace_id, || {
         if !has_basic_credentials(&req) {
             return oauth_error(
                 StatusCode::UNAUTHORIZED,
@@ -346,7 +378,7 @@ async fn token(
 
 async fn lookup_partners(sandbox: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
     let trace_id = trace_id(&req);
-    with_faults(&sandbox, Call::PartnerLookup, &trace_id, || {
+    with_faults(&sandbox, Call::PartnerLookup, &req, &trace_id, || {
         if let Some(response) = refuse_unauthorized(&sandbox, &req, SCOPE_PARTNER_READ, &trace_id) {
             return response;
         }
@@ -378,7 +410,7 @@ async fn get_partner(
     path: web::Path<String>,
 ) -> HttpResponse {
     let trace_id = trace_id(&req);
-    with_faults(&sandbox, Call::PartnerLookup, &trace_id, || {
+    with_faults(&sandbox, Call::PartnerLookup, &req, &trace_id, || {
         if let Some(response) = refuse_unauthorized(&sandbox, &req, SCOPE_PARTNER_READ, &trace_id) {
             return response;
         }
@@ -474,7 +506,7 @@ async fn create_partner(
     body: web::Bytes,
 ) -> HttpResponse {
     let trace_id = trace_id(&req);
-    with_faults(&sandbox, Call::PartnerCreate, &trace_id, || {
+    with_faults(&sandbox, Call::PartnerCreate, &req, &trace_id, || {
         if let Some(response) = refuse_unauthorized(&sandbox, &req, SCOPE_PARTNER_CREATE, &trace_id)
         {
             return response;
@@ -544,7 +576,7 @@ async fn import_vorgang(
     body: web::Bytes,
 ) -> HttpResponse {
     let trace_id = trace_id(&req);
-    with_faults(&sandbox, Call::Kex, &trace_id, || {
+    with_faults(&sandbox, Call::Kex, &req, &trace_id, || {
         if let Some(response) = refuse_unauthorized(&sandbox, &req, SCOPE_KEX, &trace_id) {
             return response;
         }
@@ -653,6 +685,10 @@ async fn reset(sandbox: web::Data<Sandbox>) -> HttpResponse {
     sandbox.lock().reset();
     tracing::info!(target: "europace_sandbox", "sandbox reset");
     HttpResponse::NoContent().finish()
+}
+
+async fn calls(sandbox: web::Data<Sandbox>) -> HttpResponse {
+    HttpResponse::Ok().json(sandbox.calls())
 }
 
 async fn stats(sandbox: web::Data<Sandbox>) -> HttpResponse {

@@ -33,6 +33,7 @@
 //! | `DELETE /_sandbox/faults` | clears all faults |
 //! | `POST /_sandbox/reset` | forgets imports, created partners, tokens, faults and counters |
 //! | `GET /_sandbox/stats` | requests received per target: `{"auth","partner_lookup","partner_create","kex"}` |
+//! | `GET /_sandbox/calls` | the correlation headers of the last 1000 requests, oldest first: `[{"call","traceId","traceparent"}]` (`call` as in stats; a header not sent is `null`) |
 //!
 //! A fault is `{"target": "auth"|"partner"|"partner_lookup"|"partner_create"|"kex", "status": 503,
 //! "delay_ms": 0, "times": 1, "after_receive": false, "retry_after_s": 5, "body": null}`; only
@@ -146,6 +147,19 @@ pub struct RecordedVorgang {
     pub body: Value,
 }
 
+/// The correlation headers of one request, as listed by `GET /_sandbox/calls`: what a
+/// client's tracing sent, for tests of trace propagation. Only these two headers are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedCall {
+    /// `auth`, `partner_lookup`, `partner_create` or `kex`.
+    pub call: &'static str,
+    /// The `X-TraceId` header as sent (when it is printable ASCII).
+    pub trace_id: Option<String>,
+    /// The W3C `traceparent` header as sent (when it is printable ASCII).
+    pub traceparent: Option<String>,
+}
+
 /// An in-memory fake Europace. Cheap to clone: clones share the same state.
 #[derive(Clone)]
 pub struct Sandbox {
@@ -222,6 +236,11 @@ impl Sandbox {
     /// The KEX imports received so far, in arrival order.
     pub fn vorgaenge(&self) -> Vec<RecordedVorgang> {
         self.lock().vorgaenge().to_vec()
+    }
+
+    /// The correlation headers of the last 1000 requests, oldest first.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.lock().calls()
     }
 
     /// All partners held (seeds first, then in creation order), as Partner JSON objects.

@@ -1,6 +1,6 @@
 //! The in-memory state of the sandbox: partners, tokens, recorded imports, faults and counters.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -9,7 +9,11 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::fault::{Call, QueuedFault};
-use crate::{Environment, RecordedVorgang};
+use crate::{Environment, RecordedCall, RecordedVorgang};
+
+/// How many requests `/_sandbox/calls` remembers: the newest, so a long-running sandbox (the
+/// embedded default) does not grow without bound.
+const MAX_RECORDED_CALLS: usize = 1000;
 
 /// Scope granted when a token request names no scope: everything the sandbox knows.
 pub(crate) const ALL_SCOPES: &str =
@@ -67,6 +71,7 @@ pub(crate) struct State {
     vorgangsnummern: HashSet<String>,
     faults: Vec<QueuedFault>,
     stats: Stats,
+    calls: VecDeque<RecordedCall>,
 }
 
 impl State {
@@ -80,6 +85,7 @@ impl State {
             vorgangsnummern: HashSet::new(),
             faults: Vec::new(),
             stats: Stats::default(),
+            calls: VecDeque::new(),
         };
         for seed in seeds() {
             state.insert_partner(seed);
@@ -139,6 +145,15 @@ impl State {
 
     // ---- faults and counters ---------------------------------------------------------------
 
+    /// Remembers the correlation headers of a received request (the newest
+    /// [`MAX_RECORDED_CALLS`]).
+    pub(crate) fn record_call(&mut self, recorded: RecordedCall) {
+        if self.calls.len() == MAX_RECORDED_CALLS {
+            self.calls.pop_front();
+        }
+        self.calls.push_back(recorded);
+    }
+
     /// Counts a received request and takes the next fault queued for it, if any.
     pub(crate) fn begin(&mut self, call: Call) -> Option<QueuedFault> {
         match call {
@@ -171,6 +186,10 @@ impl State {
 
     pub(crate) fn stats(&self) -> Stats {
         self.stats
+    }
+
+    pub(crate) fn calls(&self) -> Vec<RecordedCall> {
+        self.calls.iter().cloned().collect()
     }
 
     // ---- partners --------------------------------------------------------------------------

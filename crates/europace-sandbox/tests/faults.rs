@@ -542,3 +542,40 @@ async fn after_receive_without_status_records_then_answers_normally_after_the_de
     );
     s.server.stop().await;
 }
+
+#[tokio::test]
+async fn calls_record_the_correlation_headers_of_every_request() {
+    let s = start();
+    let token = s.token().await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let _ = s
+        .http
+        .get(s.url("/v2/partners?externePartnerId=x"))
+        .bearer_auth(&token)
+        .header("X-TraceId", "drkleinrk-1")
+        .header("traceparent", traceparent)
+        .send()
+        .await
+        .unwrap();
+    s.fault(json!({"target": "kex", "status": 503})).await;
+    let _ = s.try_import(&token, None, &vorgang("Max")).await; // faulted, still recorded
+
+    let calls: Value = s
+        .http
+        .get(s.url("/_sandbox/calls"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        calls,
+        json!([
+            {"call": "auth", "traceId": null, "traceparent": null},
+            {"call": "partner_lookup", "traceId": "drkleinrk-1", "traceparent": traceparent},
+            {"call": "kex", "traceId": null, "traceparent": null},
+        ])
+    );
+    s.server.stop().await;
+}

@@ -42,8 +42,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             idempotency_key: Some("example-1"),
             raw_body: EXAMPLE.as_bytes(),
             request,
+            // No caller trace: the Europace calls get a trace derived from the import's id.
+            trace: None,
         })
-        .await?;
+        .await?
+        .record;
 
     println!(
         "{}",

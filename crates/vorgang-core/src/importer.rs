@@ -22,6 +22,7 @@ use crate::ports::{
 use crate::query::{ImportPage, ImportQuery};
 use crate::record::{EuropaceMessages, Failure, FailureKind, ImportRecord, ImportStatus};
 use crate::resolver::{Resolution, Resolver};
+use crate::trace::TraceContext;
 
 /// Longest [`Importer::submit`] waits for the outcome of an import that another writer took over
 /// while this request was driving it (see [`Importer::outcome`]).
@@ -82,6 +83,22 @@ pub struct NewImport<'a> {
     pub raw_body: &'a [u8],
     /// The parsed, validated request.
     pub request: ImportRequest,
+    /// The W3C trace of the request (its `traceparent`, or a new trace the caller started):
+    /// every Europace call made while [`Importer::submit`] drives this import continues it.
+    /// `None`: the import's calls get a trace derived from its id ([`TraceContext::for_import`]).
+    pub trace: Option<TraceContext>,
+}
+
+/// What [`Importer::submit`] returns: the import as stored, and whether it is the answer to an
+/// earlier request with the same `Idempotency-Key` (nothing was done for this one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    /// The import as last stored; its [`ImportStatus`] tells the outcome.
+    pub record: ImportRecord,
+    /// `true` when this request repeated an idempotency key and got the earlier import back as
+    /// it stood (an HTTP layer says so, e.g. `Idempotent-Replayed: true`); `false` when this
+    /// request drove the import, a retry of one Europace could not take included.
+    pub replayed: bool,
 }
 
 /// SHA-256 (hex) over the environment and the raw body: the idempotency fingerprint.
@@ -101,6 +118,13 @@ pub fn fingerprint(environment: Environment, raw_body: &[u8]) -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+/// Records `id` as the field `drkleinrkVorgangsnummer` of the current tracing span: a caller
+/// whose request span declares that field gets the import's id on every later log line of the
+/// request. Does nothing for a span without the field, or outside any span.
+fn name_in_span(id: Uuid) {
+    tracing::Span::current().record("drkleinrkVorgangsnummer", tracing::field::display(id));
 }
 
 /// The import use case. Cheap to clone; share one per process.
@@ -184,8 +208,12 @@ impl Importer {
     ///
     /// Returns the stored import; its [`ImportStatus`] tells the outcome (`COMPLETED`, `FAILED`
     /// with a [`Failure`], `IN_DOUBT`). With an idempotency key seen before for the same body, the
-    /// earlier import is returned unchanged, except that one that `FAILED` because Europace was
-    /// unavailable is attempted again under the same id.
+    /// earlier import is returned unchanged ([`Submitted::replayed`]), except that one that
+    /// `FAILED` because Europace was unavailable is attempted again under the same id.
+    ///
+    /// Every Europace call of this request continues [`NewImport::trace`]. Once the import's id
+    /// is known it is recorded as `drkleinrkVorgangsnummer` on the caller's current tracing span
+    /// (if that span declares the field), so the caller's log lines after that name it.
     ///
     /// If another writer took the import over while this call drove it (another replica's
     /// background pass takes over imports unchanged for longer than its stale window, which a
@@ -197,15 +225,19 @@ impl Importer {
     /// # Errors
     /// See [`ImportError`]: nothing was stored for `IdempotencyKeyReused`, `InProgress` and `Store`;
     /// `Unfinished` carries the import as it was stored before the database failed.
-    pub async fn submit(&self, new: NewImport<'_>) -> Result<ImportRecord, ImportError> {
-        let record = self.accept(new).await?;
-        if !record.status.is_in_progress() {
-            return Ok(record);
-        }
-        Ok(self.settle(record, Instant::now() + TAKEOVER_WAIT).await)
+    pub async fn submit(&self, new: NewImport<'_>) -> Result<Submitted, ImportError> {
+        let trace = new.trace;
+        let (record, replayed) = TraceContext::within(trace, self.accept(new)).await?;
+        let record = if record.status.is_in_progress() {
+            self.settle(record, Instant::now() + TAKEOVER_WAIT).await
+        } else {
+            record
+        };
+        Ok(Submitted { record, replayed })
     }
 
-    async fn accept(&self, new: NewImport<'_>) -> Result<ImportRecord, ImportError> {
+    /// Stores the import and drives it; the flag tells whether an earlier import was replayed.
+    async fn accept(&self, new: NewImport<'_>) -> Result<(ImportRecord, bool), ImportError> {
         let record = ImportRecord::accepted(
             self.ids.new_id(),
             new.client_id,
@@ -217,20 +249,24 @@ impl Importer {
         );
         match self.store().insert(&record).await? {
             InsertOutcome::Inserted => {
+                name_in_span(record.id);
                 tracing::info!(import = %record.id, client = %record.client_id, environment = %record.environment, "import accepted");
-                self.advance(record).await
+                Ok((self.advance(record).await?, false))
             }
             InsertOutcome::IdempotencyKeyExists(existing) => {
+                name_in_span(existing.id);
                 self.on_repeated_key(*existing, record).await
             }
         }
     }
 
+    /// The answer to a request repeating an idempotency key, and whether it replays the earlier
+    /// import (`false` only when this request retried it).
     async fn on_repeated_key(
         &self,
         existing: ImportRecord,
         attempt: ImportRecord,
-    ) -> Result<ImportRecord, ImportError> {
+    ) -> Result<(ImportRecord, bool), ImportError> {
         if existing.fingerprint != attempt.fingerprint {
             return Err(ImportError::IdempotencyKeyReused);
         }
@@ -259,7 +295,7 @@ impl Importer {
                 match self.resolver.save(&existing, &retry).await {
                     Ok(true) => {
                         tracing::info!(import = %retry.id, attempt = retry.attempts, "retrying import after Europace was unavailable");
-                        self.advance(retry).await
+                        Ok((self.advance(retry).await?, false))
                     }
                     // A concurrent retry of the same key won: answer as a request arriving now
                     // would be answered, by the state it left.
@@ -271,13 +307,13 @@ impl Importer {
                                 status: current.status,
                             })
                         } else {
-                            Ok(current)
+                            Ok((current, true))
                         }
                     }
                     Err(source) => Err(Resolver::unfinished(&existing, source)),
                 }
             }
-            _ => Ok(existing),
+            _ => Ok((existing, true)),
         }
     }
 

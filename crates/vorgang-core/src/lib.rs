@@ -26,11 +26,14 @@ pub mod ports;
 mod query;
 pub mod record;
 mod resolver;
+mod trace;
 
 pub use change::{BodyChange, ImportChange};
 pub use crm::BuiltinCrm;
 pub use error::ImportError;
-pub use importer::{Importer, ImporterConfig, NewImport, Ports, TAKEOVER_WAIT, fingerprint};
+pub use importer::{
+    Importer, ImporterConfig, NewImport, Ports, Submitted, TAKEOVER_WAIT, fingerprint,
+};
 pub use kex::{kex_body, kex_kommentare};
 pub use ports::{
     Clock, CrmError, CrmIds, EuropaceError, IdGenerator, ImportStore, InsertOutcome, KexImported,
@@ -39,4 +42,5 @@ pub use ports::{
 pub use query::{ImportCursor, ImportPage, ImportQuery, ParseCursorError};
 pub use record::{EuropaceMessages, Failure, FailureKind, ImportRecord, ImportStatus};
 pub use resolver::{Resolution, Resolver};
+pub use trace::TraceContext;
 pub use vorgang_model as model;

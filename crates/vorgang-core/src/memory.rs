@@ -98,6 +98,14 @@ impl ImportStore for InMemoryImportStore {
         Ok(stale)
     }
 
+    async fn count_by_status(&self, status: ImportStatus) -> Result<u64, StoreError> {
+        let count = lock(&self.imports)
+            .iter()
+            .filter(|r| r.status == status)
+            .count();
+        Ok(u64::try_from(count).unwrap_or(u64::MAX))
+    }
+
     async fn purge_finished_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut imports = lock(&self.imports);
         let before = imports.len();
@@ -162,6 +170,7 @@ struct EuropaceState {
     kex_faults: VecDeque<EuropaceError>,
     partner_faults: VecDeque<EuropaceError>,
     calls: u64,
+    traces: Vec<TraceId>,
 }
 
 /// A tiny Europace in memory, implementing [`PartnerDirectory`] and [`KexImporter`], with
@@ -213,6 +222,12 @@ impl InMemoryEuropace {
     pub fn partners(&self) -> Vec<HeldPartner> {
         lock(&self.state).partners.clone()
     }
+
+    /// The trace id of every call received (lookups, creations, KEX imports), in arrival order.
+    #[must_use]
+    pub fn traces(&self) -> Vec<TraceId> {
+        lock(&self.state).traces.clone()
+    }
 }
 
 #[async_trait]
@@ -220,9 +235,10 @@ impl PartnerDirectory for InMemoryEuropace {
     async fn find_by_externe_partner_id(
         &self,
         externe_partner_id: &str,
-        _trace: &TraceId,
+        trace: &TraceId,
     ) -> Result<Vec<PartnerRecord>, EuropaceError> {
         let mut state = lock(&self.state);
+        state.traces.push(trace.clone());
         if let Some(error) = state.partner_faults.pop_front() {
             return Err(error);
         }
@@ -242,9 +258,10 @@ impl PartnerDirectory for InMemoryEuropace {
         parent_partner_id: &str,
         externe_partner_id: &str,
         _tippgeber: &Tippgeber,
-        _trace: &TraceId,
+        trace: &TraceId,
     ) -> Result<String, EuropaceError> {
         let mut state = lock(&self.state);
+        state.traces.push(trace.clone());
         if let Some(error) = state.partner_faults.pop_front() {
             return Err(error);
         }
@@ -280,9 +297,10 @@ impl KexImporter for InMemoryEuropace {
         &self,
         environment: Environment,
         body: &serde_json::Value,
-        _trace: &TraceId,
+        trace: &TraceId,
     ) -> Result<KexImported, EuropaceError> {
         let mut state = lock(&self.state);
+        state.traces.push(trace.clone());
         let fault = state.kex_faults.pop_front();
         if matches!(
             fault,

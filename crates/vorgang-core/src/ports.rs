@@ -13,29 +13,55 @@ use vorgang_model::{Environment, Tippgeber};
 use crate::change::ImportChange;
 use crate::query::ImportQuery;
 use crate::record::{EuropaceMessages, ImportRecord, ImportStatus};
+use crate::trace::TraceContext;
 
-/// Correlation id sent as `X-TraceId` on every Europace call of one import and written to our logs.
+/// Correlation of one import's Europace calls: the id sent as `X-TraceId` (and written to our
+/// logs) and the W3C trace the calls continue (`traceparent`, see [`TraceContext`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TraceId(pub String);
+pub struct TraceId {
+    id: String,
+    context: TraceContext,
+}
 
 impl TraceId {
-    /// The trace id of an import: derived from our Vorgangsnummer, so logs and Europace support can
-    /// correlate without any personal data.
+    /// A trace id `id` in the trace `context`.
     #[must_use]
-    pub fn for_import(id: Uuid) -> Self {
-        Self(format!("drkleinrk-{id}"))
+    pub fn new(id: impl Into<String>, context: TraceContext) -> Self {
+        Self {
+            id: id.into(),
+            context,
+        }
     }
 
-    /// The id as sent on the wire.
+    /// The trace id of an import: `X-TraceId` derived from our Vorgangsnummer, so logs and
+    /// Europace support can correlate without any personal data. Its W3C trace is the one of the
+    /// request driving the import ([`NewImport::trace`](crate::NewImport::trace), while
+    /// [`Importer::submit`](crate::Importer::submit) runs), else one derived from the id
+    /// ([`TraceContext::for_import`]).
+    #[must_use]
+    pub fn for_import(id: Uuid) -> Self {
+        Self::new(
+            format!("drkleinrk-{id}"),
+            TraceContext::current().unwrap_or_else(|| TraceContext::for_import(id)),
+        )
+    }
+
+    /// The id as sent on the wire (`X-TraceId`).
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.id
+    }
+
+    /// The W3C trace the calls belong to.
+    #[must_use]
+    pub const fn context(&self) -> &TraceContext {
+        &self.context
     }
 }
 
 impl std::fmt::Display for TraceId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.id)
     }
 }
 
@@ -72,9 +98,9 @@ pub enum InsertOutcome {
 /// row cannot be decoded. Writes are atomic: after an error nothing of that call was stored.
 ///
 /// Cost contract (database adapters; the in-memory store scans): every method but
-/// [`Self::purge_finished_before`] and [`Self::list_stale`] costs the same however many imports
-/// are stored (indexes, keyset paging); those two cost what they return or delete, never the
-/// finished imports they leave alone.
+/// [`Self::purge_finished_before`], [`Self::list_stale`] and [`Self::count_by_status`] costs the
+/// same however many imports are stored (indexes, keyset paging); those three cost what they
+/// return, delete or count, never the imports they leave alone.
 #[async_trait]
 pub trait ImportStore: Send + Sync {
     /// Stores a new import, with its request body if it has one. If `record.idempotency_key` is
@@ -108,6 +134,12 @@ pub trait ImportStore: Send + Sync {
     /// ([`ImportStatus::is_resumable`]) last changed at or before `cutoff`, oldest change first
     /// (`updated_at`, then id).
     async fn list_stale(&self, cutoff: DateTime<Utc>) -> Result<Vec<ImportRecord>, StoreError>;
+
+    /// How many imports are in `status` now. For gauges read at every metrics scrape: costs
+    /// what it counts (one range of an index on `status`, read from the index alone), never the
+    /// imports in other states, so counting the unfinished states stays cheap however many
+    /// finished imports are stored.
+    async fn count_by_status(&self, status: ImportStatus) -> Result<u64, StoreError>;
 
     /// Deletes imports that finished (`COMPLETED` or `FAILED`) before `cutoff`. Returns how many.
     async fn purge_finished_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;

@@ -105,6 +105,15 @@ impl Resolver {
         Ok(ImportPage { items, next })
     }
 
+    /// How many imports are in `status` now (see [`ImportStore::count_by_status`]), e.g. for a
+    /// gauge of the imports waiting for an operator (`IN_DOUBT`).
+    ///
+    /// # Errors
+    /// [`ImportError::Store`].
+    pub async fn count_by_status(&self, status: ImportStatus) -> Result<u64, ImportError> {
+        Ok(self.store.count_by_status(status).await?)
+    }
+
     /// Deletes finished imports last changed more than `retention` ago. Returns how many.
     ///
     /// Only `COMPLETED` and `FAILED` ones: `IN_DOUBT` imports wait for an operator and

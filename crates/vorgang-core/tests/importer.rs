@@ -10,7 +10,7 @@ use vorgang_core::memory::{HeldPartner, InMemoryEuropace, InMemoryImportStore};
 use vorgang_core::{
     BuiltinCrm, Clock, EuropaceError, FailureKind, ImportChange, ImportError, ImportQuery,
     ImportRecord, ImportStatus, ImportStore, Importer, ImporterConfig, NewImport, Ports, RandomIds,
-    Resolution, Resolver,
+    Resolution, Resolver, Submitted, TraceContext,
 };
 use vorgang_model::{
     Anrede, CustomEntry, CustomValue, Environment, ImportRequest, PartnerDaten, Tippgeber,
@@ -114,6 +114,27 @@ async fn submit(
             idempotency_key: key,
             raw_body: body,
             request: request(mitarbeiternummer),
+            trace: None,
+        })
+        .await
+        .map(|submitted| submitted.record)
+}
+
+/// `submit` of a TEST import with Tippgeber `42`, in the trace `trace`, telling replays apart.
+async fn submitted(
+    h: &Harness,
+    key: Option<&str>,
+    body: &[u8],
+    trace: Option<TraceContext>,
+) -> Result<Submitted, ImportError> {
+    h.importer
+        .submit(NewImport {
+            client_id: "client-a",
+            environment: Environment::Test,
+            idempotency_key: key,
+            raw_body: body,
+            request: request("42"),
+            trace,
         })
         .await
 }
@@ -285,6 +306,63 @@ async fn unavailable_europace_fails_and_a_retry_with_the_same_key_completes_unde
         "a completed import is replayed as stored"
     );
     assert_eq!(h.europace.imports().len(), 1);
+}
+
+/// `Submitted::replayed` tells an answer given for an earlier request (the HTTP layer's
+/// `Idempotent-Replayed: true`) from one this request produced, a retry included.
+#[tokio::test]
+async fn only_an_earlier_import_given_back_counts_as_replayed() {
+    let h = harness();
+    let first = submitted(&h, Some("k1"), b"body", None).await.unwrap();
+    assert!(!first.replayed);
+    let again = submitted(&h, Some("k1"), b"body", None).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.record, first.record);
+    // Without a key nothing is ever replayed.
+    let fresh = submitted(&h, None, b"body", None).await.unwrap();
+    assert!(!fresh.replayed);
+
+    // A retry after Europace was unavailable is a new attempt, not a replay; its outcome is.
+    h.europace.fail_next_kex(EuropaceError::Unavailable {
+        reason: "503".into(),
+        retry_after: None,
+    });
+    let failed = submitted(&h, Some("k2"), b"other", None).await.unwrap();
+    assert_eq!(
+        (failed.record.status, failed.replayed),
+        (ImportStatus::Failed, false)
+    );
+    let retried = submitted(&h, Some("k2"), b"other", None).await.unwrap();
+    assert_eq!(
+        (retried.record.status, retried.replayed),
+        (ImportStatus::Completed, false)
+    );
+    let replayed = submitted(&h, Some("k2"), b"other", None).await.unwrap();
+    assert!(replayed.replayed);
+}
+
+/// Every Europace call of a request continues the request's W3C trace; a later resume (no
+/// request) and an import without a trace use the trace of the import's own id.
+#[tokio::test]
+async fn europace_calls_continue_the_request_trace() {
+    let h = harness();
+    let trace = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    let record = submitted(&h, None, b"a", trace).await.unwrap().record;
+    let traces = h.europace.traces();
+    assert!(
+        traces.len() >= 2,
+        "lookup or creation, and the KEX import: {traces:?}"
+    );
+    for call in &traces {
+        assert_eq!(call.context(), &trace.unwrap());
+        assert_eq!(call.as_str(), format!("drkleinrk-{}", record.id));
+    }
+
+    let other = harness();
+    let untraced = submitted(&other, None, b"b", None).await.unwrap().record;
+    for call in other.europace.traces() {
+        assert_eq!(call.context(), &TraceContext::for_import(untraced.id));
+    }
 }
 
 #[tokio::test]
@@ -575,8 +653,10 @@ async fn resume_never_takes_over_an_import_this_process_is_driving() {
                     idempotency_key: None,
                     raw_body: b"{}",
                     request: request("42"),
+                    trace: None,
                 })
                 .await
+                .map(|submitted| submitted.record)
         })
     };
     slow.entered.notified().await;
@@ -653,6 +733,9 @@ impl ImportStore for FailingStore {
         cutoff: DateTime<Utc>,
     ) -> Result<u64, vorgang_core::StoreError> {
         self.inner.purge_finished_before(cutoff).await
+    }
+    async fn count_by_status(&self, status: ImportStatus) -> Result<u64, vorgang_core::StoreError> {
+        self.inner.count_by_status(status).await
     }
     async fn tippgeber_partner_id(
         &self,
@@ -751,8 +834,10 @@ async fn a_store_failing_on_the_nth_write_never_loses_or_doubles_the_import() {
                 idempotency_key: None,
                 raw_body: b"a",
                 request: request("42"),
+                trace: None,
             })
-            .await;
+            .await
+            .map(|submitted| submitted.record);
         let id = match (outcome, reported) {
             (Err(ImportError::Store(_)), None) => {
                 assert!(
@@ -964,9 +1049,11 @@ async fn a_client_reads_only_its_own_imports_a_page_at_a_time() {
             idempotency_key: None,
             raw_body: b"b",
             request: request("42"),
+            trace: None,
         })
         .await
-        .unwrap();
+        .unwrap()
+        .record;
 
     assert_eq!(
         h.importer

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use chrono::{DateTime, Utc};
+use clap::builder::PossibleValue;
+use clap::{Parser, Subcommand, ValueEnum};
+use vorgang_core::ImportStatus;
 
 /// The Vorgang Import Service of Dr. Klein Ratenkredit.
 #[derive(Debug, Parser)]
@@ -14,6 +17,21 @@ pub struct Cli {
     /// What to do; default `serve`.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The log level when `RUST_LOG` does not set one: `info` for the service (`serve`, the
+    /// default, and `sandbox`), `warn` for the operator's one-shot commands, whose stderr should
+    /// show only what needs attention.
+    #[must_use]
+    pub fn default_log_level(&self) -> &'static str {
+        match &self.command {
+            None | Some(Command::Serve) => crate::telemetry::SERVICE_LEVEL,
+            #[cfg(feature = "embedded-sandbox")]
+            Some(Command::Sandbox { .. }) => crate::telemetry::SERVICE_LEVEL,
+            Some(_) => crate::telemetry::COMMAND_LEVEL,
+        }
+    }
 }
 
 /// The commands.
@@ -80,11 +98,17 @@ pub enum ClientsCommand {
 /// `imports …`.
 #[derive(Debug, Subcommand)]
 pub enum ImportsCommand {
-    /// One JSON line per import.
+    /// One JSON line per import, oldest first, printed as they are read.
     List {
-        /// Only imports in this state, e.g. `IN_DOUBT`.
-        #[arg(long)]
-        status: Option<String>,
+        /// Only imports in this state, e.g. `IN_DOUBT` (any case: `in_doubt` too).
+        #[arg(long, value_enum, ignore_case = true)]
+        status: Option<StatusArg>,
+        /// Only imports accepted at or after this time (RFC 3339, e.g. `2025-01-31T00:00:00Z`).
+        #[arg(long, value_parser = parse_rfc3339)]
+        since: Option<DateTime<Utc>>,
+        /// At most this many imports.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
     },
     /// Resolves an `IN_DOUBT` import.
     Resolve {
@@ -97,6 +121,39 @@ pub enum ImportsCommand {
         #[arg(long)]
         failed: bool,
     },
+}
+
+/// An import state as a command-line value: every [`ImportStatus`] under its wire name
+/// (`IN_DOUBT`), listed in `--help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusArg(pub ImportStatus);
+
+/// Every [`StatusArg`], from [`ImportStatus::ALL`] (a new state is listed without change here).
+const STATUS_ARGS: [StatusArg; ImportStatus::ALL.len()] = {
+    let mut all = [StatusArg(ImportStatus::Accepted); ImportStatus::ALL.len()];
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = StatusArg(ImportStatus::ALL[i]);
+        i += 1;
+    }
+    all
+};
+
+impl ValueEnum for StatusArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &STATUS_ARGS
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.as_str()))
+    }
+}
+
+/// An RFC 3339 time (`2025-01-31T00:00:00Z`, `2025-01-31T01:00:00+01:00`), in UTC.
+fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|_| "expected an RFC 3339 time, e.g. 2025-01-31T00:00:00Z".to_owned())
 }
 
 /// `keys …`.

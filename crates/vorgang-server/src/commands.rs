@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
-use vorgang_core::{ImportQuery, ImportStatus, Resolution};
+use vorgang_core::{ImportQuery, Resolution};
 use vorgang_store::Store;
 
 use crate::auth::AuthService;
@@ -20,6 +20,34 @@ fn print_line(value: &serde_json::Value) -> anyhow::Result<()> {
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(())
+}
+
+/// Prints one JSON line per import (one write per page, not per line). `false` when stdout was
+/// closed by its reader.
+fn print_imports(records: &[vorgang_core::ImportRecord]) -> anyhow::Result<bool> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = records
+        .iter()
+        .try_for_each(|record| {
+            let mut line = serde_json::json!({
+                "drkleinrkVorgangsnummer": record.id,
+                "status": record.status,
+                "environment": record.environment,
+                "client_id": record.client_id,
+                "createdAt": record.created_at,
+            });
+            if let Some(number) = &record.europace_vorgangsnummer {
+                line["europaceVorgangsnummer"] = serde_json::json!(number);
+            }
+            serde_json::to_writer(&mut out, &line)?;
+            out.write_all(b"\n")
+        })
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Runs a parsed command line.
@@ -134,17 +162,27 @@ async fn clients(settings: Settings, command: ClientsCommand) -> anyhow::Result<
             }
             print_line(&serde_json::json!({"client_id": id, "revoked": true}))?;
         }
-        ClientsCommand::Rotate { id } => match auth.rotate_client(&id).await? {
-            Some(created) => print_line(&created.to_json())?,
-            None => anyhow::bail!("no active client with this id"),
-        },
+        ClientsCommand::Rotate { id } => {
+            // A revoked client stays revoked: a new secret would only mislead whoever receives
+            // it (it could never get a token). Nothing is printed, nothing changes.
+            let client = store.as_client_store().get_client(&id).await?;
+            if client.is_some_and(|client| client.revoked_at.is_some()) {
+                anyhow::bail!(
+                    "client {id} is revoked: a revoked client gets no new secret; register a new client with `clients add`"
+                );
+            }
+            match auth.rotate_client(&id).await? {
+                Some(created) => print_line(&created.to_json())?,
+                None => anyhow::bail!("no client with this id"),
+            }
+        }
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// How many imports `imports list` reads per page: it prints them as they come, so memory stays
-/// flat however many are stored.
+/// How many imports `imports list` reads per page: it prints each page before reading the next
+/// (a keyset cursor, so every page costs the same), so memory stays flat however many are stored.
 const LIST_PAGE: u32 = 500;
 
 async fn imports(settings: Settings, command: ImportsCommand) -> anyhow::Result<ExitCode> {
@@ -152,32 +190,26 @@ async fn imports(settings: Settings, command: ImportsCommand) -> anyhow::Result<
     // The operator's door: store, CRM and clock, no Europace adapter.
     let resolver = crate::startup::resolver(&store);
     match command {
-        ImportsCommand::List { status } => {
-            let status = status
-                .map(|s| {
-                    s.parse::<ImportStatus>()
-                        .map_err(|_| anyhow::anyhow!("unknown status; one of ACCEPTED, PARTNER_READY, SENDING, IMPORTED, COMPLETED, FAILED, IN_DOUBT"))
-                })
-                .transpose()?;
+        ImportsCommand::List {
+            status,
+            since,
+            limit,
+        } => {
             let mut query = ImportQuery {
-                status,
+                status: status.map(|status| status.0),
+                since,
                 limit: LIST_PAGE,
                 ..ImportQuery::all()
             };
-            loop {
+            let mut remaining = limit.unwrap_or(u64::MAX);
+            while remaining > 0 {
+                query.limit =
+                    u32::try_from(remaining.min(u64::from(LIST_PAGE))).unwrap_or(LIST_PAGE);
                 let page = resolver.list(query.clone()).await?;
-                for record in &page.items {
-                    let mut line = serde_json::json!({
-                        "drkleinrkVorgangsnummer": record.id,
-                        "status": record.status,
-                        "environment": record.environment,
-                        "client_id": record.client_id,
-                        "createdAt": record.created_at,
-                    });
-                    if let Some(number) = &record.europace_vorgangsnummer {
-                        line["europaceVorgangsnummer"] = serde_json::json!(number);
-                    }
-                    print_line(&line)?;
+                remaining =
+                    remaining.saturating_sub(u64::try_from(page.items.len()).unwrap_or(u64::MAX));
+                if !print_imports(&page.items)? {
+                    break; // stdout was closed (`imports list | head`): nobody reads on
                 }
                 match page.next {
                     Some(next) => query.after = Some(next),

@@ -3,9 +3,10 @@
 //! The binary `vorgang-server` is a thin layer over this library; the API tests build the same
 //! [`startup::Application`] on a random port.
 //!
-//! Modules, each using only those before it (no circles): `problem`, `metrics`, `settings`,
-//! `telemetry`, `cli` (none of ours); `body_deadline` (→ problem); `auth` (→ settings); `state`
-//! (→ auth, metrics); `routes` (→ body_deadline, metrics, problem, state; inside it `caller`,
+//! Modules, each using only those before it (no circles): `request_id`, `metrics`, `settings`,
+//! `telemetry`, `cli` (none of ours); `problem` (→ request_id); `request_context` (→ metrics,
+//! problem, request_id); `body_deadline` (→ problem); `auth` (→ settings); `state`
+//! (→ auth, metrics); `routes` (→ body_deadline, metrics, problem, request_context, state; inside it `caller`,
 //! `docs`, `health`, `token`, then `vorgang` → caller); `openapi` (→ routes, problem; inside it
 //! `kex`, then `request` → kex); `startup` (→ auth, metrics, openapi, routes, settings, state);
 //! `commands` (→ auth, cli, settings, startup).
@@ -22,6 +23,8 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limit;
+pub mod request_context;
+pub mod request_id;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -5,8 +5,8 @@ use vorgang_server::cli::Cli;
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
-    vorgang_server::telemetry::init();
     let cli = Cli::parse();
+    vorgang_server::telemetry::init_with_level(cli.default_log_level());
     match vorgang_server::commands::run(cli).await {
         Ok(code) => code,
         Err(error) => {

@@ -9,17 +9,20 @@
 //! only `&'static str` and numbers, so no request text can become one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::Method;
+use europace_client::{CallObserver, CallOutcome, CallTarget};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text,
 };
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use vorgang_core::{ImportStatus, Resolver};
 
 /// The `route` label of a request that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -45,6 +48,17 @@ pub const TOKEN_ERRORS: [&str; 9] = [
     "slow_down",
     "temporarily_unavailable",
     "server_error",
+];
+
+/// The states counted by the gauge `vorgang_imports_open` at every scrape: those an import can
+/// stand in before it is finished (`COMPLETED`, `FAILED`). Each costs one count over its own
+/// imports, which stay few: finished imports are never read.
+pub const OPEN_STATES: [ImportStatus; 5] = [
+    ImportStatus::Accepted,
+    ImportStatus::PartnerReady,
+    ImportStatus::Sending,
+    ImportStatus::Imported,
+    ImportStatus::InDoubt,
 ];
 
 /// The `method` label: the method itself if it is one of the nine of RFC 9110 and RFC 5789,
@@ -79,6 +93,13 @@ struct ImportLabels {
     status: &'static str,
 }
 
+/// Labels of the Europace call durations: both from closed sets of `europace-client`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EuropaceLabels {
+    target: &'static str,
+    outcome: &'static str,
+}
+
 /// Label of the token endpoint's refusals.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
@@ -99,6 +120,8 @@ pub struct Metrics {
     imports: Family<ImportLabels, Counter>,
     tokens_issued: Counter,
     token_refusals: Family<RefusalLabels, Counter>,
+    europace_duration: Family<EuropaceLabels, Histogram, fn() -> Histogram>,
+    open_imports: Family<ImportLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -149,6 +172,24 @@ impl Metrics {
             "Refused POST /oauth2/token requests by RFC 6749 error code",
             token_refusals.clone(),
         );
+        let europace_duration =
+            Family::<EuropaceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                http_duration_histogram,
+            );
+        registry.register(
+            "vorgang_europace_call_duration_seconds",
+            "Time of each HTTP exchange with Europace (every attempt), by target (token, \
+             partner_lookup, partner_create, partner_update, kex) and outcome (ok, rejected, \
+             unavailable, in_doubt, protocol)",
+            europace_duration.clone(),
+        );
+        let open_imports = Family::<ImportLabels, Gauge>::default();
+        registry.register(
+            "vorgang_imports_open",
+            "Imports now in each unfinished state, counted in the database at every scrape \
+             (every replica reports the same figures: aggregate with max, not sum)",
+            open_imports.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Self {
             registry: Arc::new(registry),
@@ -157,6 +198,37 @@ impl Metrics {
             imports,
             tokens_issued,
             token_refusals,
+            europace_duration,
+            open_imports,
+        }
+    }
+
+    /// The observer the Europace adapters report every exchange to
+    /// ([`europace_client::EuropaceConfig::observer`]).
+    #[must_use]
+    pub fn europace_observer(&self) -> Arc<dyn CallObserver> {
+        Arc::new(EuropaceCalls(self.europace_duration.clone()))
+    }
+
+    /// Sets the gauge of every [`OPEN_STATES`] state to its count in the store. A state whose
+    /// count fails is left out of the next rendering (no figure is better than a stale one; the
+    /// failure is logged): `/metrics` itself keeps answering while the database is down.
+    pub async fn count_open_imports(&self, resolver: &Resolver) {
+        for status in OPEN_STATES {
+            let labels = ImportLabels {
+                status: status.as_str(),
+            };
+            match resolver.count_by_status(status).await {
+                Ok(count) => {
+                    self.open_imports
+                        .get_or_create(&labels)
+                        .set(i64::try_from(count).unwrap_or(i64::MAX));
+                }
+                Err(error) => {
+                    self.open_imports.remove(&labels);
+                    tracing::warn!(error = %error, status = status.as_str(), "could not count imports for /metrics");
+                }
+            }
         }
     }
 
@@ -209,6 +281,22 @@ impl Metrics {
         let mut out = String::new();
         prometheus_text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+/// Records the Europace adapters' exchanges in `vorgang_europace_call_duration_seconds`.
+#[derive(Debug)]
+struct EuropaceCalls(Family<EuropaceLabels, Histogram, fn() -> Histogram>);
+
+impl CallObserver for EuropaceCalls {
+    fn observe(&self, target: CallTarget, outcome: CallOutcome, duration: Duration) {
+        let labels = EuropaceLabels {
+            target: target.as_str(),
+            outcome: outcome.as_str(),
+        };
+        self.0
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
     }
 }
 

@@ -1,4 +1,5 @@
-//! RFC 9457 problem details: every error answer of the API except the token endpoint's.
+//! RFC 9457 problem details: every error answer of the API except the token endpoint's, each
+//! naming the request it answers (`requestId`, see [`crate::request_id`]).
 
 use std::borrow::Cow;
 
@@ -43,6 +44,11 @@ pub struct Problem {
     /// are never logged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub europace_messages: Option<Vec<String>>,
+    /// The id of the request this answers, as in its `X-Request-Id` answer header: quote it when
+    /// asking us about this answer. Filled in when the problem becomes an answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, example = "3f0c9c5e-5a43-4d0e-9f7e-6c1b2a9d4e10")]
+    pub request_id: Option<String>,
     #[serde(skip)]
     headers: Vec<(header::HeaderName, String)>,
 }
@@ -65,6 +71,7 @@ impl Problem {
             drkleinrk_vorgangsnummer: None,
             import_status: None,
             europace_messages: None,
+            request_id: None,
             headers: Vec::new(),
         }
     }
@@ -127,6 +134,21 @@ impl Problem {
         .with_header(header::RETRY_AFTER, "5")
     }
 
+    /// The JSON body of this problem, with `requestId` set to the request being answered
+    /// ([`crate::request_id::current`]) unless it is set already.
+    #[must_use]
+    pub fn body(&self) -> Vec<u8> {
+        let request_id = self
+            .request_id
+            .clone()
+            .or_else(|| crate::request_id::current().map(|id| id.as_str().to_owned()));
+        let problem = Self {
+            request_id,
+            ..self.clone()
+        };
+        serde_json::to_vec(&problem).unwrap_or_default()
+    }
+
     /// 404.
     #[must_use]
     pub fn not_found() -> Self {
@@ -162,7 +184,7 @@ impl ResponseError for Problem {
                 response.insert_header((name.clone(), value));
             }
         }
-        response.body(serde_json::to_vec(self).unwrap_or_default())
+        response.body(self.body())
     }
 }
 

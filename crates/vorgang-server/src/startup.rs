@@ -117,9 +117,11 @@ fn start_embedded_sandbox() -> anyhow::Result<EmbeddedSandbox> {
     anyhow::bail!("{}", crate::settings::BASE_URL_REQUIRED)
 }
 
-/// Builds the Europace adapters: the real ones, or the embedded sandbox's.
+/// Builds the Europace adapters: the real ones, or the embedded sandbox's, reporting every
+/// exchange to `metrics`.
 async fn europace(
     settings: &Settings,
+    metrics: &crate::metrics::Metrics,
 ) -> anyhow::Result<(EuropaceClient, Option<EmbeddedSandbox>)> {
     let e = &settings.europace;
     let (base, client_id, client_secret, sandbox) = match &e.base_url {
@@ -166,6 +168,7 @@ async fn europace(
     config.partner_scope.clone_from(&e.partner_scope);
     config.connect_timeout = Duration::from_millis(e.connect_timeout_ms);
     config.request_timeout = Duration::from_millis(e.request_timeout_ms);
+    config.observer = Some(metrics.europace_observer());
     let client = EuropaceClient::new(config).context("configuring the Europace client")?;
     Ok((client, sandbox))
 }
@@ -220,7 +223,8 @@ impl Application {
         let store = Store::connect(settings.database_url.expose_secret())
             .await
             .context("connecting the database")?;
-        let (europace, sandbox) = europace(&settings).await?;
+        let metrics = crate::metrics::Metrics::new();
+        let (europace, sandbox) = europace(&settings, &metrics).await?;
         let importer = importer(
             &settings,
             &store,
@@ -245,7 +249,6 @@ impl Application {
             None
         };
 
-        let metrics = crate::metrics::Metrics::new();
         let state = web::Data::new(AppState {
             importer: importer.clone(),
             auth,

@@ -1,4 +1,8 @@
 //! Logging: JSON lines on stderr, no personal data.
+//!
+//! A line written while a request is answered carries the request's span as `span`: `name`
+//! (`request`), `method`, `route`, `request_id`, `trace_id`, and once known `client_id` and
+//! `drkleinrkVorgangsnummer` (see [`crate::request_context`]).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,6 +24,14 @@ const NOISY_TARGETS: [&str; 2] = ["actix_server::accept", "actix_http::"];
 /// connection handling) may be logged at most.
 pub const NOISY_TARGET_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The level of the service (`serve`, `sandbox`) when `RUST_LOG` is not set.
+pub const SERVICE_LEVEL: &str = "info";
+
+/// The level of the operator's one-shot commands (`clients …`, `imports …`, `keys …`,
+/// `config check`) when `RUST_LOG` is not set: only warnings and errors, so their stderr shows
+/// what needs attention and nothing else.
+pub const COMMAND_LEVEL: &str = "warn";
+
 /// Installs the global subscriber: JSON to stderr, level from `RUST_LOG` (default `info`).
 /// Safe to call more than once (later calls do nothing).
 ///
@@ -28,6 +40,11 @@ pub const NOISY_TARGET_INTERVAL: Duration = Duration::from_secs(10);
 /// malformed requests must not turn into a flood of log lines.
 pub fn init() {
     init_with_writer(std::io::stderr);
+}
+
+/// [`init`] with `default_level` (e.g. [`COMMAND_LEVEL`]) where `RUST_LOG` is not set.
+pub fn init_with_level(default_level: &str) {
+    let _ = subscriber_with_level(std::io::stderr, default_level).try_init();
 }
 
 /// [`init`] writing to `writer` instead of stderr: the same JSON lines, filter and gates. Tests
@@ -45,14 +62,30 @@ pub fn subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    subscriber_with_level(writer, SERVICE_LEVEL)
+}
+
+/// [`subscriber`] with `default_level` where `RUST_LOG` is not set.
+pub fn subscriber_with_level<W>(
+    writer: W,
+    default_level: &str,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let gates = NOISY_TARGETS.map(|_| Gate::new(NOISY_TARGET_INTERVAL));
     let noisy = |target: &str| NOISY_TARGETS.iter().position(|t| target.starts_with(t));
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE)
-        .with_current_span(false)
+        // The request's span (request id, client, import) as one flat object per line; the
+        // request span is the only one at the default levels, so the list of all spans would
+        // only repeat it.
+        .with_current_span(true)
+        .with_span_list(false)
         .with_writer(writer)
         .finish()
         .with(

@@ -253,6 +253,21 @@ async fn clients_revoke_and_rotate() {
     );
     let output = env.run(&["clients", "list"]);
     assert_eq!(json_lines(&output)[0]["revoked"], true);
+
+    // A revoked client gets no new secret: exit 1, nothing on stdout, nothing changed.
+    let hash_before = registry.get(&id).await.unwrap().unwrap().secret_hash;
+    let output = env.run(&["clients", "rotate", &id]);
+    assert_exit_1(&output);
+    assert!(stdout(&output).is_empty(), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains(&format!("client {id} is revoked")),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        registry.get(&id).await.unwrap().unwrap().secret_hash,
+        hash_before
+    );
     store.close().await;
 
     // Unknown ids: exit 1, nothing on stdout.
@@ -579,16 +594,133 @@ fn a_missing_config_file_is_exit_1() {
 }
 
 #[test]
-fn imports_list_rejects_an_unknown_status() {
+fn imports_list_takes_a_status_in_any_case_and_lists_them_in_help() {
     let env = Env::new();
+    // An unknown status is a usage error (clap's exit 2) naming the accepted ones.
     let output = env.run(&["imports", "list", "--status", "BOGUS"]);
-    assert_exit_1(&output);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stdout(&output).is_empty());
-    let output = env.run(&["imports", "list", "--status", "IN_DOUBT"]);
-    assert_success(&output);
-    assert!(stdout(&output).is_empty(), "no imports yet");
+    assert!(stderr(&output).contains("IN_DOUBT"), "{}", stderr(&output));
+    for status in ["IN_DOUBT", "in_doubt", "In_Doubt", "completed"] {
+        let output = env.run(&["imports", "list", "--status", status]);
+        assert_success(&output);
+        assert!(stdout(&output).is_empty(), "no imports yet");
+    }
     let output = env.run(&["imports", "list"]);
     assert_success(&output);
+
+    let help = stdout(&env.run(&["imports", "list", "--help"]));
+    assert!(
+        help.contains(
+            "[possible values: ACCEPTED, PARTNER_READY, SENDING, IMPORTED, COMPLETED, FAILED, IN_DOUBT]"
+        ),
+        "{help}"
+    );
+    assert!(
+        help.contains("--since") && help.contains("--limit"),
+        "{help}"
+    );
+}
+
+/// Stores `count` imports of client `c`, one a minute from 2025-01-01T00:00:00Z on, every third
+/// one `IN_DOUBT`, the others `COMPLETED`; returns their ids, oldest first.
+async fn store_imports(env: &Env, count: u32) -> Vec<uuid::Uuid> {
+    use chrono::TimeZone as _;
+    let store = env.store().await;
+    let imports = store.as_import_store();
+    let start = chrono::Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+    let mut ids = Vec::new();
+    for n in 0..count {
+        let mut record = vorgang_core::ImportRecord::accepted(
+            uuid::Uuid::new_v4(),
+            "c",
+            vorgang_core::model::Environment::Test,
+            None,
+            "f".to_owned(),
+            vorgang_store::testing::request(serde_json::json!({})),
+            start + chrono::Duration::minutes(i64::from(n)),
+        );
+        record.status = if n % 3 == 0 {
+            vorgang_core::ImportStatus::InDoubt
+        } else {
+            vorgang_core::ImportStatus::Completed
+        };
+        imports.insert(&record).await.unwrap();
+        ids.push(record.id);
+    }
+    store.close().await;
+    ids
+}
+
+fn listed_ids(output: &Output) -> Vec<String> {
+    json_lines(output)
+        .iter()
+        .map(|line| line["drkleinrkVorgangsnummer"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn imports_list_since_and_limit_page_through_oldest_first() {
+    let env = Env::new();
+    // More than one page (500) of the command, so the paging is exercised.
+    let ids: Vec<String> = store_imports(&env, 1_203)
+        .await
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+
+    let output = env.run(&["imports", "list"]);
+    assert_success(&output);
+    assert_eq!(listed_ids(&output), ids, "all, oldest first, each once");
+    let first = &json_lines(&output)[0];
+    assert_eq!(first["status"], "IN_DOUBT");
+    assert_eq!(first["client_id"], "c");
+    assert_eq!(first["createdAt"], "2025-01-01T00:00:00Z");
+
+    let output = env.run(&["imports", "list", "--limit", "2"]);
+    assert_success(&output);
+    assert_eq!(listed_ids(&output), ids[..2]);
+    let output = env.run(&["imports", "list", "--limit", "501"]);
+    assert_eq!(listed_ids(&output), ids[..501], "a limit past one page");
+
+    // `--since` is inclusive; any RFC 3339 offset.
+    let output = env.run(&["imports", "list", "--since", "2025-01-01T20:00:00Z"]);
+    assert_success(&output);
+    assert_eq!(listed_ids(&output), ids[1200..]);
+    let output = env.run(&[
+        "imports",
+        "list",
+        "--since",
+        "2025-01-01T21:00:00+01:00",
+        "--limit",
+        "1",
+    ]);
+    assert_eq!(listed_ids(&output), ids[1200..1201]);
+
+    let output = env.run(&["imports", "list", "--status", "in_doubt", "--limit", "3"]);
+    assert_eq!(
+        listed_ids(&output),
+        [ids[0].clone(), ids[3].clone(), ids[6].clone()]
+    );
+
+    // Bad values are usage errors.
+    for bad in [
+        &["--limit", "0"][..],
+        &["--limit", "x"],
+        &["--since", "yesterday"],
+        &["--since", "2025-01-01"],
+    ] {
+        let mut args = vec!["imports", "list"];
+        args.extend_from_slice(bad);
+        let output = env.run(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            stderr(&output)
+        );
+        assert!(stdout(&output).is_empty());
+    }
 }
 
 /// Kills the child when dropped (also when an assertion fails).
@@ -765,4 +897,199 @@ async fn the_embedded_sandbox_runs_without_a_key_encryption_key_and_warns() {
         "the warning is logged before listening: {logged}"
     );
     drop(running);
+}
+
+/// Issue 11 (8): the operator's commands log only warnings and errors unless `RUST_LOG` asks for
+/// more; `serve` keeps `info`.
+#[tokio::test]
+async fn commands_log_only_warnings_unless_rust_log_says_otherwise() {
+    let env = Env::new();
+    env.add_client(&[]);
+    // `clients list` opens the database, which logs "database ready" at info.
+    let quiet = env
+        .command(&["clients", "list"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_success(&quiet);
+    let logged = stderr(&quiet);
+    assert!(
+        !logged.contains("database ready"),
+        "no info lines by default: {logged}"
+    );
+    for line in logged.lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        assert!(
+            line["level"] == "WARN" || line["level"] == "ERROR",
+            "only warnings and errors: {line}"
+        );
+    }
+    assert_eq!(json_lines(&quiet).len(), 1);
+
+    let verbose = env
+        .command(&["clients", "list"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert_success(&verbose);
+    assert!(
+        stderr(&verbose).contains("database ready"),
+        "{}",
+        stderr(&verbose)
+    );
+    assert_eq!(stdout(&verbose), stdout(&quiet), "logs never go to stdout");
+
+    // `serve` logs at info without RUST_LOG.
+    let port = free_port();
+    let log = env.dir.path().join("serve.log");
+    let child = env
+        .command(&["serve"])
+        .env_remove("RUST_LOG")
+        .env("VORGANG_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("vorgang-server listening")
+    {
+        assert!(running.0.try_wait().unwrap().is_none(), "serve exited");
+        assert!(Instant::now() < deadline, "no info line from serve");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(running);
+}
+
+/// Issue 11 (2): a database that cannot be opened is named with the cause and the fix, through
+/// every command that opens it (`serve`, `clients …`), never with a password.
+#[test]
+fn database_errors_name_the_cause_and_the_fix() {
+    let env = Env::new();
+    let missing = env.dir.path().join("missing.db");
+    let sqlite = format!("sqlite://{}", missing.display());
+    let admin = std::env::var("VORGANG_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let (_, rest) = admin.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host = host.split('/').next().unwrap();
+    let cases = [
+        (
+            sqlite.clone(),
+            vec![
+                format!("the file {} does not exist", missing.display()),
+                format!("{sqlite}?mode=rwc"),
+            ],
+        ),
+        (
+            format!("postgres://postgres@{host}/zz_no_such_database"),
+            vec!["database \"zz_no_such_database\" does not exist".to_owned()],
+        ),
+        (
+            format!("postgres://zz_no_such_role:zqx-geheim@{host}/test"),
+            vec![
+                "authentication failed for user \"zz_no_such_role\"".to_owned(),
+                "zz_no_such_role:********@".to_owned(),
+            ],
+        ),
+    ];
+    for (url, expected) in cases {
+        for args in [&["clients", "list"][..], &["imports", "list"]] {
+            let output = env
+                .command(args)
+                .env("VORGANG_DATABASE_URL", &url)
+                .output()
+                .unwrap();
+            assert_exit_1(&output);
+            assert!(stdout(&output).is_empty());
+            let text = stderr(&output);
+            for part in &expected {
+                assert!(text.contains(part.as_str()), "{part:?} in {text}");
+            }
+            assert!(!text.contains("zqx-geheim"), "password printed: {text}");
+            assert!(!text.contains("database error (code"), "{text}");
+        }
+    }
+    // `serve` refuses the same way, before listening.
+    let output = serve_refused(&env, |c| c.env("VORGANG_DATABASE_URL", &sqlite));
+    assert_exit_1(&output);
+    assert!(
+        stderr(&output).contains(&format!("{sqlite}?mode=rwc")),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!missing.exists(), "nothing created without mode=rwc");
+}
+
+/// Issue 11 (8): the README's operator commands paste and run, one command per line: each
+/// `vorgang-server …` line of its "Operating it" block runs (with `$CLIENT_ID` and `$IMPORT_ID`
+/// set as the text says) and exits 0 with JSON lines on stdout.
+#[tokio::test]
+async fn the_readme_operator_commands_paste_and_run() {
+    let readme = include_str!("../../../README.md");
+    let block = readme
+        .split("## Operating it")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("an sh block under \"## Operating it\"");
+    // Lines joined at trailing backslashes, as the shell reads them; comments and blank lines
+    // dropped; the `sandbox` line runs a server until stopped and is left out.
+    let commands: Vec<String> = block
+        .replace("\\\n", " ")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    assert!(commands.len() >= 8, "{commands:?}");
+    let env = Env::new();
+    let ids = store_imports(&env, 1).await;
+    let import_id = ids[0].to_string();
+    let binary_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        binary_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut client_id = String::new();
+    for command in commands {
+        assert!(
+            command.starts_with("vorgang-server "),
+            "one vorgang-server command per line: {command}"
+        );
+        assert!(
+            !command.contains(" | "),
+            "no pipe between commands: {command}"
+        );
+        if command.starts_with("vorgang-server sandbox") {
+            continue;
+        }
+        let mut shell = Command::new("sh");
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("VORGANG_") {
+                shell.env_remove(name);
+            }
+        }
+        let output = shell
+            .arg("-c")
+            .arg(&command)
+            .current_dir(env.dir.path())
+            .env("PATH", &path)
+            .env("VORGANG_DATABASE_URL", env.database_url())
+            .env("CLIENT_ID", &client_id)
+            .env("IMPORT_ID", &import_id)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_success(&output);
+        let lines = json_lines(&output);
+        if command.starts_with("vorgang-server clients add") {
+            client_id = lines[0]["client_id"].as_str().unwrap().to_owned();
+        }
+    }
+    assert!(!client_id.is_empty(), "the block registers a client first");
 }

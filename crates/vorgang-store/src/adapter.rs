@@ -36,6 +36,10 @@ pub(crate) const CLEAR_LEGACY_BODY: &str =
 
 pub(crate) const PURGE: &str = "DELETE FROM imports WHERE status IN ($1, $2) AND updated_at < $3";
 
+/// `ImportStore::count_by_status`: one range of an index that starts with `status`
+/// (`imports_status_created_at_id`, `imports_status_updated_at`), answered from the index alone.
+pub(crate) const COUNT_BY_STATUS: &str = "SELECT count(*) FROM imports WHERE status = $1";
+
 pub(crate) const SELECT_TIPPGEBER: &str = "SELECT partner_id FROM tippgeber_partners \
      WHERE environment = $1 AND externe_partner_id = $2";
 
@@ -378,6 +382,18 @@ macro_rules! impl_store_ports {
                     .bind(vorgang_core::ImportStatus::Failed.as_str())
                     .bind($crate::codec::encode_time(cutoff));
                 self.write("purge imports", query).await
+            }
+
+            async fn count_by_status(
+                &self,
+                status: vorgang_core::ImportStatus,
+            ) -> Result<u64, vorgang_core::StoreError> {
+                let count: i64 = sqlx::query_scalar($crate::adapter::COUNT_BY_STATUS)
+                    .bind(status.as_str())
+                    .fetch_one(self.reader())
+                    .await
+                    .map_err(|err| $crate::error::map_sqlx("count imports", &err))?;
+                Ok(u64::try_from(count).unwrap_or(0))
             }
 
             async fn tippgeber_partner_id(

@@ -1,13 +1,15 @@
 //! The PostgreSQL adapter, shared by any number of replicas.
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use uuid::Uuid;
 use vorgang_core::StoreError;
 
 use crate::adapter::{impl_store_ports, stale_condition};
-use crate::error::{map_migrate, map_sqlx};
+use crate::error::{PgTarget, map_migrate, masked_url, postgres_connect};
 
 /// Most connections one store opens.
 const MAX_CONNECTIONS: u32 = 10;
@@ -109,14 +111,60 @@ impl PgStore {
     /// # Errors
     ///
     /// [`StoreError::Unavailable`] if the URL is invalid or the server cannot be reached or
-    /// migrated; [`StoreError::Corrupt`] if the database carries a modified migration.
+    /// migrated; [`StoreError::Corrupt`] if the database carries a modified migration. A failed
+    /// connection names the cause and the fix (a missing database, a refused user or password, a
+    /// refused or unanswered host and port) and the URL with its password masked.
     pub async fn connect(database_url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
+        let options = PgConnectOptions::from_str(database_url).map_err(|_| {
+            StoreError::Unavailable(format!(
+                "connect to PostgreSQL: database_url is not a valid PostgreSQL URL ({})",
+                masked_url(database_url)
+            ))
+        })?;
+        let target = PgTarget {
+            url: masked_url(database_url),
+            host: options.get_host(),
+            port: options.get_port(),
+            user: options.get_username(),
+            database: options.get_database().unwrap_or(options.get_username()),
+        };
+        let pool = match PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(database_url)
+            .connect_with(options.clone())
             .await
-            .map_err(|err| map_sqlx("connect to PostgreSQL", &err))?;
+        {
+            Ok(pool) => pool,
+            // The pool retries failed connections until its timeout and then reports only the
+            // timeout: one more attempt of our own tells the operator why (refused, unknown
+            // host), bounded by the same timeout for a host that never answers.
+            Err(sqlx::Error::PoolTimedOut) => {
+                let cause = match tokio::time::timeout(
+                    ACQUIRE_TIMEOUT,
+                    PgConnection::connect_with(&options),
+                )
+                .await
+                {
+                    Ok(Ok(connection)) => {
+                        let _ = connection.close().await;
+                        sqlx::Error::PoolTimedOut
+                    }
+                    Ok(Err(err)) => err,
+                    Err(_) => {
+                        return Err(StoreError::Unavailable(format!(
+                            "connect to PostgreSQL ({}): no answer from {}:{} within {} s; \
+                             check host and port in database_url and the network",
+                            target.url,
+                            target.host,
+                            target.port,
+                            ACQUIRE_TIMEOUT.as_secs()
+                        )));
+                    }
+                };
+                return Err(postgres_connect(&target, &cause));
+            }
+            Err(err) => return Err(postgres_connect(&target, &err)),
+        };
         let mut migrator = sqlx::migrate!("./migrations/postgres");
         migrator.set_ignore_missing(true);
         migrator

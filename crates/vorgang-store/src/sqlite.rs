@@ -12,7 +12,7 @@ use vorgang_core::StoreError;
 
 use crate::BUSY_TIMEOUT;
 use crate::adapter::{impl_store_ports, stale_condition};
-use crate::error::{map_migrate, map_sqlx};
+use crate::error::{map_migrate, map_sqlx, sqlite_open};
 
 mod files;
 
@@ -137,8 +137,12 @@ impl SqliteStore {
             .pragma("temp_store", "MEMORY");
 
         let in_memory = is_in_memory(database_url);
+        let create = creates_missing_file(database_url);
+        let path = options.get_filename().to_owned();
+        // Names the file and the fix (e.g. `?mode=rwc`) instead of SQLite's bare result code.
+        let open_failed = |err: sqlx::Error| sqlite_open(&path, database_url, create, &err);
         if !in_memory {
-            files::prepare(options.get_filename(), creates_missing_file(database_url))?;
+            files::prepare(&path, create)?;
         }
         let store = if in_memory {
             let pool = SqlitePoolOptions::new()
@@ -161,12 +165,12 @@ impl SqliteStore {
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
                 .await
-                .map_err(|err| map_sqlx(CONTEXT, &err))?;
+                .map_err(open_failed)?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(READERS)
                 .connect_with(options.create_if_missing(false))
                 .await
-                .map_err(|err| map_sqlx(CONTEXT, &err))?;
+                .map_err(open_failed)?;
             Self { writer, reader }
         };
 

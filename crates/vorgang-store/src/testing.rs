@@ -18,6 +18,8 @@
 //! [`block_writes`] makes every write to a test database fail while reads keep working (the
 //! situation of a full disk), e.g. to test the readiness check.
 //!
+//! [`count_by_status_plan`] shows how the database answers a count of imports per state.
+//!
 //! [`request`] builds a request with every part set, for tests of what the store keeps;
 //! [`previous_format_body`] and [`overwrite_body`] store a body as the build before issue 9
 //! wrote it, for tests of imports that were in flight across the upgrade.
@@ -28,11 +30,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 use uuid::Uuid;
-use vorgang_core::StoreError;
 use vorgang_core::model::{
     Anrede, CustomEntry, CustomValue, ImportRequest, PartnerDaten, Tippgeber,
 };
+use vorgang_core::{ImportStatus, StoreError};
 
+use crate::adapter::COUNT_BY_STATUS;
 use crate::error::map_sqlx;
 
 /// The admin URL used when `VORGANG_TEST_POSTGRES_URL` is not set: the local test server.
@@ -368,6 +371,51 @@ pub async fn overwrite_body(
     } else {
         Err(StoreError::Conflict(format!("{CONTEXT}: no stored body")))
     }
+}
+
+/// The query plan of `ImportStore::count_by_status` for `status` in the database at
+/// `database_url`, one line per plan node: PostgreSQL's `EXPLAIN` with sequential and bitmap
+/// scans disabled for the session (a tiny test table would be scanned otherwise, which says
+/// nothing about a big one), SQLite's `EXPLAIN QUERY PLAN`. Tests assert that the count reads
+/// the index alone.
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] if the database cannot be reached or refuses.
+pub async fn count_by_status_plan(
+    database_url: &str,
+    status: ImportStatus,
+) -> Result<String, StoreError> {
+    const CONTEXT: &str = "explain count by status";
+    let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
+    let explain = AssertSqlSafe(format!("EXPLAIN {COUNT_BY_STATUS}"));
+    let lines: Vec<String> = if database_url.starts_with("sqlite:") {
+        let mut connection = SqliteConnection::connect(database_url).await.map_err(map)?;
+        let explain = AssertSqlSafe(format!("EXPLAIN QUERY PLAN {COUNT_BY_STATUS}"));
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain)
+            .bind(status.as_str())
+            .fetch_all(&mut connection)
+            .await
+            .map_err(map)?;
+        let _ = connection.close().await;
+        rows.into_iter().map(|(_, _, _, detail)| detail).collect()
+    } else {
+        let mut connection = PgConnection::connect(database_url).await.map_err(map)?;
+        for setting in ["SET enable_seqscan = off", "SET enable_bitmapscan = off"] {
+            sqlx::query(setting)
+                .execute(&mut connection)
+                .await
+                .map_err(map)?;
+        }
+        let rows: Vec<String> = sqlx::query_scalar(explain)
+            .bind(status.as_str())
+            .fetch_all(&mut connection)
+            .await
+            .map_err(map)?;
+        let _ = connection.close().await;
+        rows
+    };
+    Ok(lines.join("\n"))
 }
 
 /// `url` with its path (the database name) replaced by `name`, keeping credentials, host and

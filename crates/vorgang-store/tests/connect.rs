@@ -135,6 +135,89 @@ async fn unreachable_postgres_is_unavailable_without_the_password() {
     assert!(started.elapsed() < Duration::from_secs(15));
 }
 
+/// The message of a refused connect, which must not contain `secret`.
+async fn refusal(url: &str, secret: &str) -> String {
+    let err = Store::connect(url).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(!format!("{text} {err:?}").contains(secret), "{text}");
+    text
+}
+
+#[tokio::test]
+async fn a_missing_sqlite_file_names_the_path_and_mode_rwc() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.db");
+    let url = format!("sqlite://{}", path.display());
+    let text = refusal(&url, "\u{0}").await;
+    assert!(!text.contains("database error (code 14)"), "{text}");
+    assert!(
+        text.contains(&format!("{} does not exist", path.display())),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{url}?mode=rwc")), "the fix: {text}");
+
+    // Other parameters stay; the fix appends to them.
+    let text = refusal(&format!("{url}?cache=shared"), "\u{0}").await;
+    assert!(
+        text.contains(&format!("{url}?cache=shared&mode=rwc")),
+        "{text}"
+    );
+
+    // With mode=rwc but no such directory: the directory is named.
+    let nested = dir.path().join("no-such-dir").join("v.db");
+    let text = refusal(&format!("sqlite://{}?mode=rwc", nested.display()), "\u{0}").await;
+    assert!(
+        text.contains(&nested.display().to_string()) && text.contains("directory does not exist"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_postgres_database_is_named_with_the_fix() {
+    let url = postgres_admin_url();
+    let missing = format!(
+        "{}/zz_missing_{}",
+        url.rsplit_once('/').unwrap().0,
+        Uuid::new_v4().simple()
+    );
+    let name = missing.rsplit_once('/').unwrap().1;
+    let text = refusal(&missing, "\u{0}").await;
+    assert!(!text.contains("database error (code 3D000)"), "{text}");
+    assert!(
+        text.contains(&format!("database \"{name}\" does not exist")),
+        "{text}"
+    );
+    assert!(text.contains("createdb"), "the fix: {text}");
+}
+
+#[tokio::test]
+async fn an_unknown_postgres_user_is_named_and_the_password_masked() {
+    let admin = postgres_admin_url();
+    let (_, after_scheme) = admin.split_once("://").unwrap();
+    let host_and_db = after_scheme
+        .rsplit_once('@')
+        .map_or(after_scheme, |(_, h)| h);
+    let url = format!("postgres://zz_no_such_role:s3cret-pw@{host_and_db}");
+    let text = refusal(&url, "s3cret-pw").await;
+    assert!(!text.contains("database error (code 28000)"), "{text}");
+    assert!(
+        text.contains("authentication failed for user \"zz_no_such_role\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("zz_no_such_role:********@"),
+        "masked URL: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_postgres_connection_names_host_and_port() {
+    let text = refusal("postgres://user:s3cret@127.0.0.1:1/db", "s3cret").await;
+    assert!(text.contains("connection refused at 127.0.0.1:1"), "{text}");
+    assert!(!text.contains("timed out waiting"), "{text}");
+}
+
 #[tokio::test]
 async fn postgres_migrations_are_idempotent() {
     let database = fresh_postgres_database(&postgres_admin_url())

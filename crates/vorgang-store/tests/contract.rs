@@ -787,6 +787,45 @@ mod cases {
         assert_eq!(keys.list_keys(at(0, 0)).await.unwrap(), vec![record]);
     }
 
+    pub async fn count_by_status_counts_each_state(store: &Store) {
+        let imports = store.as_import_store();
+        for status in ImportStatus::ALL {
+            assert_eq!(
+                imports.count_by_status(status).await.unwrap(),
+                0,
+                "{status}"
+            );
+        }
+        let states = [
+            ImportStatus::InDoubt,
+            ImportStatus::InDoubt,
+            ImportStatus::Accepted,
+            ImportStatus::Completed,
+            ImportStatus::InDoubt,
+        ];
+        let mut stored = Vec::new();
+        for (n, status) in states.into_iter().enumerate() {
+            let mut record = import("c", None, at(i64::try_from(n).unwrap(), 0));
+            record.status = status;
+            imports.insert(&record).await.unwrap();
+            stored.push(record);
+        }
+        let count = |status| {
+            let imports = imports.clone();
+            async move { imports.count_by_status(status).await.unwrap() }
+        };
+        assert_eq!(count(ImportStatus::InDoubt).await, 3);
+        assert_eq!(count(ImportStatus::Accepted).await, 1);
+        assert_eq!(count(ImportStatus::Completed).await, 1);
+        assert_eq!(count(ImportStatus::Sending).await, 0);
+        // A transition moves the import from one count to the other.
+        let mut resolved = stored[0].clone();
+        resolved.status = ImportStatus::Failed;
+        assert!(step(store, &stored[0], &resolved).await);
+        assert_eq!(count(ImportStatus::InDoubt).await, 2);
+        assert_eq!(count(ImportStatus::Failed).await, 1);
+    }
+
     pub async fn ping_answers(store: &Store) {
         store.as_import_store().ping().await.unwrap();
     }
@@ -890,6 +929,7 @@ contract_tests!(
     duplicate_client_is_a_conflict_without_personal_data,
     signing_keys_newest_first_and_retirement,
     duplicate_kid_is_a_conflict,
+    count_by_status_counts_each_state,
     ping_answers,
     closed_store_is_unavailable,
 );

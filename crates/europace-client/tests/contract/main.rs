@@ -8,3 +8,4 @@ mod kex;
 mod partner;
 mod support;
 mod token;
+mod trace;

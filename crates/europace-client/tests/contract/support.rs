@@ -8,7 +8,7 @@ use europace_client::{EuropaceClient, EuropaceConfig, RetryPolicy};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
-use vorgang_core::TraceId;
+use vorgang_core::{TraceContext, TraceId};
 use wiremock::matchers::{method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
@@ -17,9 +17,13 @@ pub const SECRET: &str = "s3cr3t:with/special&chars";
 pub const KEX_SCOPE: &str = "privatkredit:vorgang:schreiben";
 pub const PARTNER_SCOPE: &str = "partner:plakette:lesen partner:plakette:anlegen";
 pub const TRACE: &str = "drkleinrk-00000000-0000-0000-0000-000000000001";
+/// The W3C trace-id of [`trace`], as an incoming `traceparent` would have set it.
+pub const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 
 pub fn trace() -> TraceId {
-    TraceId(TRACE.to_owned())
+    let context = TraceContext::parse(&format!("00-{TRACE_ID}-b7ad6b7169203331-01"))
+        .expect("a valid traceparent");
+    TraceId::new(TRACE, context)
 }
 
 /// Settings pointing at `server`, with quick retries and generous timeouts (tests that need a

@@ -56,9 +56,13 @@ impl FromRequest for Caller {
                 .authorize_import(authorization.as_deref())
                 .await
             {
-                Ok(claims) => Ok(Self {
-                    client_id: claims.client_id,
-                }),
+                Ok(claims) => {
+                    // From here on every log line of the request names the client.
+                    tracing::Span::current().record("client_id", claims.client_id.as_str());
+                    Ok(Self {
+                        client_id: claims.client_id,
+                    })
+                }
                 Err(error) => {
                     let status =
                         StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED);

@@ -1,5 +1,6 @@
 //! Routing, the answers to unknown paths and to methods a path does not serve, and the middleware
-//! every answer passes: the request log and metrics, and `X-Content-Type-Options`.
+//! every answer passes: the request span and id ([`crate::request_context`]), the request log and
+//! metrics, and `X-Content-Type-Options`.
 //!
 //! Every route is registered through one table ([`endpoints`] reads the same table), so the
 //! `405 Allow` header, the metric and log label `route` and the tests that check every route
@@ -130,11 +131,15 @@ static PATTERNS: LazyLock<Vec<&'static str>> =
 /// Registers every route of the service, with `404` for unknown paths and `405` (with `Allow`)
 /// for a known path asked with a method it does not serve.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    // The last `wrap` runs first: `log_request` sees the answer (or error) as it leaves.
+    // The last `wrap` runs first: the request span is entered before anything else runs, the
+    // request id is current for everything inside (problem bodies name it), and `log_request`
+    // sees the answer (or error) as it leaves.
     let mut scope = web::scope("")
         .wrap(from_fn(crate::body_deadline::enforce))
         .wrap(from_fn(security_headers))
         .wrap(from_fn(log_request))
+        .wrap(from_fn(crate::request_context::attach))
+        .wrap(crate::request_context::logger())
         .default_service(web::to(not_found));
     for (endpoint, routes) in table().entries {
         let allow = endpoint.allow();
@@ -157,6 +162,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain; version=0.0.4")),
     security(()))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    // The gauges of imports per open state are counted now, from the database.
+    state
+        .metrics
+        .count_open_imports(state.importer.resolver())
+        .await;
     match state.metrics.render() {
         Ok(text) => HttpResponse::Ok()
             .content_type(crate::metrics::CONTENT_TYPE)
@@ -261,6 +271,9 @@ async fn log_request(
     let started = Instant::now();
     let method = method_label(request.method());
     let route = route_label(&request);
+    // The request span (crate::request_context) names the route too; only here is it known
+    // from the closed set.
+    tracing::Span::current().record("route", route);
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let result = next.call(request).await;
     let status = match &result {

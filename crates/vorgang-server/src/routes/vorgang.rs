@@ -28,6 +28,10 @@ use crate::state::AppState;
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
+/// The header (value `true`) of an answer given back for an earlier request with the same
+/// `Idempotency-Key`.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
 /// The body of `POST /vorgang` in the OpenAPI document: the component `ImportRequest`.
 ///
 /// Documentation only. A partner's body is not a Rust type (what is inside `vorgang` is forwarded
@@ -417,6 +421,7 @@ fn in_progress(id: Uuid, status: ImportStatus) -> Problem {
                 ("RateLimit-Limit" = u32, description = "Your quota: requests per minute (on every answer to an authenticated request while the limit is on)."),
                 ("RateLimit-Remaining" = u32, description = "Requests you may still send now."),
                 ("RateLimit-Reset" = u64, description = "Seconds until your full quota is available again, at the latest."),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (so are replayed 502 and 504 answers); absent when this request was processed."),
             ),
             example = json!({"drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "europaceVorgangsnummer": "AB1234", "crmKennung": "DKR-AB1267", "messages": ["WARN unknown-field /vorgang/antragsteller1/foo"]})),
         (status = 202, description = "Stored, but not finished when the request ended (our database failed mid-way, or another replica is finishing it): it WILL be finished in the background. Do not send it again; `GET` the `Location` for the outcome.", body = ImportPending,
@@ -549,13 +554,22 @@ async fn accept(
             idempotency_key: idempotency_key.as_deref(),
             raw_body: &body,
             request: parsed,
+            trace: crate::request_context::trace_of(&request),
         })
         .await;
     // `submit` already waited (bounded) for the outcome of an import another writer took over.
     match outcome {
-        Ok(record) => {
+        Ok(submitted) => {
+            let record = submitted.record;
             state.metrics.observe_import(record.status.as_str());
-            Ok(answer(&record))
+            let mut response = answer(&record);
+            if submitted.replayed {
+                response.headers_mut().insert(
+                    header::HeaderName::from_static(IDEMPOTENT_REPLAYED),
+                    header::HeaderValue::from_static("true"),
+                );
+            }
+            Ok(response)
         }
         Err(ImportError::IdempotencyKeyReused) => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,

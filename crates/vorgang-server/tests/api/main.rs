@@ -16,6 +16,7 @@ mod oauth;
 mod openapi;
 mod privacy;
 mod rate_limit;
+mod request_id;
 mod resume;
 mod routes;
 mod slow_clients;

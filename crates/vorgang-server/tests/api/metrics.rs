@@ -177,3 +177,122 @@ async fn metrics_parse_as_prometheus_text_with_histograms_counters_and_process_g
         "start {started}, now {now}"
     );
 }
+
+/// `/metrics` parsed.
+async fn scrape(app: &crate::helpers::TestApp) -> (String, Scrape) {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    (text, scrape)
+}
+
+/// The `_count` of the Europace call histogram for `target` and `outcome` (0 when absent).
+fn calls(scrape: &Scrape, target: &str, outcome: &str) -> f64 {
+    sample(
+        scrape,
+        "vorgang_europace_call_duration_seconds_count",
+        &[("target", target), ("outcome", outcome)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// Issue 11 (4): every exchange with Europace is timed by target and outcome, and the imports in
+/// each unfinished state are counted in the database at every scrape.
+#[tokio::test]
+async fn europace_calls_are_timed_and_open_imports_counted() {
+    let app = spawn_app().await;
+    let token = app.token().await;
+
+    let (text, before) = scrape(&app).await;
+    for status in [
+        "ACCEPTED",
+        "PARTNER_READY",
+        "SENDING",
+        "IMPORTED",
+        "IN_DOUBT",
+    ] {
+        assert_eq!(
+            sample(&before, "vorgang_imports_open", &[("status", status)]),
+            Some(0.0),
+            "{status} in\n{text}"
+        );
+    }
+    assert!(text.contains("# TYPE vorgang_imports_open gauge"), "{text}");
+
+    // One import completes; one is refused by Europace (503, retried by no one: the KEX import
+    // is never repeated); one loses its answer after sending (IN_DOUBT).
+    assert_eq!(app.post_vorgang(&token, &seed()).await.status(), 201);
+    app.sandbox_fault(serde_json::json!({"target": "kex", "status": 503}))
+        .await;
+    assert_eq!(app.post_vorgang(&token, &seed()).await.status(), 503);
+    app.sandbox_fault(serde_json::json!({"target": "kex", "status": 0, "after_receive": true}))
+        .await;
+    assert_eq!(app.post_vorgang(&token, &seed()).await.status(), 504);
+
+    let (text, after) = scrape(&app).await;
+    assert!(
+        text.contains("# TYPE vorgang_europace_call_duration_seconds histogram"),
+        "{text}"
+    );
+    assert_eq!(
+        calls(&after, "token", "ok"),
+        2.0,
+        "partner and KEX scopes:\n{text}"
+    );
+    assert!(calls(&after, "partner_lookup", "ok") >= 1.0, "{text}");
+    assert_eq!(
+        calls(&after, "partner_create", "ok"),
+        1.0,
+        "one Tippgeber:\n{text}"
+    );
+    assert_eq!(calls(&after, "kex", "ok"), 1.0, "{text}");
+    assert_eq!(calls(&after, "kex", "unavailable"), 1.0, "{text}");
+    assert_eq!(calls(&after, "kex", "in_doubt"), 1.0, "{text}");
+    // Every label value comes from the closed sets.
+    for series in after.samples.iter().filter(|s| {
+        s.metric
+            .starts_with("vorgang_europace_call_duration_seconds")
+    }) {
+        let target = series.labels.get("target").unwrap_or_default();
+        let outcome = series.labels.get("outcome").unwrap_or_default();
+        assert!(
+            [
+                "token",
+                "partner_lookup",
+                "partner_create",
+                "partner_update",
+                "kex"
+            ]
+            .contains(&target),
+            "{target}"
+        );
+        assert!(
+            ["ok", "rejected", "unavailable", "in_doubt", "protocol"].contains(&outcome),
+            "{outcome}"
+        );
+    }
+    assert_eq!(
+        sample(&after, "vorgang_imports_open", &[("status", "IN_DOUBT")]),
+        Some(1.0),
+        "{text}"
+    );
+    for status in ["ACCEPTED", "PARTNER_READY", "SENDING", "IMPORTED"] {
+        assert_eq!(
+            sample(&after, "vorgang_imports_open", &[("status", status)]),
+            Some(0.0),
+            "{status}"
+        );
+    }
+    // Finished states are not counted: those could be millions.
+    assert_eq!(
+        sample(&after, "vorgang_imports_open", &[("status", "COMPLETED")]),
+        None
+    );
+}

@@ -181,6 +181,8 @@ async fn every_route_serves_its_methods_and_answers_405_with_allow_to_the_others
                 "nosniff",
                 "{method} {path}"
             );
+            let request_id = header(&response, "x-request-id");
+            assert!(!request_id.is_empty(), "{method} {path}: X-Request-Id");
             if methods.contains(method) {
                 assert!(
                     status != 405 && status != 404,
@@ -203,6 +205,7 @@ async fn every_route_serves_its_methods_and_answers_405_with_allow_to_the_others
                 body["type"],
                 "https://api.drkleinservice.de/problems/method-not-allowed"
             );
+            assert_eq!(body["requestId"], request_id.as_str(), "{method} {path}");
             assert_eq!(body["status"], 405);
             assert!(
                 !body.to_string().contains(method),

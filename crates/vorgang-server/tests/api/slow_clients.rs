@@ -133,6 +133,13 @@ async fn stalled_and_dripping_bodies_get_408_and_the_connection_is_closed() {
     );
     assert_timed_out(&vorgang, "POST /vorgang");
     assert!(vorgang.body.contains("request-timeout"), "{}", vorgang.body);
+    // The 408 names its request like every problem (a new id: the request sent none).
+    let problem: serde_json::Value = serde_json::from_str(&vorgang.body).unwrap();
+    assert!(
+        uuid::Uuid::parse_str(problem["requestId"].as_str().unwrap_or_default()).is_ok(),
+        "{}",
+        vorgang.body
+    );
     assert_timed_out(&vorgang_drip, "POST /vorgang, one byte per second");
     assert_timed_out(&token_chunked, "chunked token request");
     assert_eq!(health_chunked.status_line, "HTTP/1.1 200 OK");

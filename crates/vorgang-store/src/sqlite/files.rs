@@ -59,12 +59,7 @@ mod unix {
             {
                 Ok(_) => {}
                 Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
-                Err(err) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "create SQLite database file: I/O error ({:?})",
-                        err.kind()
-                    )));
-                }
+                Err(err) => return Err(crate::error::sqlite_create(path, &err)),
             }
         }
         for suffix in SUFFIXES {
