@@ -432,6 +432,7 @@ impl TokenValidator {
             return Err(invalid(InvalidReason::Malformed));
         }
         let kid = check_header(token)?;
+        check_payload_text(token)?;
         let Some(key) = self.keys.find_verifying_key(&kid).await else {
             return Err(invalid(InvalidReason::UnknownKey));
         };
@@ -529,6 +530,18 @@ pub(crate) fn check_times(
 }
 
 /// Checks `alg`, `typ` and `crit` of the unverified header and returns the `kid`.
+/// The payload must be UTF-8 text (RFC 7519 §7.2: a JWT's claims set is a JSON object, and JSON
+/// is Unicode text). serde_json skips the string value of a claim we ignore without checking its
+/// UTF-8, so a signed payload with invalid bytes there would otherwise pass (found by fuzzing).
+fn check_payload_text(token: &str) -> Result<(), TokenError> {
+    let encoded = token.split('.').nth(1).unwrap_or_default();
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| TokenError::Invalid(InvalidReason::Malformed))?;
+    std::str::from_utf8(&bytes).map_err(|_| TokenError::Invalid(InvalidReason::Malformed))?;
+    Ok(())
+}
+
 fn check_header(token: &str) -> Result<String, TokenError> {
     let invalid = TokenError::Invalid;
     let encoded = token.split('.').next().unwrap_or_default();

@@ -690,3 +690,33 @@ async fn store_outage_during_revocation_check_is_unavailable_not_unauthorized() 
     assert_eq!(error.status(), 503);
     assert_eq!(error.www_authenticate(), None);
 }
+
+#[tokio::test]
+async fn a_payload_that_is_not_utf8_is_rejected_even_when_signed_with_our_key() {
+    // Found by fuzzing: serde_json skips the value of an ignored claim without checking its
+    // UTF-8, so these bytes in a member we do not read used to pass.
+    let f = Fixture::new().await;
+    let (_, pair) = f.signing_pair();
+    let mut payload = serde_json::to_vec(&f.claims("drk_x")).unwrap();
+    payload.pop(); // the closing brace
+    payload.extend_from_slice(b",\"x\":\"\xBD\"}");
+    let input = format!(
+        "{}.{}",
+        b64(&serde_json::to_vec(&f.header()).unwrap()),
+        b64(&payload)
+    );
+    let token = format!("{input}.{}", b64(pair.sign(input.as_bytes()).as_ref()));
+    assert_eq!(
+        validate(&f, &token).await,
+        invalid(InvalidReason::Malformed)
+    );
+
+    // The same claims as valid UTF-8 pass: the refusal is caused by the bytes alone.
+    let mut claims = f.claims("drk_x");
+    claims["x"] = json!("\u{bd}");
+    assert!(
+        validate(&f, &f.sign_with_our_key(&f.header(), &claims))
+            .await
+            .is_ok()
+    );
+}
