@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use url::Url;
 use vorgang_core::model::Environment;
-use vorgang_core::{EuropaceError, KexImported, KexImporter, TraceId};
+use vorgang_core::{EuropaceError, KexBody, KexImported, KexImporter, TraceId};
 
 use crate::config::EuropaceConfig;
 use crate::http::{self, BodyError, TRACE_HEADER};
@@ -68,14 +68,13 @@ impl KexImporter for KexApi {
     async fn import(
         &self,
         environment: Environment,
-        body: &serde_json::Value,
+        body: &KexBody,
         trace: &TraceId,
     ) -> Result<KexImported, EuropaceError> {
         let url = self.url(environment);
-        let payload = serde_json::to_vec(body).map_err(|_| EuropaceError::Unavailable {
-            reason: "KEX request body could not be serialised; nothing was sent".to_owned(),
-            retry_after: None,
-        })?;
+        // Serialised once by the use case; a cheap shared handle for each send (at most two:
+        // once more after a 401).
+        let payload = bytes::Bytes::copy_from_slice(body.as_bytes());
         let mut resent = false;
         loop {
             let token = self

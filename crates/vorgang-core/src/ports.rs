@@ -11,6 +11,7 @@ use uuid::Uuid;
 use vorgang_model::{Environment, Tippgeber};
 
 use crate::change::ImportChange;
+use crate::kex::KexBody;
 use crate::query::ImportQuery;
 use crate::record::{ImportRecord, ImportStatus};
 
@@ -242,11 +243,12 @@ pub struct KexImported {
 /// an operator's decision.
 #[async_trait]
 pub trait KexImporter: Send + Sync {
-    /// Imports one Vorgang (`body` is the complete KEX request) into `environment`.
+    /// Imports one Vorgang (`body` is the complete KEX request, serialised once by the use case;
+    /// sent as it is) into `environment`.
     async fn import(
         &self,
         environment: Environment,
-        body: &serde_json::Value,
+        body: &KexBody,
         trace: &TraceId,
     ) -> Result<KexImported, EuropaceError>;
 }
@@ -264,6 +266,19 @@ pub struct CrmError(pub String);
 pub trait CrmIds: Send + Sync {
     /// The CRM id for this import.
     async fn crm_kennung(&self, import: &ImportRecord) -> Result<String, CrmError>;
+
+    /// The CRM id for this import if it can be had at once, in this process, without any I/O
+    /// that could fail or wait (e.g. [`BuiltinCrm`](crate::BuiltinCrm) derives it from the id);
+    /// `None` otherwise (the default), and then [`Self::crm_kennung`] is asked.
+    ///
+    /// With `Some`, the importer stores Europace's outcome and the CRM id in one write
+    /// (`SENDING` → `COMPLETED`). With `None` it stores `IMPORTED` first, so a slow or failing
+    /// CRM never delays making Europace's answer durable. The same kennung as
+    /// [`Self::crm_kennung`] must come back for the same import.
+    fn kennung_in_process(&self, import: &ImportRecord) -> Option<String> {
+        let _ = import;
+        None
+    }
 }
 
 /// The current time. Infallible.
