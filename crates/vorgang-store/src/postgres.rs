@@ -1,5 +1,6 @@
 //! The PostgreSQL adapter, shared by any number of replicas.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
@@ -7,6 +8,7 @@ use uuid::Uuid;
 use vorgang_core::StoreError;
 
 use crate::adapter::{impl_store_ports, stale_condition};
+use crate::codec::{BodyParam, ChangeParams, ImportParams};
 use crate::error::{map_migrate, map_sqlx};
 
 /// Most connections one store opens.
@@ -15,12 +17,20 @@ const MAX_CONNECTIONS: u32 = 10;
 /// How long a call waits for a free connection before it fails as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-const INSERT_IMPORT: &str = "INSERT INTO imports (id, client_id, environment, status, \
-     idempotency_key, fingerprint, request, tippgeber_externe_partner_id, tippgeber_partner_id, \
-     europace_vorgangsnummer, crm_kennung, messages, failure, attempts, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS json), $8, $9, $10, $11, CAST($12 AS json), \
-     CAST($13 AS json), $14, $15, $16) \
-     ON CONFLICT (client_id, idempotency_key) DO NOTHING";
+/// An import and its body in one statement (one round trip, one implicit transaction):
+/// `$1`…`$15` the columns of `imports` but `request` (which stays NULL: bodies live in
+/// `import_requests`), `$16` the body or NULL. Returns 1 when the import was inserted, 0 when
+/// its idempotency key was taken (then nothing is written).
+const INSERT_IMPORT: &str = "WITH i AS (INSERT INTO imports (id, client_id, environment, \
+     status, idempotency_key, fingerprint, request, tippgeber_externe_partner_id, \
+     tippgeber_partner_id, europace_vorgangsnummer, crm_kennung, messages, failure, attempts, \
+     created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9, $10, CAST($11 AS json), \
+     CAST($12 AS json), $13, $14, $15) \
+     ON CONFLICT (client_id, idempotency_key) DO NOTHING RETURNING id), \
+     b AS (INSERT INTO import_requests (import_id, body) \
+     SELECT id, CAST($16 AS json) FROM i WHERE $16 IS NOT NULL) \
+     SELECT count(*) FROM i";
 
 /// The columns of an import with its request body: from `import_requests`, or from
 /// `imports.request` where a build before migration 0002 left it.
@@ -47,9 +57,6 @@ const SELECT_BY_KEY: &str = concat!(
 /// See [`stale_condition`].
 const LIST_STALE: &str = concat!(select_import!(), stale_condition!());
 
-const INSERT_BODY: &str =
-    "INSERT INTO import_requests (import_id, body) VALUES ($1, CAST($2 AS json))";
-
 /// Writes a body unless the stored one is the same: an unchanged body leaves no dead row
 /// version behind (`json` has no equality operator, so the texts are compared).
 const UPSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) \
@@ -57,15 +64,27 @@ const UPSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) \
      WHERE import_requests.body::text IS DISTINCT FROM excluded.body::text";
 
 /// The mutable columns of one import, if it is still in state `$10`; `imports.request` is not
-/// named, so the body stays where it is (no new TOAST pointer copy is made either). Returns
-/// `imports.request` (a body a build before migration 0002 left there, else NULL); no row when
-/// the import is gone or moved on.
+/// named, so the body stays where it is (no new TOAST pointer copy is made either, and the
+/// trigger of migration 0002 stays quiet). Returns `imports.request` (a body a build before
+/// migration 0002 left there, else NULL); no row when the import is gone or moved on.
 const TRANSITION_KEEP: &str = "UPDATE imports SET status = $2, tippgeber_partner_id = $3, \
      europace_vorgangsnummer = $4, crm_kennung = $5, messages = CAST($6 AS json), \
      failure = CAST($7 AS json), attempts = $8, updated_at = $9 \
      WHERE id = $1 AND status = $10 RETURNING request::text";
 
-/// [`TRANSITION_KEEP`], also clearing `imports.request` (the body is dropped or written anew).
+/// [`TRANSITION_KEEP`] that also drops the body, in one statement: the import finishes. Clears
+/// `imports.request` too (a body a build before 0002 left there; the trigger of that migration
+/// then deletes what is left in `import_requests`, here nothing). Returns 1 if the import was
+/// changed, else 0.
+const TRANSITION_DROP: &str = "WITH u AS (UPDATE imports SET status = $2, \
+     tippgeber_partner_id = $3, europace_vorgangsnummer = $4, crm_kennung = $5, \
+     messages = CAST($6 AS json), failure = CAST($7 AS json), attempts = $8, updated_at = $9, \
+     request = NULL WHERE id = $1 AND status = $10 RETURNING id), \
+     d AS (DELETE FROM import_requests r USING u WHERE r.import_id = u.id) \
+     SELECT count(*) FROM u";
+
+/// [`TRANSITION_KEEP`], also clearing `imports.request`: the body is written anew after it (in
+/// the same transaction; the trigger has fired by then).
 const TRANSITION_CLEAR: &str = "UPDATE imports SET status = $2, tippgeber_partner_id = $3, \
      europace_vorgangsnummer = $4, crm_kennung = $5, messages = CAST($6 AS json), \
      failure = CAST($7 AS json), attempts = $8, updated_at = $9, request = NULL \
@@ -143,9 +162,159 @@ impl PgStore {
     }
 
     /// A write transaction (READ COMMITTED; the compare-and-set in each statement is what
-    /// orders concurrent writers).
+    /// orders concurrent writers). Only the rare paths need one: the common writes are single
+    /// statements.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
+    }
+
+    /// Inserts an import and its body unless its idempotency key is taken: `false` then.
+    async fn insert_row(&self, params: &Arc<ImportParams>) -> Result<bool, StoreError> {
+        let inserted: i64 = sqlx::query_scalar(INSERT_IMPORT)
+            .bind(params.id)
+            .bind(&params.client_id)
+            .bind(params.environment)
+            .bind(params.status)
+            .bind(&params.idempotency_key)
+            .bind(&params.fingerprint)
+            .bind(&params.tippgeber_externe_partner_id)
+            .bind(&params.tippgeber_partner_id)
+            .bind(&params.europace_vorgangsnummer)
+            .bind(&params.crm_kennung)
+            .bind(&params.messages)
+            .bind(&params.failure)
+            .bind(params.attempts)
+            .bind(&params.created_at)
+            .bind(&params.updated_at)
+            .bind(&params.request)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|err| map_sqlx("insert import", &err))?;
+        Ok(inserted == 1)
+    }
+
+    /// Applies a state change if the import is still in state `from` (see the contract at
+    /// `impl_store_ports!`): one statement when the body is kept or dropped.
+    async fn transition_row(
+        &self,
+        id: Uuid,
+        from: vorgang_core::ImportStatus,
+        change: ChangeParams,
+    ) -> Result<bool, StoreError> {
+        const CONTEXT: &str = "transition import";
+        let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
+        macro_rules! bind_change {
+            ($query:expr) => {
+                $query
+                    .bind(id)
+                    .bind(change.status)
+                    .bind(&change.tippgeber_partner_id)
+                    .bind(&change.europace_vorgangsnummer)
+                    .bind(&change.crm_kennung)
+                    .bind(&change.messages)
+                    .bind(&change.failure)
+                    .bind(change.attempts)
+                    .bind(&change.updated_at)
+                    .bind(from.as_str())
+            };
+        }
+        match &change.body {
+            BodyParam::Keep => {
+                let row: Option<(Option<String>,)> = bind_change!(sqlx::query_as(TRANSITION_KEEP))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map)?;
+                let Some((legacy,)) = row else {
+                    return Ok(false);
+                };
+                if let Some(legacy) = legacy {
+                    // Kept, but still where a build before 0002 put it: move it over. Its own
+                    // transaction, after the change: if this fails, the body stays in
+                    // `imports.request` (read from there) and moves at the next change.
+                    let mut tx = self.begin_write().await.map_err(map)?;
+                    sqlx::query(crate::adapter::CLEAR_LEGACY_BODY)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map)?;
+                    sqlx::query(UPSERT_BODY)
+                        .bind(id)
+                        .bind(legacy)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map)?;
+                    tx.commit().await.map_err(map)?;
+                }
+                Ok(true)
+            }
+            BodyParam::Drop => {
+                let changed: i64 = bind_change!(sqlx::query_scalar(TRANSITION_DROP))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map)?;
+                Ok(changed == 1)
+            }
+            BodyParam::Store(body) => {
+                // Rare (a retry after Europace was unavailable): a transaction, so the trigger
+                // that fires on clearing `imports.request` runs before the body is written.
+                let mut tx = self.begin_write().await.map_err(map)?;
+                let row: Option<(Option<String>,)> = bind_change!(sqlx::query_as(TRANSITION_CLEAR))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map)?;
+                if row.is_none() {
+                    tx.rollback().await.map_err(map)?;
+                    return Ok(false);
+                }
+                sqlx::query(UPSERT_BODY)
+                    .bind(id)
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+                tx.commit().await.map_err(map)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Deletes finished imports last changed before `cutoff`.
+    async fn purge_rows(&self, cutoff: String) -> Result<u64, StoreError> {
+        sqlx::query(crate::adapter::PURGE)
+            .bind(vorgang_core::ImportStatus::Completed.as_str())
+            .bind(vorgang_core::ImportStatus::Failed.as_str())
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(|err| map_sqlx("purge imports", &err))
+    }
+
+    /// Upserts a Tippgeber's partnerId.
+    async fn save_mapping(
+        &self,
+        environment: &'static str,
+        externe_partner_id: &str,
+        partner_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(crate::adapter::UPSERT_TIPPGEBER)
+            .bind(environment)
+            .bind(externe_partner_id)
+            .bind(partner_id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|err| map_sqlx("save tippgeber partnerId", &err))
+    }
+
+    /// Refreshes the readiness row.
+    async fn heartbeat(&self, now: String) -> Result<(), StoreError> {
+        sqlx::query(crate::adapter::HEARTBEAT)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|err| map_sqlx("ping database (heartbeat write)", &err))
     }
 
     /// Ids are `uuid`.
