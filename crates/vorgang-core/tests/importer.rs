@@ -1160,3 +1160,21 @@ async fn the_operator_resolver_needs_no_europace() {
     assert_eq!(h.store.get(doubt.id).await.unwrap(), Some(done));
     assert!(h.europace.imports().is_empty(), "nothing sent");
 }
+
+/// Issue 10: import ids are UUIDs of version 7, ordered by time, so the stores' primary-key
+/// indexes grow at their end.
+#[test]
+fn import_ids_are_time_ordered_uuids() {
+    use vorgang_core::IdGenerator;
+    let ids: Vec<uuid::Uuid> = (0..1000).map(|_| RandomIds.new_id()).collect();
+    assert!(ids.iter().all(|id| id.get_version_num() == 7));
+    let first = ids[0].get_timestamp().unwrap().to_unix();
+    let last = ids[999].get_timestamp().unwrap().to_unix();
+    assert!(first <= last);
+    // Time-ordered across milliseconds (within one, the order of the random bits is not).
+    let later = {
+        std::thread::sleep(Duration::from_millis(2));
+        RandomIds.new_id()
+    };
+    assert!(ids.iter().all(|id| *id < later));
+}
