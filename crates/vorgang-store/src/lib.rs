@@ -138,6 +138,15 @@ pub use sqlite::SqliteStore;
 /// How long a SQLite connection waits for a lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A pooled connection idle for at least this long is checked (a round trip) before it is used.
+///
+/// sqlx checks every connection it hands out by default: one more round trip (PostgreSQL) or
+/// worker-thread hop (SQLite) per statement, which under load doubled the round trips of the
+/// import path (issue 10). A connection in steady use is known to be good; one that sat idle
+/// may have been closed by the server, a proxy or a restart, and is checked and replaced
+/// instead of failing the statement it was taken for.
+pub(crate) const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// How often `insert` retries when the import holding its idempotency key vanishes between the
 /// conflicting insert and reading it back (a concurrent purge or a rolled-back insert).
 pub(crate) const INSERT_ATTEMPTS: usize = 3;

@@ -1,9 +1,10 @@
 //! The PostgreSQL adapter, shared by any number of replicas.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use uuid::Uuid;
 use vorgang_core::StoreError;
 
@@ -63,6 +64,13 @@ const UPSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) \
      VALUES ($1, CAST($2 AS json)) ON CONFLICT (import_id) DO UPDATE SET body = excluded.body \
      WHERE import_requests.body::text IS DISTINCT FROM excluded.body::text";
 
+/// The compare-and-set of the transitions below is written `(status = $10) IS TRUE` (the same for
+/// a `NOT NULL` column): a condition no index can serve, so the import is always reached by its
+/// primary key. With `status = $10` a plan made while the table was small (plans are cached per
+/// connection) could reach it through `(status, created_at, id)` instead, whose range for
+/// `SENDING` holds an entry for every import updated since the last vacuum: a scan growing
+/// with the traffic (issue 10's profile).
+///
 /// The mutable columns of one import, if it is still in state `$10`; `imports.request` is not
 /// named, so the body stays where it is (no new TOAST pointer copy is made either, and the
 /// trigger of migration 0002 stays quiet). Returns `imports.request` (a body a build before
@@ -70,7 +78,7 @@ const UPSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) \
 const TRANSITION_KEEP: &str = "UPDATE imports SET status = $2, tippgeber_partner_id = $3, \
      europace_vorgangsnummer = $4, crm_kennung = $5, messages = CAST($6 AS json), \
      failure = CAST($7 AS json), attempts = $8, updated_at = $9 \
-     WHERE id = $1 AND status = $10 RETURNING request::text";
+     WHERE id = $1 AND (status = $10) IS TRUE RETURNING request::text";
 
 /// [`TRANSITION_KEEP`] that also drops the body, in one statement: the import finishes. Clears
 /// `imports.request` too (a body a build before 0002 left there; the trigger of that migration
@@ -79,7 +87,7 @@ const TRANSITION_KEEP: &str = "UPDATE imports SET status = $2, tippgeber_partner
 const TRANSITION_DROP: &str = "WITH u AS (UPDATE imports SET status = $2, \
      tippgeber_partner_id = $3, europace_vorgangsnummer = $4, crm_kennung = $5, \
      messages = CAST($6 AS json), failure = CAST($7 AS json), attempts = $8, updated_at = $9, \
-     request = NULL WHERE id = $1 AND status = $10 RETURNING id), \
+     request = NULL WHERE id = $1 AND (status = $10) IS TRUE RETURNING id), \
      d AS (DELETE FROM import_requests r USING u WHERE r.import_id = u.id) \
      SELECT count(*) FROM u";
 
@@ -88,7 +96,7 @@ const TRANSITION_DROP: &str = "WITH u AS (UPDATE imports SET status = $2, \
 const TRANSITION_CLEAR: &str = "UPDATE imports SET status = $2, tippgeber_partner_id = $3, \
      europace_vorgangsnummer = $4, crm_kennung = $5, messages = CAST($6 AS json), \
      failure = CAST($7 AS json), attempts = $8, updated_at = $9, request = NULL \
-     WHERE id = $1 AND status = $10 RETURNING request::text";
+     WHERE id = $1 AND (status = $10) IS TRUE RETURNING request::text";
 
 const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, secret_hash, name, email, \
      telefonnummer, organisation, scopes, revoked_at, created_at) \
@@ -130,12 +138,31 @@ impl PgStore {
     /// [`StoreError::Unavailable`] if the URL is invalid or the server cannot be reached or
     /// migrated; [`StoreError::Corrupt`] if the database carries a modified migration.
     pub async fn connect(database_url: &str) -> Result<Self, StoreError> {
+        const CONTEXT: &str = "connect to PostgreSQL";
+        let options = PgConnectOptions::from_str(database_url)
+            .map_err(|err| map_sqlx(CONTEXT, &err))?
+            // Every statement of the store is prepared once per connection and looks rows up by
+            // key: one generic plan each. PostgreSQL's default plans the first executions per
+            // value and keeps doing so while such a plan looks cheaper, which here meant planning
+            // most executions again (issue 10's profile) and, with the status known, sometimes
+            // reaching an import through the status index instead of its primary key.
+            .options([("plan_cache_mode", "force_generic_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(database_url)
+            // See `PING_IF_IDLE_FOR`.
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= crate::PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(connection).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_with(options)
             .await
-            .map_err(|err| map_sqlx("connect to PostgreSQL", &err))?;
+            .map_err(|err| map_sqlx(CONTEXT, &err))?;
         let mut migrator = sqlx::migrate!("./migrations/postgres");
         migrator.set_ignore_missing(true);
         migrator

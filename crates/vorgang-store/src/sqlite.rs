@@ -195,6 +195,16 @@ impl SqliteStore {
                 .map_err(|err| map_sqlx(CONTEXT, &err))?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(READERS)
+                // See `PING_IF_IDLE_FOR`.
+                .test_before_acquire(false)
+                .before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= crate::PING_IF_IDLE_FOR {
+                            sqlx::Connection::ping(connection).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options.create_if_missing(false))
                 .await
                 .map_err(|err| map_sqlx(CONTEXT, &err))?;

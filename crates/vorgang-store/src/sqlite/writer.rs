@@ -244,30 +244,23 @@ impl Counter {
 
 /// The writer thread: batches until the queue closes or a `Close` arrives.
 fn run(connection: &Connection, mut queue: mpsc::Receiver<Message>, counter: &Counter) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut closing = None;
-    'serve: while let Some(first) = queue.blocking_recv() {
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Write(job) => batch.push(job),
-                Message::Checkpoint(reply) => {
-                    commit_batch(connection, &mut batch, counter);
-                    let _ = reply.send(checkpoint(connection));
-                }
-                Message::Close(reply) => {
-                    closing = Some(reply);
-                    break 'serve;
-                }
+    let mut next = queue.blocking_recv();
+    while let Some(message) = next.take() {
+        match message {
+            Message::Write(job) => next = batch(connection, job, &mut queue, counter),
+            Message::Checkpoint(reply) => {
+                let _ = reply.send(checkpoint(connection));
             }
-            if batch.len() >= MAX_BATCH {
+            Message::Close(reply) => {
+                closing = Some(reply);
                 break;
             }
-            next = queue.try_recv().ok();
         }
-        commit_batch(connection, &mut batch, counter);
+        if next.is_none() {
+            next = queue.blocking_recv();
+        }
     }
-    commit_batch(connection, &mut batch, counter);
     // Nothing is accepted any more; whatever raced the close is refused.
     queue.close();
     while let Ok(message) = queue.try_recv() {
@@ -291,53 +284,87 @@ fn run(connection: &Connection, mut queue: mpsc::Receiver<Message>, counter: &Co
     }
 }
 
-/// Runs the jobs of `batch` in one transaction, each in its own savepoint, commits and answers
-/// every caller. Empties `batch`.
-fn commit_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>, counter: &Counter) {
-    if batch.is_empty() {
-        return;
-    }
-    let outcome = run_batch(connection, batch);
-    if outcome.is_ok() {
-        counter.committed();
-    }
-    for job in batch.drain(..) {
-        job.finish(outcome.as_ref().copied());
-    }
-}
-
-fn run_batch(connection: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+/// One transaction: begins it, runs `first` and every write that arrives while the
+/// transaction is open (each in its own savepoint), until the queue is empty (twice: the thread
+/// yields once in between, so that callers about to enqueue can), [`MAX_BATCH`] writes ran or
+/// another message comes; commits and answers every caller. Returns that other message, if
+/// any.
+///
+/// Running the writes as they arrive, rather than collecting them first, lets the batch grow
+/// while the thread works: the more imports arrive at once, the more share one commit.
+fn batch(
+    connection: &Connection,
+    first: Box<dyn Job>,
+    queue: &mut mpsc::Receiver<Message>,
+    counter: &Counter,
+) -> Option<Message> {
+    let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     // IMMEDIATE takes the write lock at once (waiting up to the busy timeout for another
-    // process or sqlx's connection), so no job fails halfway with SQLITE_BUSY.
-    statement(connection, "BEGIN IMMEDIATE", "begin write")?;
-    for job in batch.iter_mut() {
+    // process or sqlx's connection), so no write fails halfway with SQLITE_BUSY.
+    if let Err(error) = statement(connection, "BEGIN IMMEDIATE", "begin write") {
+        first.finish(Err(&error));
+        return None;
+    }
+    let mut job = first;
+    let mut yielded = false;
+    let mut left = None;
+    let outcome = loop {
         let ran =
             statement(connection, "SAVEPOINT job", "begin write").map(|()| job.run(connection));
+        jobs.push(job);
         let ended = match ran {
             Ok(true) => statement(connection, "RELEASE job", "write"),
             Ok(false) => statement(connection, "ROLLBACK TO job", "write")
                 .and_then(|()| statement(connection, "RELEASE job", "write")),
             Err(error) => Err(error),
         };
-        // Some errors (I/O, disk full) make SQLite roll the whole transaction back: every job
-        // of the batch is lost, including those that succeeded.
+        // Some errors (I/O, disk full) make SQLite roll the whole transaction back: every
+        // write of the batch is lost, including those that succeeded.
         if connection.is_autocommit() {
-            return Err(ended.err().unwrap_or_else(|| {
+            break Err(ended.err().unwrap_or_else(|| {
                 StoreError::Unavailable("write: the database rolled the transaction back".into())
             }));
         }
         if let Err(error) = ended {
             rollback(connection);
-            return Err(error);
+            break Err(error);
         }
-    }
-    match statement(connection, "COMMIT", "commit write") {
-        Ok(()) => Ok(()),
-        Err(error) => {
-            rollback(connection);
-            Err(error)
+        if jobs.len() >= MAX_BATCH {
+            break commit(connection);
         }
+        let arrived = match queue.try_recv() {
+            Ok(message) => Some(message),
+            Err(_) if !yielded => {
+                yielded = true;
+                std::thread::yield_now();
+                queue.try_recv().ok()
+            }
+            Err(_) => None,
+        };
+        match arrived {
+            Some(Message::Write(next)) => job = next,
+            other => {
+                left = other;
+                break commit(connection);
+            }
+        }
+    };
+    if outcome.is_ok() {
+        counter.committed();
     }
+    for job in jobs {
+        job.finish(outcome.as_ref().copied());
+    }
+    left
+}
+
+/// Commits the batch's transaction (rolled back if the commit fails).
+fn commit(connection: &Connection) -> Result<(), StoreError> {
+    let committed = statement(connection, "COMMIT", "commit write");
+    if committed.is_err() {
+        rollback(connection);
+    }
+    committed
 }
 
 /// Rolls back the batch's transaction if it is still open.
@@ -456,8 +483,14 @@ mod tests {
 
     use rusqlite::params;
 
-    /// Holds the writer thread inside a job until released: what queues meanwhile is one batch.
-    async fn hold(writer: &Writer) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+    /// Holds the writer thread inside a write (the first of a batch) until released: what
+    /// queues meanwhile joins its transaction.
+    async fn hold(
+        writer: &Writer,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(), StoreError>>,
+    ) {
         let (release, held) = std::sync::mpsc::channel::<()>();
         let (entered, inside) = oneshot::channel::<()>();
         let holder = writer.clone();
@@ -469,7 +502,6 @@ mod tests {
                     Ok(())
                 })
                 .await
-                .unwrap();
         });
         inside.await.unwrap();
         (release, task)
@@ -488,7 +520,7 @@ mod tests {
     type Write = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
 
     /// Queues `writes` in this order while the writer is held, releases it, and returns the
-    /// results in the same order.
+    /// results in the same order, the holding write's first.
     async fn batch_of(writer: &Writer, writes: Vec<Write>) -> Vec<Result<(), StoreError>> {
         let (release, holder) = hold(writer).await;
         let mut tasks = Vec::new();
@@ -500,8 +532,7 @@ mod tests {
             queued(writer, n + 1).await;
         }
         release.send(()).unwrap();
-        holder.await.unwrap();
-        let mut results = Vec::new();
+        let mut results = vec![holder.await.unwrap()];
         for task in tasks {
             results.push(task.await.unwrap());
         }
@@ -527,15 +558,16 @@ mod tests {
             ],
         )
         .await;
-        assert!(results[0].is_ok() && results[1].is_ok() && results[3].is_ok());
+        assert!(results[0].is_ok() && results[1].is_ok() && results[2].is_ok());
+        assert!(results[4].is_ok());
         assert!(
-            matches!(&results[2], Err(StoreError::Conflict(message)) if message.contains("insert t")),
+            matches!(&results[3], Err(StoreError::Conflict(message)) if message.contains("insert t")),
             "{:?}",
-            results[2]
+            results[3]
         );
         assert_eq!(ids(&observer), [1, 2, 3]);
-        // The holding write's transaction, then one for the four queued behind it.
-        assert_eq!(writer.commits.load(Ordering::SeqCst) - before, 2);
+        // The holding write and the four that arrived while it ran: one transaction.
+        assert_eq!(writer.commits.load(Ordering::SeqCst) - before, 1);
         writer.close().await;
     }
 
