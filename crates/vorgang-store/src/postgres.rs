@@ -12,6 +12,10 @@ use crate::adapter::{impl_store_ports, stale_condition};
 use crate::codec::{BodyParam, ChangeParams, ImportParams};
 use crate::error::{map_migrate, map_sqlx};
 
+mod batch;
+
+use batch::Batcher;
+
 /// Most connections one store opens.
 const MAX_CONNECTIONS: u32 = 10;
 
@@ -80,16 +84,15 @@ const TRANSITION_KEEP: &str = "UPDATE imports SET status = $2, tippgeber_partner
      failure = CAST($7 AS json), attempts = $8, updated_at = $9 \
      WHERE id = $1 AND (status = $10) IS TRUE RETURNING request::text";
 
-/// [`TRANSITION_KEEP`] that also drops the body, in one statement: the import finishes. Clears
-/// `imports.request` too (a body a build before 0002 left there; the trigger of that migration
-/// then deletes what is left in `import_requests`, here nothing). Returns 1 if the import was
-/// changed, else 0.
+/// [`TRANSITION_KEEP`] that also deletes the body, in one statement: the import finishes.
+/// Returns `imports.request` like it (then cleared by the caller); no row when the import is
+/// gone or moved on.
 const TRANSITION_DROP: &str = "WITH u AS (UPDATE imports SET status = $2, \
      tippgeber_partner_id = $3, europace_vorgangsnummer = $4, crm_kennung = $5, \
-     messages = CAST($6 AS json), failure = CAST($7 AS json), attempts = $8, updated_at = $9, \
-     request = NULL WHERE id = $1 AND (status = $10) IS TRUE RETURNING id), \
+     messages = CAST($6 AS json), failure = CAST($7 AS json), attempts = $8, updated_at = $9 \
+     WHERE id = $1 AND (status = $10) IS TRUE RETURNING id, request::text AS legacy), \
      d AS (DELETE FROM import_requests r USING u WHERE r.import_id = u.id) \
-     SELECT count(*) FROM u";
+     SELECT legacy FROM u";
 
 /// [`TRANSITION_KEEP`], also clearing `imports.request`: the body is written anew after it (in
 /// the same transaction; the trigger has fired by then).
@@ -126,6 +129,8 @@ const LIST_CLIENTS: &str = "SELECT client_id, secret_hash, name, email, telefonn
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The batching writer of imports (see the module `batch`).
+    writes: Batcher,
 }
 
 impl PgStore {
@@ -139,14 +144,8 @@ impl PgStore {
     /// migrated; [`StoreError::Corrupt`] if the database carries a modified migration.
     pub async fn connect(database_url: &str) -> Result<Self, StoreError> {
         const CONTEXT: &str = "connect to PostgreSQL";
-        let options = PgConnectOptions::from_str(database_url)
-            .map_err(|err| map_sqlx(CONTEXT, &err))?
-            // Every statement of the store is prepared once per connection and looks rows up by
-            // key: one generic plan each. PostgreSQL's default plans the first executions per
-            // value and keeps doing so while such a plan looks cheaper, which here meant planning
-            // most executions again (issue 10's profile) and, with the status known, sometimes
-            // reaching an import through the status index instead of its primary key.
-            .options([("plan_cache_mode", "force_generic_plan")]);
+        let options =
+            PgConnectOptions::from_str(database_url).map_err(|err| map_sqlx(CONTEXT, &err))?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -160,7 +159,7 @@ impl PgStore {
                     Ok(true)
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|err| map_sqlx(CONTEXT, &err))?;
         let mut migrator = sqlx::migrate!("./migrations/postgres");
@@ -170,7 +169,8 @@ impl PgStore {
             .await
             .map_err(|err| map_migrate("migrate PostgreSQL database", &err))?;
         tracing::info!(backend = "postgres", "database ready");
-        Ok(Self { pool })
+        let writes = Batcher::start(&options)?;
+        Ok(Self { pool, writes })
     }
 
     /// Closes all connections; later calls fail with [`StoreError::Unavailable`].
@@ -195,33 +195,14 @@ impl PgStore {
         self.pool.begin().await
     }
 
-    /// Inserts an import and its body unless its idempotency key is taken: `false` then.
+    /// Inserts an import and its body unless its idempotency key is taken: `false` then. In the
+    /// writer's next batch.
     async fn insert_row(&self, params: &Arc<ImportParams>) -> Result<bool, StoreError> {
-        let inserted: i64 = sqlx::query_scalar(INSERT_IMPORT)
-            .bind(params.id)
-            .bind(&params.client_id)
-            .bind(params.environment)
-            .bind(params.status)
-            .bind(&params.idempotency_key)
-            .bind(&params.fingerprint)
-            .bind(&params.tippgeber_externe_partner_id)
-            .bind(&params.tippgeber_partner_id)
-            .bind(&params.europace_vorgangsnummer)
-            .bind(&params.crm_kennung)
-            .bind(&params.messages)
-            .bind(&params.failure)
-            .bind(params.attempts)
-            .bind(&params.created_at)
-            .bind(&params.updated_at)
-            .bind(&params.request)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|err| map_sqlx("insert import", &err))?;
-        Ok(inserted == 1)
+        self.writes.insert(Arc::clone(params)).await
     }
 
     /// Applies a state change if the import is still in state `from` (see the contract at
-    /// `impl_store_ports!`): one statement when the body is kept or dropped.
+    /// `impl_store_ports!`): in the writer's next batch when the body is kept or dropped.
     async fn transition_row(
         &self,
         id: Uuid,
@@ -229,80 +210,30 @@ impl PgStore {
         change: ChangeParams,
     ) -> Result<bool, StoreError> {
         const CONTEXT: &str = "transition import";
+        let BodyParam::Store(body) = &change.body else {
+            return self.writes.transition(id, from.as_str(), change).await;
+        };
+        // Rare (a retry after Europace was unavailable): a transaction, so the trigger that
+        // fires on clearing `imports.request` runs before the body is written.
         let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
-        macro_rules! bind_change {
-            ($query:expr) => {
-                $query
-                    .bind(id)
-                    .bind(change.status)
-                    .bind(&change.tippgeber_partner_id)
-                    .bind(&change.europace_vorgangsnummer)
-                    .bind(&change.crm_kennung)
-                    .bind(&change.messages)
-                    .bind(&change.failure)
-                    .bind(change.attempts)
-                    .bind(&change.updated_at)
-                    .bind(from.as_str())
-            };
+        let mut tx = self.begin_write().await.map_err(map)?;
+        let row: Option<(Option<String>,)> =
+            bind_change(sqlx::query_as(TRANSITION_CLEAR), id, from.as_str(), &change)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map)?;
+        if row.is_none() {
+            tx.rollback().await.map_err(map)?;
+            return Ok(false);
         }
-        match &change.body {
-            BodyParam::Keep => {
-                let row: Option<(Option<String>,)> = bind_change!(sqlx::query_as(TRANSITION_KEEP))
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(map)?;
-                let Some((legacy,)) = row else {
-                    return Ok(false);
-                };
-                if let Some(legacy) = legacy {
-                    // Kept, but still where a build before 0002 put it: move it over. Its own
-                    // transaction, after the change: if this fails, the body stays in
-                    // `imports.request` (read from there) and moves at the next change.
-                    let mut tx = self.begin_write().await.map_err(map)?;
-                    sqlx::query(crate::adapter::CLEAR_LEGACY_BODY)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map)?;
-                    sqlx::query(UPSERT_BODY)
-                        .bind(id)
-                        .bind(legacy)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map)?;
-                    tx.commit().await.map_err(map)?;
-                }
-                Ok(true)
-            }
-            BodyParam::Drop => {
-                let changed: i64 = bind_change!(sqlx::query_scalar(TRANSITION_DROP))
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(map)?;
-                Ok(changed == 1)
-            }
-            BodyParam::Store(body) => {
-                // Rare (a retry after Europace was unavailable): a transaction, so the trigger
-                // that fires on clearing `imports.request` runs before the body is written.
-                let mut tx = self.begin_write().await.map_err(map)?;
-                let row: Option<(Option<String>,)> = bind_change!(sqlx::query_as(TRANSITION_CLEAR))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map)?;
-                if row.is_none() {
-                    tx.rollback().await.map_err(map)?;
-                    return Ok(false);
-                }
-                sqlx::query(UPSERT_BODY)
-                    .bind(id)
-                    .bind(body)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map)?;
-                tx.commit().await.map_err(map)?;
-                Ok(true)
-            }
-        }
+        sqlx::query(UPSERT_BODY)
+            .bind(id)
+            .bind(body)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+        tx.commit().await.map_err(map)?;
+        Ok(true)
     }
 
     /// Deletes finished imports last changed before `cutoff`.
@@ -355,6 +286,127 @@ impl PgStore {
     async fn scrub_backend(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// Binds a change's `$1`…`$10` (id, the columns, the expected status) to `query`.
+fn bind_change<'q, O>(
+    query: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    id: Uuid,
+    from: &'q str,
+    change: &'q ChangeParams,
+) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(id)
+        .bind(change.status)
+        .bind(&change.tippgeber_partner_id)
+        .bind(&change.europace_vorgangsnummer)
+        .bind(&change.crm_kennung)
+        .bind(&change.messages)
+        .bind(&change.failure)
+        .bind(change.attempts)
+        .bind(&change.updated_at)
+        .bind(from)
+}
+
+/// One insert on its own (when its batch failed): one statement, its own transaction.
+async fn insert_one(pool: &PgPool, params: &ImportParams) -> Result<bool, StoreError> {
+    let inserted: i64 = sqlx::query_scalar(INSERT_IMPORT)
+        .bind(params.id)
+        .bind(&params.client_id)
+        .bind(params.environment)
+        .bind(params.status)
+        .bind(&params.idempotency_key)
+        .bind(&params.fingerprint)
+        .bind(&params.tippgeber_externe_partner_id)
+        .bind(&params.tippgeber_partner_id)
+        .bind(&params.europace_vorgangsnummer)
+        .bind(&params.crm_kennung)
+        .bind(&params.messages)
+        .bind(&params.failure)
+        .bind(params.attempts)
+        .bind(&params.created_at)
+        .bind(&params.updated_at)
+        .bind(&params.request)
+        .fetch_one(pool)
+        .await
+        .map_err(|err| map_sqlx("insert import", &err))?;
+    Ok(inserted == 1)
+}
+
+/// One state change that keeps or drops the body on its own (when its batch failed): one
+/// statement, its own transaction (a legacy body is moved in a second one).
+async fn transition_one(
+    pool: &PgPool,
+    id: Uuid,
+    from: &str,
+    change: &ChangeParams,
+) -> Result<bool, StoreError> {
+    const CONTEXT: &str = "transition import";
+    let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
+    let keep = match change.body {
+        BodyParam::Keep => true,
+        BodyParam::Drop => false,
+        BodyParam::Store(_) => {
+            return Err(StoreError::Unavailable(format!(
+                "{CONTEXT}: a body to store is not a batched write"
+            )));
+        }
+    };
+    let statement = if keep {
+        TRANSITION_KEEP
+    } else {
+        TRANSITION_DROP
+    };
+    let row: Option<(Option<String>,)> = bind_change(sqlx::query_as(statement), id, from, change)
+        .fetch_optional(pool)
+        .await
+        .map_err(map)?;
+    let Some((legacy,)) = row else {
+        return Ok(false);
+    };
+    if let Some(legacy) = legacy {
+        // Its own transaction, after the change: if this fails, the body stays in
+        // `imports.request` (read from there) and is handled at the next change.
+        move_legacy_body_alone(pool, id, keep, legacy).await?;
+    }
+    Ok(true)
+}
+
+/// [`move_legacy_body`] in a transaction of its own.
+async fn move_legacy_body_alone(
+    pool: &PgPool,
+    id: Uuid,
+    keep: bool,
+    legacy: String,
+) -> Result<(), StoreError> {
+    let map = |err: sqlx::Error| map_sqlx("move legacy body", &err);
+    let mut tx = pool.begin().await.map_err(map)?;
+    move_legacy_body(&mut tx, id, keep, legacy)
+        .await
+        .map_err(map)?;
+    tx.commit().await.map_err(map)
+}
+
+/// A body a build before migration 0002 left in `imports.request`: cleared there (its trigger
+/// deletes the copy in `import_requests`), then written to `import_requests` if it is kept.
+async fn move_legacy_body(
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    id: Uuid,
+    keep: bool,
+    legacy: String,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(crate::adapter::CLEAR_LEGACY_BODY)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    if keep {
+        sqlx::query(UPSERT_BODY)
+            .bind(id)
+            .bind(legacy)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 impl_store_ports!(PgStore, Postgres);
