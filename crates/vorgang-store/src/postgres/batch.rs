@@ -35,6 +35,16 @@ use crate::error::map_sqlx;
 /// Most writes in one batch.
 const MAX_BATCH: usize = 256;
 
+/// Most bytes of values in one batch (two or three imports of the published example with their
+/// bodies, plus state changes).
+///
+/// sqlx 0.9.0 opens its connections without `TCP_NODELAY` (upstream issue 4335, fixed after that
+/// release): when a message is sent in more than one piece, the last, partial piece waits until
+/// the first is acknowledged, which PostgreSQL's side delays by up to 40 ms. On this loopback a
+/// message above about 16 KiB went in pieces: batches of up to 24 or 48 KiB showed a p99 of
+/// 56 ms, of up to 6 or 12 KiB 18 to 19 ms, at the same throughput (docs/performance.md).
+const MAX_BATCH_BYTES: usize = 8 * 1024;
+
 /// Batches running at once (each holds a pooled connection while it runs).
 const IN_FLIGHT: usize = 2;
 
@@ -99,6 +109,37 @@ enum Write {
         change: ChangeParams,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
+}
+
+impl Write {
+    /// The bytes of values this write adds to a batch's statement (about).
+    fn size(&self) -> usize {
+        const FIXED: usize = 160;
+        let text = |value: &Option<String>| value.as_ref().map_or(0, String::len);
+        match self {
+            Self::Insert { params, .. } => {
+                FIXED
+                    + params.client_id.len()
+                    + params.fingerprint.len()
+                    + params.tippgeber_externe_partner_id.len()
+                    + params.messages.len()
+                    + text(&params.idempotency_key)
+                    + text(&params.tippgeber_partner_id)
+                    + text(&params.europace_vorgangsnummer)
+                    + text(&params.crm_kennung)
+                    + text(&params.failure)
+                    + text(&params.request)
+            }
+            Self::Transition { change, .. } => {
+                FIXED
+                    + change.messages.len()
+                    + text(&change.tippgeber_partner_id)
+                    + text(&change.europace_vorgangsnummer)
+                    + text(&change.crm_kennung)
+                    + text(&change.failure)
+            }
+        }
+    }
 }
 
 /// How a batch ended.
@@ -210,17 +251,32 @@ impl Batcher {
 /// [`IN_FLIGHT`] slots is free; ends when every handle is gone.
 async fn serve(pool: PgPool, mut queue: mpsc::Receiver<Write>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = queue.recv().await {
+    let mut carried: Option<Write> = None;
+    loop {
+        let first = match carried.take() {
+            Some(write) => write,
+            None => match queue.recv().await {
+                Some(write) => write,
+                None => break,
+            },
+        };
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             break;
         };
-        // Taken once a slot is free: what queued while all were busy joins this batch.
+        // Taken once a slot is free: what queued while all were busy joins this batch, as
+        // long as the batch stays within `MAX_BATCH` writes and `MAX_BATCH_BYTES`.
+        let mut bytes = first.size();
         let mut writes = vec![first];
         while writes.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(write) => writes.push(write),
-                Err(_) => break,
+            let Ok(write) = queue.try_recv() else {
+                break;
+            };
+            if bytes + write.size() > MAX_BATCH_BYTES {
+                carried = Some(write);
+                break;
             }
+            bytes += write.size();
+            writes.push(write);
         }
         let pool = pool.clone();
         tokio::spawn(async move {
