@@ -16,13 +16,13 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 /// parse error: invalid Header provided" at ERROR for every malformed request).
 const NOISY_TARGETS: [&str; 2] = ["actix_server::accept", "actix_http::"];
 
-/// How often an event of a [`NOISY_TARGETS`] target may be logged at most.
+/// How often an event of a `NOISY_TARGETS` target may be logged at most.
 pub const NOISY_TARGET_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Installs the global subscriber: JSON to stderr, level from `RUST_LOG` (default `info`).
 /// Safe to call more than once (later calls do nothing).
 ///
-/// Events of the [`NOISY_TARGETS`] are logged at most once per [`NOISY_TARGET_INTERVAL`] each:
+/// Events of the `NOISY_TARGETS` are logged at most once per [`NOISY_TARGET_INTERVAL`] each:
 /// a flood of connections or of malformed requests must not turn into a flood of log lines.
 pub fn init() {
     init_with_writer(std::io::stderr);

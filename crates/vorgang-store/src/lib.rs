@@ -58,9 +58,12 @@
 //!   transaction, each in its own `SAVEPOINT` (a failing job rolls back only itself), and
 //!   commits them with one fsync (group commit); each caller is answered after the commit, and
 //!   all of a batch get the error if the commit fails. Clients and signing keys are written
-//!   through sqlx. PostgreSQL: an insert (import and body) and a transition that keeps or
-//!   drops the body are one statement each (one round trip, one implicit transaction);
-//!   concurrent commits share WAL flushes by PostgreSQL's own group commit.
+//!   through sqlx. PostgreSQL: inserts (import and body) and transitions that keep or drop the
+//!   body queue for a writer that runs what queued up as one statement (`INSERT … SELECT FROM
+//!   unnest` and `UPDATE … FROM unnest` as CTEs): one round trip and one commit per batch, up to
+//!   two batches at once on connections of its own; a statement the database refuses is run
+//!   again write by write, so only the failing write fails. A transition that stores a body anew
+//!   (rare) is its own transaction.
 //! - `ImportStore::insert` is `INSERT … ON CONFLICT (client_id, idempotency_key) DO NOTHING`,
 //!   then reads the conflicting import back (retried if it vanished in between); a duplicate
 //!   `id` is [`StoreError::Conflict`].
