@@ -175,6 +175,7 @@ impl PgStore {
 
     /// Closes all connections; later calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 

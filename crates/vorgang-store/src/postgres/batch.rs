@@ -161,6 +161,8 @@ enum Outcome {
 #[derive(Debug, Clone)]
 pub(super) struct Batcher {
     queue: mpsc::Sender<Write>,
+    /// The writer's own connections (closed by [`Batcher::close`]).
+    pool: PgPool,
 }
 
 impl Batcher {
@@ -200,13 +202,19 @@ impl Batcher {
                 StoreError::Unavailable(format!("{CONTEXT}: runtime not built ({:?})", err.kind()))
             })?;
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let served = pool.clone();
         std::thread::Builder::new()
             .name("postgres-writer".to_owned())
-            .spawn(move || runtime.block_on(serve(pool, receiver)))
+            .spawn(move || runtime.block_on(serve(served, receiver)))
             .map_err(|err| {
                 StoreError::Unavailable(format!("{CONTEXT}: thread not started ({:?})", err.kind()))
             })?;
-        Ok(Self { queue })
+        Ok(Self { queue, pool })
+    }
+
+    /// Closes the writer's connections: later writes fail with [`StoreError::Unavailable`].
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// Inserts an import and its body in the next batch: `false` if its idempotency key is
