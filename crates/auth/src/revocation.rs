@@ -10,7 +10,7 @@
 //! *revocation generation*, which the database increases (by trigger, so every build and every
 //! process does it) in the same transaction as each revocation.
 //!
-//! The contract (DESIGN §5) is that a revocation applies to the next request on every replica.
+//! The contract (docs/reference/http-api.md) is that a revocation applies to the next request on every replica.
 //! A replica cannot be told reliably (a notification can be lost, a replica can be paused), so
 //! the guarantee is made of two bounds instead:
 //!

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use url::Url;
 use vorgang_core::model::Environment;
-use vorgang_core::{EuropaceError, KexImported, KexImporter, TraceId};
+use vorgang_core::{EuropaceError, KexBody, KexImported, KexImporter, TraceId};
 
 use crate::config::EuropaceConfig;
 use crate::http::{self, BodyError, TRACE_HEADER, TRACEPARENT_HEADER};
@@ -81,14 +81,13 @@ impl KexImporter for KexApi {
     async fn import(
         &self,
         environment: Environment,
-        body: &serde_json::Value,
+        body: &KexBody,
         trace: &TraceId,
     ) -> Result<KexImported, EuropaceError> {
         let url = self.url(environment);
-        let payload = serde_json::to_vec(body).map_err(|_| EuropaceError::Unavailable {
-            reason: "KEX request body could not be serialised; nothing was sent".to_owned(),
-            retry_after: None,
-        })?;
+        // Serialised once by the use case; a cheap shared handle for each send (at most two:
+        // once more after a 401).
+        let payload = bytes::Bytes::copy_from_slice(body.as_bytes());
         let mut resent = false;
         loop {
             let token = self
@@ -133,7 +132,10 @@ impl KexImporter for KexApi {
                 self.observer
                     .observe(CallTarget::Kex, CallOutcome::of(&result), started);
                 match &result {
-                    Ok(imported) => tracing::info!(
+                    // Debug: the import's own info line (`import state stored`, to `COMPLETED`)
+                    // records the outcome; one more line per import cost measurable CPU at load
+                    // (issue 10).
+                    Ok(imported) => tracing::debug!(
                         trace = %trace,
                         environment = %environment,
                         status = status.as_u16(),

@@ -20,7 +20,7 @@ pub enum CallTarget {
     PartnerLookup,
     /// `POST /v2/partner/{parent}/untergeordnete`: creating a Tippgeber.
     PartnerCreate,
-    /// `PATCH /v2/partner/{id}`: updating a Tippgeber's data (DESIGN §7). Not sent by this
+    /// `PATCH /v2/partner/{id}`: updating a Tippgeber's data (docs/reference/import-states.md). Not sent by this
     /// build; the label is part of the set so dashboards need no change when it is.
     PartnerUpdate,
     /// `POST {kex_url}`: the KEX Vorgang import.

@@ -82,6 +82,24 @@ impl<'a> ImportChange<'a> {
         }
     }
 
+    /// The change that stores `new` (the same import, one step later) and does `body` with the
+    /// stored request body, for a caller that knows what happens to the body (and need not
+    /// compare two copies of it to find out).
+    #[must_use]
+    pub fn of(new: &'a ImportRecord, body: BodyChange<'a>) -> Self {
+        Self {
+            status: new.status,
+            tippgeber_partner_id: new.tippgeber_partner_id.as_deref(),
+            europace_vorgangsnummer: new.europace_vorgangsnummer.as_deref(),
+            crm_kennung: new.crm_kennung.as_deref(),
+            messages: &new.messages,
+            failure: new.failure.as_ref(),
+            attempts: new.attempts,
+            updated_at: new.updated_at,
+            body,
+        }
+    }
+
     /// Applies the change to a record in memory, as a store applies it to its row (for
     /// in-memory stores and test doubles).
     pub fn apply_to(&self, record: &mut ImportRecord) {

@@ -6,7 +6,8 @@
 //! writes ([`Importer::ready`]) and drives abandoned imports on ([`Importer::resume_stale`]).
 //! Operator decisions and maintenance live in its [`Resolver`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -14,14 +15,14 @@ use uuid::Uuid;
 use vorgang_model::{Environment, ImportRequest, Tippgeber};
 
 use crate::error::ImportError;
-use crate::kex::kex_body;
+use crate::kex::KexBody;
 use crate::ports::{
     Clock, CrmIds, EuropaceError, IdGenerator, ImportStore, InsertOutcome, KexImporter,
     PartnerDirectory, StoreError, TraceId,
 };
 use crate::query::{ImportPage, ImportQuery};
 use crate::record::{EuropaceMessages, Failure, FailureKind, ImportRecord, ImportStatus};
-use crate::resolver::{Resolution, Resolver};
+use crate::resolver::{Resolution, Resolver, Step};
 use crate::trace::TraceContext;
 
 /// Longest [`Importer::submit`] waits for the outcome of an import that another writer took over
@@ -109,15 +110,58 @@ pub struct Submitted {
 /// to `PRODUCTION` are two different requests.
 #[must_use]
 pub fn fingerprint(environment: Environment, raw_body: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hasher = Sha256::new();
     hasher.update(environment.as_str().as_bytes());
     hasher.update(b"\n");
     hasher.update(raw_body);
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(digest.len() * 2);
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
+}
+
+/// Most Tippgeber partnerIds an [`Importer`] keeps in memory; beyond, it forgets them all and
+/// learns them again from the store (a partner organisation has a handful of Tippgeber, so this
+/// bounds the memory of a pathological mix, not of normal traffic).
+const TIPPGEBER_CACHE_MAX: usize = 10_000;
+
+/// The Tippgeber partnerIds this process has read from the store or learnt from Europace, per
+/// environment and `externePartnerId`: an import of a known Tippgeber is stored directly as
+/// `SENDING` (one durable write before the KEX POST instead of three).
+///
+/// A mapping is the Europace partnerId of `{client_id}-{externeMitarbeiternummer}` under the
+/// environment's Tippgeber parent: it does not change while the partner exists at Europace, so
+/// the copy needs no invalidation (the stored mapping is only ever replaced by what Europace
+/// answered for the same key).
+#[derive(Debug, Default)]
+struct TippgeberCache(Mutex<HashMap<String, [Option<String>; 2]>>);
+
+impl TippgeberCache {
+    /// The slot of an environment in a key's entry.
+    const fn slot(environment: Environment) -> usize {
+        match environment {
+            Environment::Test => 0,
+            Environment::Production => 1,
+        }
+    }
+
+    fn get(&self, environment: Environment, externe_partner_id: &str) -> Option<String> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(externe_partner_id)?[Self::slot(environment)].clone()
+    }
+
+    fn put(&self, environment: Environment, externe_partner_id: &str, partner_id: &str) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= TIPPGEBER_CACHE_MAX && !map.contains_key(externe_partner_id) {
+            map.clear();
+        }
+        map.entry(externe_partner_id.to_owned()).or_default()[Self::slot(environment)] =
+            Some(partner_id.to_owned());
+    }
 }
 
 /// Records `id` as the field `drkleinrkVorgangsnummer` of the current tracing span: a caller
@@ -128,11 +172,6 @@ fn name_in_span(id: Uuid) {
 }
 
 /// The import use case. Cheap to clone; share one per process.
-///
-/// One per process because it remembers which imports this process is driving right now: its
-/// own [`Importer::resume_stale`] never takes one of those over, however long a step takes. Two
-/// separate importers in one process would not see each other's: compare-and-set still keeps
-/// every step single, but one's resume could take over the other's slow live import.
 #[derive(Clone)]
 pub struct Importer {
     config: Arc<ImporterConfig>,
@@ -145,6 +184,8 @@ pub struct Importer {
     /// over, however long a step takes (Europace timeouts and retries can exceed the stale
     /// window).
     in_flight: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
+    /// Tippgeber partnerIds known to this process.
+    tippgeber: Arc<TippgeberCache>,
 }
 
 /// Marks an import as driven by this process until dropped.
@@ -190,6 +231,7 @@ impl Importer {
             kex: ports.kex,
             ids: ports.ids,
             in_flight: Arc::default(),
+            tippgeber: Arc::default(),
         }
     }
 
@@ -208,12 +250,15 @@ impl Importer {
     ///
     /// Returns the stored import; its [`ImportStatus`] tells the outcome (`COMPLETED`, `FAILED`
     /// with a [`Failure`], `IN_DOUBT`). With an idempotency key seen before for the same body, the
-    /// earlier import is returned unchanged ([`Submitted::replayed`]), except that one that
-    /// `FAILED` because Europace was unavailable is attempted again under the same id.
+    /// earlier import is returned unchanged, except that one that `FAILED` because Europace was
+    /// unavailable is attempted again under the same id.
     ///
-    /// Every Europace call of this request continues [`NewImport::trace`]. Once the import's id
-    /// is known it is recorded as `drkleinrkVorgangsnummer` on the caller's current tracing span
-    /// (if that span declares the field), so the caller's log lines after that name it.
+    /// Durable writes: an import whose Tippgeber this process knows (from an earlier import, or
+    /// the store) is stored directly as `SENDING`, and Europace's outcome with the CRM id is one
+    /// more write: two in all. An unknown Tippgeber adds the `ACCEPTED` insert and the mapping.
+    /// `PARTNER_READY` and `IMPORTED` are stored only by the paths that need them (an import
+    /// stored by an earlier build; a CRM that is not in-process, see
+    /// [`CrmIds::kennung_in_process`]).
     ///
     /// If another writer took the import over while this call drove it (another replica's
     /// background pass takes over imports unchanged for longer than its stale window, which a
@@ -236,9 +281,33 @@ impl Importer {
         Ok(Submitted { record, replayed })
     }
 
+    /// The Tippgeber partnerId this process knows for `externe_partner_id`, else the stored one
+    /// (then remembered).
+    ///
+    /// # Errors
+    /// The store could not be read.
+    async fn known_tippgeber(
+        &self,
+        environment: Environment,
+        externe_partner_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        if let Some(known) = self.tippgeber.get(environment, externe_partner_id) {
+            return Ok(Some(known));
+        }
+        let stored = self
+            .store()
+            .tippgeber_partner_id(environment, externe_partner_id)
+            .await?;
+        if let Some(partner_id) = &stored {
+            self.tippgeber
+                .put(environment, externe_partner_id, partner_id);
+        }
+        Ok(stored)
+    }
+
     /// Stores the import and drives it; the flag tells whether an earlier import was replayed.
     async fn accept(&self, new: NewImport<'_>) -> Result<(ImportRecord, bool), ImportError> {
-        let record = ImportRecord::accepted(
+        let mut record = ImportRecord::accepted(
             self.ids.new_id(),
             new.client_id,
             new.environment,
@@ -247,13 +316,29 @@ impl Importer {
             new.request,
             self.resolver.now(),
         );
+        // Stored before anything is sent; with the Tippgeber known, the insert itself is the
+        // durable `SENDING` that must precede the KEX POST (docs/reference/import-states.md). A crash right after it
+        // leaves a `SENDING` import that nothing was sent for: the resume makes it `IN_DOUBT`,
+        // for an operator to resolve as failed (docs/operations.md) — never a second POST.
+        if let Some(partner_id) = self
+            .known_tippgeber(record.environment, &record.tippgeber_externe_partner_id)
+            .await?
+        {
+            record.status = ImportStatus::Sending;
+            record.tippgeber_partner_id = Some(partner_id);
+        }
+        // Claimed before it is stored: no resume pass of this process can take it over between
+        // the insert and its first step. A fresh id is claimed by nobody else.
+        let claim = InFlight::claim(&self.in_flight, record.id);
         match self.store().insert(&record).await? {
             InsertOutcome::Inserted => {
                 name_in_span(record.id);
-                tracing::info!(import = %record.id, client = %record.client_id, environment = %record.environment, "import accepted");
-                Ok((self.advance(record).await?, false))
+                tracing::info!(import = %record.id, client = %record.client_id, environment = %record.environment, status = %record.status, "import accepted");
+                let _claim = claim;
+                Ok((self.drive_stored(record).await?, false))
             }
             InsertOutcome::IdempotencyKeyExists(existing) => {
+                drop(claim);
                 name_in_span(existing.id);
                 self.on_repeated_key(*existing, record).await
             }
@@ -281,8 +366,12 @@ impl Importer {
                     .as_ref()
                     .is_some_and(|f| f.kind == FailureKind::Unavailable) =>
             {
+                // `attempt` is SENDING when the Tippgeber is known: the retry starts there too.
                 let retry = ImportRecord {
-                    status: ImportStatus::Accepted,
+                    status: attempt.status,
+                    tippgeber_partner_id: attempt
+                        .tippgeber_partner_id
+                        .or_else(|| existing.tippgeber_partner_id.clone()),
                     request: attempt.request,
                     failure: None,
                     messages: attempt.messages,
@@ -290,30 +379,38 @@ impl Importer {
                     updated_at: self.resolver.now(),
                     ..existing.clone()
                 };
+                let Some(_claim) = InFlight::claim(&self.in_flight, retry.id) else {
+                    // This process is retrying it right now: answer by the state it is in.
+                    return Ok((self.answer_current(&existing).await?, true));
+                };
                 // The import exists (FAILED, retryable): a store error here changed nothing, and
                 // the answer names the import as it stands.
                 match self.resolver.save(&existing, &retry).await {
                     Ok(true) => {
                         tracing::info!(import = %retry.id, attempt = retry.attempts, "retrying import after Europace was unavailable");
-                        Ok((self.advance(retry).await?, false))
+                        Ok((self.drive_stored(retry).await?, false))
                     }
                     // A concurrent retry of the same key won: answer as a request arriving now
                     // would be answered, by the state it left.
-                    Ok(false) => {
-                        let current = self.resolver.current_or_unfinished(&existing).await?;
-                        if current.status.is_in_progress() {
-                            Err(ImportError::InProgress {
-                                id: current.id,
-                                status: current.status,
-                            })
-                        } else {
-                            Ok((current, true))
-                        }
-                    }
+                    Ok(false) => Ok((self.answer_current(&existing).await?, true)),
                     Err(source) => Err(Resolver::unfinished(&existing, source)),
                 }
             }
             _ => Ok((existing, true)),
+        }
+    }
+
+    /// The answer for a repeated key whose import another writer moved on: the import as stored
+    /// now, or [`ImportError::InProgress`] while it runs.
+    async fn answer_current(&self, known: &ImportRecord) -> Result<ImportRecord, ImportError> {
+        let current = self.resolver.current_or_unfinished(known).await?;
+        if current.status.is_in_progress() {
+            Err(ImportError::InProgress {
+                id: current.id,
+                status: current.status,
+            })
+        } else {
+            Ok(current)
         }
     }
 
@@ -384,41 +481,93 @@ impl Importer {
         Ok(self.store().ping().await?)
     }
 
-    /// Drives a stored import through its remaining steps, storing each state before the next.
-    /// Returns the import as last stored. If another process changed the import meanwhile, returns
-    /// what is stored now without touching it.
+    /// Drives a stored import through its remaining steps, storing each durable state before the
+    /// next step. Returns the import as last stored. If another process changed the import
+    /// meanwhile, returns what is stored now without touching it.
     ///
-    /// Safe to call for an import someone else may be driving: a second call in this process
-    /// returns what is stored, and every state change is compare-and-set on the previous state,
-    /// so of two writers in different processes only one takes each step. It never sends a KEX
-    /// import twice: an import found `SENDING` is left for [`Importer::resume_stale`].
+    /// `ACCEPTED` and `PARTNER_READY` imports go on to the Tippgeber step and the KEX import,
+    /// `IMPORTED` ones to the CRM step. A `SENDING` import handed in is returned as it is: it may
+    /// have reached Europace, and only the call that stored it as `SENDING` sends it.
     ///
     /// # Errors
     /// [`ImportError::Unfinished`] when a state could not be stored: the import stays in its last
     /// stored state (carried by the error) and is resumed later.
-    pub async fn advance(&self, mut record: ImportRecord) -> Result<ImportRecord, ImportError> {
+    pub async fn advance(&self, record: ImportRecord) -> Result<ImportRecord, ImportError> {
         let Some(_in_flight) = InFlight::claim(&self.in_flight, record.id) else {
             // Already driven by another task of this process: report what is stored.
             return self.resolver.current_or_unfinished(&record).await;
         };
-        loop {
-            let stored = match record.status {
-                ImportStatus::Accepted => {
-                    let next = self
-                        .partner_step(&record)
-                        .await
-                        .map_err(|source| Resolver::unfinished(&record, source))?;
-                    self.resolver.save_after(&record, next).await?
+        self.drive(record).await
+    }
+
+    /// Drives an import this call has just stored (inserted, or moved to its state by a
+    /// compare-and-set), holding its in-flight claim: a `SENDING` one is sent.
+    async fn drive_stored(&self, record: ImportRecord) -> Result<ImportRecord, ImportError> {
+        if record.status == ImportStatus::Sending {
+            self.send(record).await
+        } else {
+            self.drive(record).await
+        }
+    }
+
+    /// The steps after a stored state, the in-flight claim held by the caller.
+    async fn drive(&self, record: ImportRecord) -> Result<ImportRecord, ImportError> {
+        let step = match record.status {
+            ImportStatus::Accepted => {
+                let found = match &record.request {
+                    Some(request) => match self.ensure_tippgeber(&record, &request.tippgeber).await
+                    {
+                        Ok(Ok(partner_id)) => Ok(partner_id),
+                        Ok(Err(error)) => {
+                            tracing::warn!(import = %record.id, error = %error, "Tippgeber step failed");
+                            Err(Self::failure_of(&error))
+                        }
+                        Err(source) => return Err(Resolver::unfinished(&record, source)),
+                    },
+                    // Only a manual edit of the database gets here: every import is stored with
+                    // its request, dropped only when it finishes. Failed rather than guessed at.
+                    None => Err(Failure::new(
+                        FailureKind::Rejected,
+                        "stored import has no request; nothing was sent",
+                    )),
+                };
+                match found {
+                    // `PARTNER_READY` is not stored: the partnerId goes into the row with
+                    // `SENDING`, the state the KEX POST needs durable.
+                    Ok(partner_id) => {
+                        self.resolver
+                            .advance_to(record, |next| {
+                                next.status = ImportStatus::Sending;
+                                next.tippgeber_partner_id = Some(partner_id);
+                            })
+                            .await?
+                    }
+                    Err(failure) => {
+                        self.resolver
+                            .advance_to(record, |next| {
+                                next.status = ImportStatus::Failed;
+                                next.failure = Some(failure);
+                            })
+                            .await?
+                    }
                 }
-                ImportStatus::PartnerReady => self.kex_step(&record).await?,
-                ImportStatus::Imported => return self.resolver.complete(record).await,
-                _ => return Ok(record),
-            };
-            match stored {
-                Some(next) => record = next,
-                // Another writer changed the import: leave it to them, report what is stored.
-                None => return self.resolver.current_or_unfinished(&record).await,
             }
+            // Stored by a build that kept this state durable: on to `SENDING`.
+            ImportStatus::PartnerReady => {
+                self.resolver
+                    .advance_to(record, |next| next.status = ImportStatus::Sending)
+                    .await?
+            }
+            ImportStatus::Imported => return self.resolver.complete(record).await,
+            _ => return Ok(record),
+        };
+        match step {
+            Step::Stored(stored) if stored.status == ImportStatus::Sending => {
+                self.send(stored).await
+            }
+            Step::Stored(stored) => Ok(stored),
+            // Another writer changed the import: leave it to them, report what is stored.
+            Step::Overtaken(last) => self.resolver.current_or_unfinished(&last).await,
         }
     }
 
@@ -441,56 +590,16 @@ impl Importer {
         }
     }
 
-    /// An import whose stored record lacks what its next step needs: only a manual edit of the
-    /// database gets here (every import is stored with its request, which is dropped only when it
-    /// finishes). Failed rather than guessed at; nothing was sent.
-    fn missing(&self, record: &ImportRecord, what: &str) -> ImportRecord {
-        let failure = Failure::new(
-            FailureKind::Rejected,
-            format!("stored import has no {what}"),
-        );
-        self.resolver
-            .finish(record.clone(), ImportStatus::Failed, Some(failure))
-    }
-
-    /// The Tippgeber step: the next record (`PARTNER_READY`, or `FAILED` when Europace failed).
-    ///
-    /// # Errors
-    /// A store error reading or saving the Tippgeber mapping: the import stays `ACCEPTED`.
-    async fn partner_step(&self, record: &ImportRecord) -> Result<ImportRecord, StoreError> {
-        let Some(request) = &record.request else {
-            return Ok(self.missing(record, "request"));
-        };
-        match self.ensure_tippgeber(record, &request.tippgeber).await? {
-            Ok(partner_id) => {
-                let mut next = record.clone();
-                next.tippgeber_partner_id = Some(partner_id);
-                Ok(self.resolver.finish(next, ImportStatus::PartnerReady, None))
-            }
-            Err(error) => {
-                tracing::warn!(import = %record.id, error = %error, "Tippgeber step failed");
-                let failure = Self::failure_of(&error);
-                Ok(self
-                    .resolver
-                    .finish(record.clone(), ImportStatus::Failed, Some(failure)))
-            }
-        }
-    }
-
-    /// The Tippgeber's partnerId: stored from an earlier import, found at Europace under the
-    /// environment's parent, or created there. The outer error is our store's (the import stays
-    /// as it is), the inner one Europace's (the import fails).
+    /// The Tippgeber's partnerId: known to this process or stored from an earlier import, found
+    /// at Europace under the environment's parent, or created there. The outer error is our
+    /// store's (the import stays as it is), the inner one Europace's (the import fails).
     async fn ensure_tippgeber(
         &self,
         record: &ImportRecord,
         tippgeber: &Tippgeber,
     ) -> Result<Result<String, EuropaceError>, StoreError> {
         let externe = &record.tippgeber_externe_partner_id;
-        if let Some(known) = self
-            .store()
-            .tippgeber_partner_id(record.environment, externe)
-            .await?
-        {
+        if let Some(known) = self.known_tippgeber(record.environment, externe).await? {
             return Ok(Ok(known));
         }
         let trace = TraceId::for_import(record.id);
@@ -520,41 +629,59 @@ impl Importer {
         self.store()
             .save_tippgeber_partner_id(record.environment, externe, &partner_id)
             .await?;
+        self.tippgeber.put(record.environment, externe, &partner_id);
         Ok(Ok(partner_id))
     }
 
-    /// Stores `SENDING`, sends the KEX import and stores its outcome. `None` when another writer
-    /// changed the import first.
-    async fn kex_step(&self, record: &ImportRecord) -> Result<Option<ImportRecord>, ImportError> {
-        let (Some(request), Some(tippgeber_partner_id)) =
-            (&record.request, &record.tippgeber_partner_id)
-        else {
-            let failed = self.missing(record, "request or Tippgeber partnerId");
-            return self.resolver.save_after(record, failed).await;
+    /// Sends an import this call has stored as `SENDING` and stores the outcome: `COMPLETED`
+    /// with Europace's Vorgangsnummer and the CRM id in one write when the CRM id is at hand
+    /// ([`CrmIds::kennung_in_process`]), else `IMPORTED` and then the CRM step; `FAILED` or
+    /// `IN_DOUBT` when Europace failed.
+    async fn send(&self, sending: ImportRecord) -> Result<ImportRecord, ImportError> {
+        let body = match (&sending.request, &sending.tippgeber_partner_id) {
+            (Some(request), Some(partner_id)) => KexBody::build(
+                request,
+                sending.id,
+                &self.config.kundenbetreuer_partner_id,
+                partner_id,
+            )
+            .map_err(|_| "KEX body could not be written"),
+            // Only a manual edit of the database gets here (see `drive`).
+            _ => Err("stored import has no request or Tippgeber partnerId"),
         };
-        let sending = self
-            .resolver
-            .finish(record.clone(), ImportStatus::Sending, None);
-        let Some(sending) = self.resolver.save_after(record, sending).await? else {
-            return Ok(None);
+        let body = match body {
+            Ok(body) => body,
+            Err(detail) => {
+                tracing::error!(import = %sending.id, detail, "import failed before sending");
+                let failure =
+                    Failure::new(FailureKind::Rejected, format!("{detail}; nothing was sent"));
+                return self
+                    .finish_sent(sending, ImportStatus::Failed, |next| {
+                        next.failure = Some(failure);
+                    })
+                    .await;
+            }
         };
-        let body = kex_body(
-            request,
-            sending.id,
-            &self.config.kundenbetreuer_partner_id,
-            tippgeber_partner_id,
-        );
         let trace = TraceId::for_import(sending.id);
         let outcome = self.kex.import(sending.environment, &body, &trace).await;
-        let next = match outcome {
+        drop(body);
+        match outcome {
             Ok(imported) => {
-                tracing::info!(import = %sending.id, "KEX import created");
-                let mut record = sending.clone();
-                let ours = std::mem::take(&mut record.messages);
-                record.messages = imported.messages;
-                record.messages.extend(ours);
-                record.europace_vorgangsnummer = Some(imported.vorgangsnummer);
-                self.resolver.finish(record, ImportStatus::Imported, None)
+                let kennung = self.resolver.kennung_in_process(&sending);
+                let status = if kennung.is_some() {
+                    ImportStatus::Completed
+                } else {
+                    ImportStatus::Imported
+                };
+                self.finish_sent(sending, status, |next| {
+                    // Europace's messages first, then ours.
+                    let ours = std::mem::take(&mut next.messages);
+                    next.messages = imported.messages;
+                    next.messages.extend(ours);
+                    next.europace_vorgangsnummer = Some(imported.vorgangsnummer);
+                    next.crm_kennung = kennung;
+                })
+                .await
             }
             Err(error) => {
                 tracing::warn!(import = %sending.id, error = %error, "KEX import failed");
@@ -570,20 +697,44 @@ impl Importer {
                 if status == ImportStatus::InDoubt {
                     failure.kind = FailureKind::InDoubt;
                 }
-                // Europace's reasons for a refusal are the import's messages too, before ours,
-                // as Europace's messages come first in a 201 (`GET /vorgang/{id}` shows them).
-                let mut record = sending.clone();
-                if !failure.europace_messages.is_empty() {
-                    let ours = std::mem::take(&mut record.messages);
-                    record.messages = failure.europace_messages.as_slice().to_vec();
-                    record.messages.extend(ours);
-                }
-                self.resolver.finish(record, status, Some(failure))
+                self.finish_sent(sending, status, |next| {
+                    // Europace's reasons for a refusal are the import's messages too, before
+                    // ours, as Europace's messages come first in a 201 (`GET /vorgang/{id}`).
+                    if !failure.europace_messages.is_empty() {
+                        let ours = std::mem::take(&mut next.messages);
+                        next.messages = failure.europace_messages.as_slice().to_vec();
+                        next.messages.extend(ours);
+                    }
+                    next.failure = Some(failure);
+                })
+                .await
             }
-        };
-        // A store error here leaves the import SENDING: the resume makes it IN_DOUBT, never
-        // sending it again.
-        self.resolver.save_after(&sending, next).await
+        }
+    }
+
+    /// Stores the outcome of a `SENDING` import (`status`, plus `edit`), then runs the CRM step
+    /// if it is `IMPORTED`. A store error leaves the import `SENDING`: the resume makes it
+    /// `IN_DOUBT`, never sending it again.
+    async fn finish_sent(
+        &self,
+        sending: ImportRecord,
+        status: ImportStatus,
+        edit: impl FnOnce(&mut ImportRecord),
+    ) -> Result<ImportRecord, ImportError> {
+        let step = self
+            .resolver
+            .advance_to(sending, |next| {
+                next.status = status;
+                edit(next);
+            })
+            .await?;
+        match step {
+            Step::Stored(stored) if stored.status == ImportStatus::Imported => {
+                self.resolver.complete(stored).await
+            }
+            Step::Stored(stored) => Ok(stored),
+            Step::Overtaken(last) => self.resolver.current_or_unfinished(&last).await,
+        }
     }
 
     /// Resumes imports a crash left behind, if they were last changed before `stale_after` ago:

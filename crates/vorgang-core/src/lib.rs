@@ -34,7 +34,7 @@ pub use error::ImportError;
 pub use importer::{
     Importer, ImporterConfig, NewImport, Ports, Submitted, TAKEOVER_WAIT, fingerprint,
 };
-pub use kex::{kex_body, kex_kommentare};
+pub use kex::{KexBody, kex_body, kex_kommentare};
 pub use ports::{
     Clock, CrmError, CrmIds, EuropaceError, IdGenerator, ImportStore, InsertOutcome, KexImported,
     KexImporter, PartnerDirectory, PartnerRecord, RandomIds, StoreError, SystemClock, TraceId,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use vorgang_model::{Environment, Tippgeber};
 
 use crate::change::ImportChange;
+use crate::kex::KexBody;
 use crate::ports::{
     EuropaceError, ImportStore, InsertOutcome, KexImported, KexImporter, PartnerDirectory,
     PartnerRecord, StoreError, TraceId,
@@ -296,9 +297,13 @@ impl KexImporter for InMemoryEuropace {
     async fn import(
         &self,
         environment: Environment,
-        body: &serde_json::Value,
+        body: &KexBody,
         trace: &TraceId,
     ) -> Result<KexImported, EuropaceError> {
+        // Europace reads the text; a body that is not JSON would be its 400.
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(body.as_bytes()) else {
+            return Err(EuropaceError::rejected(400));
+        };
         let mut state = lock(&self.state);
         state.traces.push(trace.clone());
         let fault = state.kex_faults.pop_front();
@@ -312,7 +317,7 @@ impl KexImporter for InMemoryEuropace {
         state.imports.push(ReceivedImport {
             environment,
             vorgangsnummer: vorgangsnummer.clone(),
-            body: body.clone(),
+            body,
         });
         match fault {
             Some(error) => Err(error),

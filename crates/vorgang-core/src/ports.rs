@@ -11,6 +11,7 @@ use uuid::Uuid;
 use vorgang_model::{Environment, Tippgeber};
 
 use crate::change::ImportChange;
+use crate::kex::KexBody;
 use crate::query::ImportQuery;
 use crate::record::{EuropaceMessages, ImportRecord, ImportStatus};
 use crate::trace::TraceContext;
@@ -304,11 +305,12 @@ pub struct KexImported {
 /// an operator's decision.
 #[async_trait]
 pub trait KexImporter: Send + Sync {
-    /// Imports one Vorgang (`body` is the complete KEX request) into `environment`.
+    /// Imports one Vorgang (`body` is the complete KEX request, serialised once by the use case;
+    /// sent as it is) into `environment`.
     async fn import(
         &self,
         environment: Environment,
-        body: &serde_json::Value,
+        body: &KexBody,
         trace: &TraceId,
     ) -> Result<KexImported, EuropaceError>;
 }
@@ -326,6 +328,19 @@ pub struct CrmError(pub String);
 pub trait CrmIds: Send + Sync {
     /// The CRM id for this import.
     async fn crm_kennung(&self, import: &ImportRecord) -> Result<String, CrmError>;
+
+    /// The CRM id for this import if it can be had at once, in this process, without any I/O
+    /// that could fail or wait (e.g. [`BuiltinCrm`](crate::BuiltinCrm) derives it from the id);
+    /// `None` otherwise (the default), and then [`Self::crm_kennung`] is asked.
+    ///
+    /// With `Some`, the importer stores Europace's outcome and the CRM id in one write
+    /// (`SENDING` → `COMPLETED`). With `None` it stores `IMPORTED` first, so a slow or failing
+    /// CRM never delays making Europace's answer durable. The same kennung as
+    /// [`Self::crm_kennung`] must come back for the same import.
+    fn kennung_in_process(&self, import: &ImportRecord) -> Option<String> {
+        let _ = import;
+        None
+    }
 }
 
 /// The current time. Infallible.
@@ -358,12 +373,19 @@ impl Clock for SystemClock {
     }
 }
 
-/// [`IdGenerator`] issuing random (v4) UUIDs.
+/// [`IdGenerator`] issuing UUIDs of version 7: 48 bits of Unix time in milliseconds, then 74
+/// random bits (RFC 9562).
+///
+/// Unguessable like version 4, and ordered by time: consecutive imports' ids sort next to each
+/// other, so the stores' primary-key indexes (on `imports` and `import_requests`) grow at their
+/// end instead of at a random page each, which keeps the pages an insert dirties few and shared
+/// between concurrent imports (issue 10). The time in an id is no secret: `createdAt` says the
+/// same.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomIds;
 
 impl IdGenerator for RandomIds {
     fn new_id(&self) -> Uuid {
-        Uuid::new_v4()
+        Uuid::now_v7()
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::change::ImportChange;
+use crate::change::{BodyChange, ImportChange};
 use crate::error::ImportError;
 use crate::ports::{Clock, CrmIds, ImportStore, StoreError};
 use crate::query::{ImportCursor, ImportPage, ImportQuery};
@@ -29,6 +29,15 @@ pub enum Resolution {
     },
     /// No case was created: mark the import failed.
     Failed,
+}
+
+/// The result of [`Resolver::advance_to`]: the next state was stored, or another writer had
+/// changed the import first.
+pub(crate) enum Step {
+    /// The import as now stored.
+    Stored(ImportRecord),
+    /// Nothing stored: the import as this writer last knew it (the store holds something newer).
+    Overtaken(ImportRecord),
 }
 
 /// Operator decisions and maintenance over stored imports: resolve `IN_DOUBT` ones, list, purge,
@@ -181,17 +190,55 @@ impl Resolver {
         Ok(stored)
     }
 
-    /// [`Self::save`] for the import path: `None` when another writer changed the import
-    /// first; a store error becomes [`ImportError::Unfinished`] naming `last` as stored.
-    pub(crate) async fn save_after(
+    /// Stores the next state of `record` (what `edit` makes of it, as of now; a finished import
+    /// drops its request body), compare-and-set on its current status.
+    ///
+    /// The step path of the importer: the request (the large part of a record, personal data)
+    /// is moved, never copied or compared, and the store is told exactly what happens to the
+    /// body (kept, or dropped when the import finishes).
+    ///
+    /// # Errors
+    /// A store error: [`ImportError::Unfinished`] carrying `record` as it stays stored.
+    pub(crate) async fn advance_to(
         &self,
-        last: &ImportRecord,
-        next: ImportRecord,
-    ) -> Result<Option<ImportRecord>, ImportError> {
-        match self.save(last, &next).await {
-            Ok(stored) => Ok(stored.then_some(next)),
-            Err(source) => Err(Self::unfinished(last, source)),
+        mut record: ImportRecord,
+        edit: impl FnOnce(&mut ImportRecord),
+    ) -> Result<Step, ImportError> {
+        let request = record.request.take();
+        let mut next = record.clone();
+        edit(&mut next);
+        next.updated_at = self.now();
+        let finished = next.status.is_finished();
+        let body = if finished && request.is_some() {
+            BodyChange::Drop
+        } else {
+            BodyChange::Keep
+        };
+        let change = ImportChange::of(&next, body);
+        let stored = self.store.transition(next.id, record.status, &change).await;
+        match stored {
+            Ok(true) => {
+                tracing::info!(import = %next.id, from = %record.status, to = %next.status, "import state stored");
+                if !finished {
+                    next.request = request;
+                }
+                Ok(Step::Stored(next))
+            }
+            Ok(false) => {
+                tracing::warn!(import = %next.id, expected = %record.status, "import changed concurrently; leaving it to the other writer");
+                record.request = request;
+                Ok(Step::Overtaken(record))
+            }
+            Err(source) => {
+                record.request = request;
+                Err(Self::unfinished(&record, source))
+            }
         }
+    }
+
+    /// The CRM id of `record` if the CRM port has it at once ([`CrmIds::kennung_in_process`]).
+    pub(crate) fn kennung_in_process(&self, record: &ImportRecord) -> Option<String> {
+        self.crm.kennung_in_process(record)
     }
 
     /// The error for a store failure after `last_stored` was stored: logged once, here.
@@ -240,12 +287,16 @@ impl Resolver {
                 return Ok(record);
             }
         };
-        let mut next = record.clone();
-        next.crm_kennung = Some(kennung);
-        let next = self.finish(next, ImportStatus::Completed, None);
-        match self.save_after(&record, next).await? {
-            Some(completed) => Ok(completed),
-            None => self.current_or_unfinished(&record).await,
+        let step = self
+            .advance_to(record, |next| {
+                next.crm_kennung = Some(kennung);
+                next.status = ImportStatus::Completed;
+                next.failure = None;
+            })
+            .await?;
+        match step {
+            Step::Stored(completed) => Ok(completed),
+            Step::Overtaken(last) => self.current_or_unfinished(&last).await,
         }
     }
 }

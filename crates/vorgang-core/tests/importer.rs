@@ -675,23 +675,41 @@ async fn resume_never_takes_over_an_import_this_process_is_driving() {
     assert_eq!(h.europace.imports().len(), 1);
 }
 
-/// An [`ImportStore`] whose `n`-th write (insert, update, Tippgeber mapping) fails, as a full
-/// disk would, until healed.
+/// An [`ImportStore`] that records every write (`insert SENDING`, `ACCEPTED -> SENDING`,
+/// `mapping`) and whose `n`-th write (counting from 1) fails, as a full disk would, until healed.
 struct FailingStore {
     inner: InMemoryImportStore,
-    writes: std::sync::atomic::AtomicUsize,
+    writes: Mutex<Vec<String>>,
     fail_at: usize,
     healed: std::sync::atomic::AtomicBool,
 }
 
 impl FailingStore {
-    fn write(&self) -> Result<(), vorgang_core::StoreError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let n = self.writes.fetch_add(1, SeqCst) + 1;
-        if n >= self.fail_at && !self.healed.load(SeqCst) {
+    fn new(fail_at: usize) -> Self {
+        Self {
+            inner: InMemoryImportStore::new(),
+            writes: Mutex::new(Vec::new()),
+            fail_at,
+            healed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// A store that records and never fails.
+    fn recording() -> Self {
+        Self::new(usize::MAX)
+    }
+
+    fn write(&self, what: String) -> Result<(), vorgang_core::StoreError> {
+        let mut writes = self.writes.lock().unwrap();
+        writes.push(what);
+        if writes.len() >= self.fail_at && !self.healed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(vorgang_core::StoreError::Unavailable("disk full".into()));
         }
         Ok(())
+    }
+
+    fn writes(&self) -> Vec<String> {
+        self.writes.lock().unwrap().clone()
     }
 }
 
@@ -701,7 +719,7 @@ impl ImportStore for FailingStore {
         &self,
         record: &ImportRecord,
     ) -> Result<vorgang_core::InsertOutcome, vorgang_core::StoreError> {
-        self.write()?;
+        self.write(format!("insert {}", record.status))?;
         self.inner.insert(record).await
     }
     async fn transition(
@@ -710,7 +728,7 @@ impl ImportStore for FailingStore {
         from: ImportStatus,
         change: &ImportChange<'_>,
     ) -> Result<bool, vorgang_core::StoreError> {
-        self.write()?;
+        self.write(format!("{from} -> {}", change.status))?;
         self.inner.transition(id, from, change).await
     }
     async fn get(&self, id: uuid::Uuid) -> Result<Option<ImportRecord>, vorgang_core::StoreError> {
@@ -752,7 +770,7 @@ impl ImportStore for FailingStore {
         externe_partner_id: &str,
         partner_id: &str,
     ) -> Result<(), vorgang_core::StoreError> {
-        self.write()?;
+        self.write("mapping".to_owned())?;
         self.inner
             .save_tippgeber_partner_id(environment, externe_partner_id, partner_id)
             .await
@@ -762,16 +780,132 @@ impl ImportStore for FailingStore {
     }
 }
 
+/// A CRM that has no kennung in process (a remote one): the importer stores `IMPORTED` first.
+struct RemoteCrm;
+
+#[async_trait::async_trait]
+impl vorgang_core::CrmIds for RemoteCrm {
+    async fn crm_kennung(&self, import: &ImportRecord) -> Result<String, vorgang_core::CrmError> {
+        Ok(BuiltinCrm::kennung(import.id))
+    }
+}
+
+/// An importer over `store` and the harness's Europace and clock.
+fn importer_over(
+    h: &Harness,
+    store: Arc<dyn ImportStore>,
+    crm: Arc<dyn vorgang_core::CrmIds>,
+) -> Importer {
+    Importer::new(
+        ImporterConfig {
+            kundenbetreuer_partner_id: "KBT01".into(),
+            tippgeber_parent_id: "TGP01".into(),
+            test_tippgeber_parent_id: "TGT01".into(),
+        },
+        Ports {
+            store,
+            partners: h.europace.clone(),
+            kex: h.europace.clone(),
+            crm,
+            clock: h.clock.clone(),
+            ids: Arc::new(RandomIds),
+        },
+    )
+}
+
+async fn submit_to(importer: &Importer, body: &[u8]) -> Result<ImportRecord, ImportError> {
+    importer
+        .submit(NewImport {
+            client_id: "client-a",
+            environment: Environment::Test,
+            idempotency_key: None,
+            raw_body: body,
+            request: request("42"),
+            trace: None,
+        })
+        .await
+        .map(|submitted| submitted.record)
+}
+
+/// Issue 10: only the durable writes the guarantees need (docs/reference/import-states.md). A Tippgeber unknown to the process costs
+/// the `ACCEPTED` insert, the mapping, `SENDING` (the partnerId with it: `PARTNER_READY` is not
+/// stored) and the outcome; a known one (this process learnt it, or the store has it) is
+/// inserted as `SENDING` and completed in one more write. A CRM without an in-process kennung
+/// keeps `IMPORTED` durable before asking it.
+#[tokio::test]
+async fn an_import_writes_only_the_states_the_guarantees_need() {
+    let h = harness();
+    let store = Arc::new(FailingStore::recording());
+    let importer = importer_over(&h, store.clone(), Arc::new(BuiltinCrm));
+    let first = submit_to(&importer, b"1").await.unwrap();
+    assert_eq!(first.status, ImportStatus::Completed);
+    assert_eq!(
+        store.writes(),
+        [
+            "insert ACCEPTED",
+            "mapping",
+            "ACCEPTED -> SENDING",
+            "SENDING -> COMPLETED"
+        ]
+    );
+    let second = submit_to(&importer, b"2").await.unwrap();
+    assert_eq!(second.status, ImportStatus::Completed);
+    assert_eq!(second.tippgeber_partner_id, first.tippgeber_partner_id);
+    assert_eq!(
+        store.writes()[4..],
+        ["insert SENDING", "SENDING -> COMPLETED"]
+    );
+    assert_eq!(store.inner.get(second.id).await.unwrap().unwrap(), second);
+    assert_eq!(second.request, None, "the body is dropped with the outcome");
+    assert_eq!(h.europace.imports().len(), 2);
+
+    // Another process (a restart, a replica) learns the partnerId from the store.
+    let restarted = importer_over(&h, store.clone(), Arc::new(BuiltinCrm));
+    submit_to(&restarted, b"3").await.unwrap();
+    assert_eq!(
+        store.writes()[6..],
+        ["insert SENDING", "SENDING -> COMPLETED"]
+    );
+
+    // A CRM that is not in-process: Europace's outcome is durable before it is asked.
+    let remote = importer_over(&h, store.clone(), Arc::new(RemoteCrm));
+    let fourth = submit_to(&remote, b"4").await.unwrap();
+    assert_eq!(fourth.status, ImportStatus::Completed);
+    assert_eq!(
+        fourth.crm_kennung.as_deref(),
+        Some(BuiltinCrm::kennung(fourth.id).as_str())
+    );
+    assert_eq!(
+        store.writes()[8..],
+        [
+            "insert SENDING",
+            "SENDING -> IMPORTED",
+            "IMPORTED -> COMPLETED"
+        ]
+    );
+    // The failure paths write one outcome too.
+    h.europace.fail_next_kex(EuropaceError::rejected(400));
+    let failed = submit_to(&importer, b"5").await.unwrap();
+    assert_eq!(failed.status, ImportStatus::Failed);
+    assert_eq!(failed.request, None);
+    assert_eq!(
+        store.writes()[11..],
+        ["insert SENDING", "SENDING -> FAILED"]
+    );
+}
+
 /// Issue 8 (HIGH 2): for every write of the happy path failing in turn, the error names what is
 /// stored; "nothing stored" (`ImportError::Store`) only when the very first write (the insert)
 /// failed. Once the store works again, the resume finishes each stored import with at most one
-/// KEX import, and one whose outcome was lost after sending is never sent again.
+/// KEX import, and one whose outcome was lost after sending is never sent again. For a Tippgeber
+/// unknown to the process and for a known one (inserted as `SENDING`: a crash or store failure
+/// before the POST leaves it `IN_DOUBT` although nothing was sent, for an operator to resolve).
 #[tokio::test]
 async fn a_store_failing_on_the_nth_write_never_loses_or_doubles_the_import() {
-    // The happy path writes: insert, Tippgeber mapping, PARTNER_READY, SENDING, IMPORTED,
-    // COMPLETED. Per failing write: the state the error reports, the state after the resume, and
-    // how many KEX imports reached Europace.
-    let cases = [
+    // An unknown Tippgeber writes: insert ACCEPTED, the mapping, SENDING, COMPLETED. A known one:
+    // insert SENDING, COMPLETED. Per failing write: the state the error reports, the state after
+    // the resume, and how many KEX imports reached Europace.
+    let unknown = [
         (1, None, None, 0),
         (
             2,
@@ -787,93 +921,67 @@ async fn a_store_failing_on_the_nth_write_never_loses_or_doubles_the_import() {
         ),
         (
             4,
-            Some(ImportStatus::PartnerReady),
-            Some(ImportStatus::Completed),
-            1,
-        ),
-        (
-            5,
             Some(ImportStatus::Sending),
             Some(ImportStatus::InDoubt),
             1,
         ),
+    ];
+    let known = [
+        (1, None, None, 0),
         (
-            6,
-            Some(ImportStatus::Imported),
-            Some(ImportStatus::Completed),
+            2,
+            Some(ImportStatus::Sending),
+            Some(ImportStatus::InDoubt),
             1,
         ),
     ];
-    for (fail_at, reported, resumed, kex_imports) in cases {
-        let h = harness();
-        let store = Arc::new(FailingStore {
-            inner: InMemoryImportStore::new(),
-            writes: std::sync::atomic::AtomicUsize::new(0),
-            fail_at,
-            healed: std::sync::atomic::AtomicBool::new(false),
-        });
-        let importer = Importer::new(
-            ImporterConfig {
-                kundenbetreuer_partner_id: "KBT01".into(),
-                tippgeber_parent_id: "TGP01".into(),
-                test_tippgeber_parent_id: "TGT01".into(),
-            },
-            Ports {
-                store: store.clone(),
-                partners: h.europace.clone(),
-                kex: h.europace.clone(),
-                crm: Arc::new(BuiltinCrm),
-                clock: h.clock.clone(),
-                ids: Arc::new(RandomIds),
-            },
-        );
-        let outcome = importer
-            .submit(NewImport {
-                client_id: "client-a",
-                environment: Environment::Test,
-                idempotency_key: None,
-                raw_body: b"a",
-                request: request("42"),
-                trace: None,
-            })
-            .await
-            .map(|submitted| submitted.record);
-        let id = match (outcome, reported) {
-            (Err(ImportError::Store(_)), None) => {
-                assert!(
-                    store
-                        .inner
-                        .list(&ImportQuery::all())
-                        .await
-                        .unwrap()
-                        .is_empty()
-                );
-                continue;
+    for (tippgeber_known, cases) in [(false, &unknown[..]), (true, &known[..])] {
+        for &(fail_at, reported, resumed, kex_imports) in cases {
+            let case = format!("write {fail_at}, Tippgeber known: {tippgeber_known}");
+            let h = harness();
+            let store = Arc::new(FailingStore::new(fail_at));
+            if tippgeber_known {
+                store
+                    .inner
+                    .save_tippgeber_partner_id(Environment::Test, "client-a-42", "TG999")
+                    .await
+                    .unwrap();
             }
-            (Err(ImportError::Unfinished { record, .. }), Some(status)) => {
-                assert_eq!(record.status, status, "write {fail_at}");
-                let stored = store.inner.get(record.id).await.unwrap().unwrap();
-                assert_eq!(stored.status, status, "write {fail_at}: reported as stored");
-                record.id
-            }
-            (other, _) => panic!("write {fail_at} failing: unexpected {other:?}"),
-        };
+            let importer = importer_over(&h, store.clone(), Arc::new(BuiltinCrm));
+            let id = match (submit_to(&importer, b"a").await, reported) {
+                (Err(ImportError::Store(_)), None) => {
+                    assert!(
+                        store
+                            .inner
+                            .list(&ImportQuery::all())
+                            .await
+                            .unwrap()
+                            .is_empty(),
+                        "{case}"
+                    );
+                    continue;
+                }
+                (Err(ImportError::Unfinished { record, .. }), Some(status)) => {
+                    assert_eq!(record.status, status, "{case}");
+                    let stored = store.inner.get(record.id).await.unwrap().unwrap();
+                    assert_eq!(stored.status, status, "{case}: reported as stored");
+                    record.id
+                }
+                (other, _) => panic!("{case}: unexpected {other:?}"),
+            };
 
-        store
-            .healed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        h.clock.advance(chrono::Duration::minutes(5));
-        importer
-            .resume_stale(Duration::from_secs(60))
-            .await
-            .unwrap();
-        let after = store.inner.get(id).await.unwrap().unwrap();
-        assert_eq!(
-            Some(after.status),
-            resumed,
-            "write {fail_at}: after the resume"
-        );
-        assert_eq!(h.europace.imports().len(), kex_imports, "write {fail_at}");
+            store
+                .healed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            h.clock.advance(chrono::Duration::minutes(5));
+            importer
+                .resume_stale(Duration::from_secs(60))
+                .await
+                .unwrap();
+            let after = store.inner.get(id).await.unwrap().unwrap();
+            assert_eq!(Some(after.status), resumed, "{case}: after the resume");
+            assert_eq!(h.europace.imports().len(), kex_imports, "{case}");
+        }
     }
 }
 
@@ -949,6 +1057,45 @@ async fn a_change_keeps_drops_or_stores_the_body_as_the_records_differ() {
     let mut applied = failed.clone();
     retry_change.apply_to(&mut applied);
     assert_eq!(applied, retry);
+}
+
+/// Issue 10: the KEX body is written once, straight from the request, and is byte for byte the
+/// text `kex_body` gives when serialised: member order (replacements in place, removals filled
+/// by the last member), values and comments.
+#[test]
+fn the_kex_body_text_is_the_serialised_kex_body() {
+    let seed =
+        vorgang_model::parse_import_request(include_bytes!("../../../examples/seed-request.json"))
+            .unwrap();
+    let mut shapes = vec![seed, request("42")];
+    for vorgang in [
+        json!({"tippgeber": null, "bearbeiter": null, "a": 1, "kommentare": []}),
+        json!({"bearbeiter": null, "kundenbetreuer": null, "eigeneVorgangsnummer": null, "z": [1.5, "ä\n\"", null, true]}),
+        json!({"kommentare": null, "b": {}, "bearbeiter": null}),
+        json!({}),
+    ] {
+        let mut shape = request("42");
+        shape.vorgang = vorgang.as_object().unwrap().clone();
+        shapes.push(shape.clone());
+        shape.kommentare = Vec::new();
+        shape.partner = PartnerDaten::default();
+        shapes.push(shape);
+    }
+    let id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+    for (n, shape) in shapes.iter().enumerate() {
+        let text = vorgang_core::KexBody::build(shape, id, "KBT01", "TG1").unwrap();
+        let expected =
+            serde_json::to_vec(&vorgang_core::kex_body(shape, id, "KBT01", "TG1")).unwrap();
+        assert_eq!(
+            String::from_utf8(text.as_bytes().to_vec()).unwrap(),
+            String::from_utf8(expected).unwrap(),
+            "shape {n}"
+        );
+        assert!(
+            !format!("{text:?}").contains("Mustermann"),
+            "Debug shows no content"
+        );
+    }
 }
 
 #[tokio::test]
@@ -1123,4 +1270,22 @@ async fn the_operator_resolver_needs_no_europace() {
     assert_eq!(done.request, None, "finished: the body is dropped");
     assert_eq!(h.store.get(doubt.id).await.unwrap(), Some(done));
     assert!(h.europace.imports().is_empty(), "nothing sent");
+}
+
+/// Issue 10: import ids are UUIDs of version 7, ordered by time, so the stores' primary-key
+/// indexes grow at their end.
+#[test]
+fn import_ids_are_time_ordered_uuids() {
+    use vorgang_core::IdGenerator;
+    let ids: Vec<uuid::Uuid> = (0..1000).map(|_| RandomIds.new_id()).collect();
+    assert!(ids.iter().all(|id| id.get_version_num() == 7));
+    let first = ids[0].get_timestamp().unwrap().to_unix();
+    let last = ids[999].get_timestamp().unwrap().to_unix();
+    assert!(first <= last);
+    // Time-ordered across milliseconds (within one, the order of the random bits is not).
+    let later = {
+        std::thread::sleep(Duration::from_millis(2));
+        RandomIds.new_id()
+    };
+    assert!(ids.iter().all(|id| *id < later));
 }

@@ -1,5 +1,5 @@
 //! What every request carries from its arrival to its answer: its id, its log span and its W3C
-//! trace (DESIGN §5).
+//! trace (docs/reference/http-api.md).
 //!
 //! - [`logger`] is `tracing-actix-web`'s middleware with our own root span ([`RequestSpan`]):
 //!   every log line of the request, the core's included, is written inside a span holding

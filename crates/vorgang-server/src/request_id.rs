@@ -1,5 +1,5 @@
 //! The request id: taken from `X-Request-Id` or made here, answered on every response, on every
-//! log line of the request and as `requestId` in every problem body (DESIGN §5).
+//! log line of the request and as `requestId` in every problem body (docs/reference/http-api.md).
 //!
 //! The id lives in two places while a request runs: the request's extensions (for middleware and
 //! handlers that have the request) and a Tokio task-local ([`current`]), so that a

@@ -113,7 +113,7 @@ async fn every_line_of_an_import_carries_its_request_id_client_and_import() {
         .iter()
         .filter_map(|line| line["fields"]["message"].as_str())
         .collect();
-    for expected in ["import accepted", "KEX import done", "request"] {
+    for expected in ["import accepted", "import state stored", "request"] {
         assert!(messages.contains(&expected), "{expected} in {messages:?}");
     }
     for line in &ours {

@@ -12,8 +12,11 @@
 //! names listed at [`impl_store_ports!`].
 
 /// The `WHERE` and order of `ImportStore::list_stale` after a backend's import `SELECT`: the
-/// states the resume drives on, last changed at or before `$1`, oldest change first; one range
-/// of `imports_status_updated_at` per state.
+/// states the resume drives on, last changed at or before `$1`, oldest change first. Read
+/// through `imports_status_created_at_id`, one range per state: what it reads is the unfinished
+/// imports (few: those in flight and those abandoned), never the finished ones; they are
+/// filtered by `updated_at` and sorted in memory (migration 0004 dropped the index on
+/// `(status, updated_at)`, one index less to update on every state change).
 macro_rules! stale_condition {
     () => {
         " WHERE i.status IN ('ACCEPTED', 'PARTNER_READY', 'SENDING', 'IMPORTED') \
@@ -34,7 +37,11 @@ pub(crate) const DELETE_BODY: &str = "DELETE FROM import_requests WHERE import_i
 pub(crate) const CLEAR_LEGACY_BODY: &str =
     "UPDATE imports SET request = NULL WHERE id = $1 AND request IS NOT NULL";
 
-pub(crate) const PURGE: &str = "DELETE FROM imports WHERE status IN ($1, $2) AND updated_at < $3";
+/// Finished imports last changed before `$3`: one range of `imports_status_created_at_id` per
+/// state (an import finishes after it was accepted, so `updated_at < $3` implies
+/// `created_at < $3`; the condition on `created_at` is what bounds the range).
+pub(crate) const PURGE: &str = "DELETE FROM imports WHERE status IN ($1, $2) \
+     AND created_at < $3 AND updated_at < $3";
 
 /// `ImportStore::count_by_status`: one range of an index that starts with `status`
 /// (`imports_status_created_at_id`, `imports_status_updated_at`), answered from the index alone.
@@ -82,46 +89,29 @@ pub(crate) const RETIRE_OTHER_KEYS: &str =
 /// Implements [`ImportStore`](vorgang_core::ImportStore), [`auth::ClientStore`] and
 /// [`auth::SigningKeyStore`] for `$store` on the sqlx database `$db`.
 ///
-/// The invoking module provides, besides the statements above:
+/// Reads are one body for both backends. The import writes are each backend's own (SQLite
+/// runs them on its writer thread with group commit, PostgreSQL as single statements on the
+/// pool), behind inherent methods with one contract:
 ///
-/// - statements `INSERT_IMPORT` (the 16 columns of `imports` as `$1`…`$16`, `ON CONFLICT
-///   (client_id, idempotency_key) DO NOTHING`), `SELECT_IMPORT` (the columns of
-///   [`ImportRow`](crate::codec::ImportRow) from `imports i` joined with its body, no `WHERE`),
-///   `SELECT_BY_ID`, `SELECT_BY_KEY`, `LIST_STALE`, `INSERT_BODY`, `UPSERT_BODY` (no write if the
-///   body is unchanged), `TRANSITION_KEEP` and `TRANSITION_CLEAR` (see `transition` below),
-///   `INSERT_CLIENT`, `SELECT_CLIENT`, `LIST_CLIENTS`;
-/// - inherent methods `writer()` and `reader()` (the pools for writes and reads),
-///   `begin_write()` (a transaction that may write), `id_param(Uuid)` (an id as the backend
-///   binds it) and `scrub_backend()` (see `ImportStore::scrub`).
+/// - `insert_row(&Arc<ImportParams>) -> Result<bool>`: the import and its body in one
+///   transaction, `false` (nothing stored) when its idempotency key is taken;
+/// - `transition_row(id, from, ChangeParams) -> Result<bool>`: the columns of the change if the
+///   import is still `from`, never naming `imports.request` on the common paths (the trigger of
+///   migration 0002 stays quiet); the body as `BodyParam` says (`Keep`: untouched, `Drop`:
+///   deleted, `Store`: upserted); a body a build before 0002 left in `imports.request` is moved
+///   to `import_requests` (kept) or cleared (dropped);
+/// - `purge_rows(cutoff)`, `save_mapping(environment, externe, partner)`, `heartbeat(now)`:
+///   `PURGE`, `UPSERT_TIPPGEBER`, `HEARTBEAT`.
+///
+/// The invoking module also provides the statements `SELECT_IMPORT` (the columns of
+/// [`ImportRow`](crate::codec::ImportRow) from `imports i` joined with its body, no `WHERE`),
+/// `SELECT_BY_ID`, `SELECT_BY_KEY`, `LIST_STALE`, `INSERT_CLIENT`, `SELECT_CLIENT`,
+/// `LIST_CLIENTS`, and the inherent methods `writer()` and `reader()` (the sqlx pools for the
+/// client and key writes and for reads), `id_param(Uuid)` (an id as the backend binds it) and
+/// `scrub_backend()` (see `ImportStore::scrub`).
 macro_rules! impl_store_ports {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Binds `$1`…`$16`: the columns of `imports` in table order.
-            fn bind_import<'q>(
-                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
-                params: &$crate::codec::ImportParams,
-            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
-                query
-                    .bind(Self::id_param(params.id))
-                    .bind(&params.client_id)
-                    .bind(params.environment)
-                    .bind(params.status)
-                    .bind(&params.idempotency_key)
-                    .bind(&params.fingerprint)
-                    // `imports.request` stays NULL: bodies live in `import_requests`
-                    // (migration 0002).
-                    .bind(None::<String>)
-                    .bind(&params.tippgeber_externe_partner_id)
-                    .bind(&params.tippgeber_partner_id)
-                    .bind(&params.europace_vorgangsnummer)
-                    .bind(&params.crm_kennung)
-                    .bind(&params.messages)
-                    .bind(&params.failure)
-                    .bind(params.attempts)
-                    .bind(&params.created_at)
-                    .bind(&params.updated_at)
-            }
-
             /// Runs one write statement through the writer; how many rows it changed.
             async fn write(
                 &self,
@@ -180,40 +170,24 @@ macro_rules! impl_store_ports {
                 record: &vorgang_core::ImportRecord,
             ) -> Result<vorgang_core::InsertOutcome, vorgang_core::StoreError> {
                 const CONTEXT: &str = "insert import";
-                let params = $crate::codec::ImportParams::new(CONTEXT, record)?;
-                let map = |err: sqlx::Error| $crate::error::map_sqlx(CONTEXT, &err);
+                let params =
+                    std::sync::Arc::new($crate::codec::ImportParams::new(CONTEXT, record)?);
                 for _ in 0..$crate::INSERT_ATTEMPTS {
-                    // The import and its body commit together. When nothing was inserted, the
-                    // conflicting row is committed and visible: SQLite's write transaction
-                    // serializes writers, PostgreSQL's ON CONFLICT waits for a concurrent insert
-                    // of the key to commit or roll back (READ COMMITTED).
-                    let mut tx = self.begin_write().await.map_err(map)?;
-                    let done = Self::bind_import(sqlx::query(INSERT_IMPORT), &params)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map)?;
-                    if done.rows_affected() == 1 {
-                        if let Some(body) = &params.request {
-                            sqlx::query(INSERT_BODY)
-                                .bind(Self::id_param(params.id))
-                                .bind(body)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(map)?;
-                        }
-                        tx.commit().await.map_err(map)?;
+                    // The import and its body commit together (`insert_row`). When nothing was
+                    // inserted, the conflicting row is committed and visible to a read that
+                    // starts now: SQLite's writes are serialized and answered after their
+                    // commit, PostgreSQL's ON CONFLICT waits for a concurrent insert of the key
+                    // to commit or roll back (READ COMMITTED).
+                    if self.insert_row(&params).await? {
                         return Ok(vorgang_core::InsertOutcome::Inserted);
                     }
-                    // Release the connection (SQLite: the one writer) before reading through it.
-                    tx.rollback().await.map_err(map)?;
                     let Some(key) = &params.idempotency_key else {
                         return Err(vorgang_core::StoreError::Conflict(format!(
                             "{CONTEXT}: row not stored"
                         )));
                     };
-                    // Read through the writer: it has just seen the conflicting row.
                     let existing = Self::fetch_optional(
-                        self.writer(),
+                        self.reader(),
                         "read import by idempotency key",
                         sqlx::query_as(SELECT_BY_KEY)
                             .bind(&params.client_id)
@@ -237,64 +211,8 @@ macro_rules! impl_store_ports {
                 from: vorgang_core::ImportStatus,
                 change: &vorgang_core::ImportChange<'_>,
             ) -> Result<bool, vorgang_core::StoreError> {
-                use $crate::codec::BodyParam;
-                const CONTEXT: &str = "transition import";
-                let params = $crate::codec::ChangeParams::new(CONTEXT, change)?;
-                let map = |err: sqlx::Error| $crate::error::map_sqlx(CONTEXT, &err);
-                // TRANSITION_KEEP leaves `imports.request` out of its SET list, so the trigger of
-                // migration 0002 (which drops the body when that column is cleared) stays quiet;
-                // TRANSITION_CLEAR sets it to NULL. Both return `imports.request`: a body a build
-                // before 0002 left there.
-                let statement = match params.body {
-                    BodyParam::Keep => TRANSITION_KEEP,
-                    BodyParam::Drop | BodyParam::Store(_) => TRANSITION_CLEAR,
-                };
-                let mut tx = self.begin_write().await.map_err(map)?;
-                let row: Option<(Option<String>,)> = sqlx::query_as(statement)
-                    .bind(Self::id_param(id))
-                    .bind(params.status)
-                    .bind(params.tippgeber_partner_id)
-                    .bind(params.europace_vorgangsnummer)
-                    .bind(params.crm_kennung)
-                    .bind(&params.messages)
-                    .bind(&params.failure)
-                    .bind(params.attempts)
-                    .bind(&params.updated_at)
-                    .bind(from.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map)?;
-                let Some((legacy_body,)) = row else {
-                    tx.rollback().await.map_err(map)?;
-                    return Ok(false);
-                };
-                let body = match (params.body, legacy_body) {
-                    (BodyParam::Keep, None) => None,
-                    // Kept, but still where the previous build put it: move it over.
-                    (BodyParam::Keep, Some(legacy)) => {
-                        sqlx::query($crate::adapter::CLEAR_LEGACY_BODY)
-                            .bind(Self::id_param(id))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(map)?;
-                        Some(
-                            sqlx::query(UPSERT_BODY)
-                                .bind(Self::id_param(id))
-                                .bind(legacy),
-                        )
-                    }
-                    (BodyParam::Drop, _) => {
-                        Some(sqlx::query($crate::adapter::DELETE_BODY).bind(Self::id_param(id)))
-                    }
-                    (BodyParam::Store(body), _) => {
-                        Some(sqlx::query(UPSERT_BODY).bind(Self::id_param(id)).bind(body))
-                    }
-                };
-                if let Some(statement) = body {
-                    statement.execute(&mut *tx).await.map_err(map)?;
-                }
-                tx.commit().await.map_err(map)?;
-                Ok(true)
+                let params = $crate::codec::ChangeParams::new("transition import", change)?;
+                self.transition_row(id, from, params).await
             }
 
             async fn get(
@@ -377,11 +295,7 @@ macro_rules! impl_store_ports {
                 &self,
                 cutoff: chrono::DateTime<chrono::Utc>,
             ) -> Result<u64, vorgang_core::StoreError> {
-                let query = sqlx::query($crate::adapter::PURGE)
-                    .bind(vorgang_core::ImportStatus::Completed.as_str())
-                    .bind(vorgang_core::ImportStatus::Failed.as_str())
-                    .bind($crate::codec::encode_time(cutoff));
-                self.write("purge imports", query).await
+                self.purge_rows($crate::codec::encode_time(cutoff)).await
             }
 
             async fn count_by_status(
@@ -415,22 +329,17 @@ macro_rules! impl_store_ports {
                 externe_partner_id: &str,
                 partner_id: &str,
             ) -> Result<(), vorgang_core::StoreError> {
-                let query = sqlx::query($crate::adapter::UPSERT_TIPPGEBER)
-                    .bind(environment.as_str())
-                    .bind(externe_partner_id)
-                    .bind(partner_id);
-                self.write("save tippgeber partnerId", query).await?;
-                Ok(())
+                self.save_mapping(environment.as_str(), externe_partner_id, partner_id)
+                    .await
             }
 
             async fn ping(&self) -> Result<(), vorgang_core::StoreError> {
                 // A committed write, not `SELECT 1`: a full disk, a read-only database or a
                 // write lock held elsewhere fails here although reads still work. One row,
-                // updated in place: cheap enough for every probe of every replica.
-                let query = sqlx::query($crate::adapter::HEARTBEAT)
-                    .bind($crate::codec::encode_time(chrono::Utc::now()));
-                self.write("ping database (heartbeat write)", query).await?;
-                Ok(())
+                // updated in place: cheap enough for every probe of every replica. It takes the
+                // path of the import writes (SQLite: the writer thread).
+                self.heartbeat($crate::codec::encode_time(chrono::Utc::now()))
+                    .await
             }
 
             async fn scrub(&self) -> Result<(), vorgang_core::StoreError> {

@@ -244,12 +244,12 @@ pub(crate) enum BodyParam {
     Store(String),
 }
 
-/// An [`ImportChange`] as bound to SQL parameters.
-pub(crate) struct ChangeParams<'a> {
+/// An [`ImportChange`] as bound to SQL parameters (owned: SQLite's writer thread takes it).
+pub(crate) struct ChangeParams {
     pub status: &'static str,
-    pub tippgeber_partner_id: Option<&'a str>,
-    pub europace_vorgangsnummer: Option<&'a str>,
-    pub crm_kennung: Option<&'a str>,
+    pub tippgeber_partner_id: Option<String>,
+    pub europace_vorgangsnummer: Option<String>,
+    pub crm_kennung: Option<String>,
     pub messages: String,
     pub failure: Option<String>,
     pub attempts: i64,
@@ -257,17 +257,17 @@ pub(crate) struct ChangeParams<'a> {
     pub body: BodyParam,
 }
 
-impl<'a> ChangeParams<'a> {
+impl ChangeParams {
     /// Encodes a change for `context` (a fixed phrase naming the operation).
     pub(crate) fn new(
         context: &'static str,
-        change: &ImportChange<'a>,
+        change: &ImportChange<'_>,
     ) -> Result<Self, StoreError> {
         Ok(Self {
             status: change.status.as_str(),
-            tippgeber_partner_id: change.tippgeber_partner_id,
-            europace_vorgangsnummer: change.europace_vorgangsnummer,
-            crm_kennung: change.crm_kennung,
+            tippgeber_partner_id: change.tippgeber_partner_id.map(str::to_owned),
+            europace_vorgangsnummer: change.europace_vorgangsnummer.map(str::to_owned),
+            crm_kennung: change.crm_kennung.map(str::to_owned),
             messages: encode_json(context, "messages", change.messages)?,
             failure: change
                 .failure

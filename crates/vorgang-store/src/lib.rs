@@ -25,7 +25,9 @@
 //!   enforces the idempotency rule in the database, so two replicas cannot both insert an import
 //!   for the same key. Listing indexes end in `(created_at, id)`, behind the equality filters of
 //!   `ImportStore::list` (none, `status`, `client_id`, both: migration 0003); `(status,
-//!   updated_at)` serves the resume (`list_stale`) and the purge. Its `request` column is NULL
+//!   created_at, id)` also serves the resume (`list_stale`: the unfinished imports) and the
+//!   purge (migration 0004 dropped `(status, updated_at)`: every state change updates the
+//!   indexes holding `status`, so one fewer is one write fewer). Its `request` column is NULL
 //!   in rows written by this build (see `import_requests`).
 //! - `import_requests`: `import_id` → `body`, the import's request (personal data), written
 //!   once with the import and deleted in the transition that drops it (when the import
@@ -59,21 +61,34 @@
 //!
 //! # Semantics beyond the port documentation
 //!
+//! - **Writes.** SQLite: every import write (insert, transition, Tippgeber mapping, heartbeat,
+//!   purge) is a job for one writer thread, which runs the jobs that queued up meanwhile in one
+//!   transaction, each in its own `SAVEPOINT` (a failing job rolls back only itself), and
+//!   commits them with one fsync (group commit); each caller is answered after the commit, and
+//!   all of a batch get the error if the commit fails. Clients and signing keys are written
+//!   through sqlx. PostgreSQL: inserts (import and body) and transitions that keep or drop the
+//!   body queue for a writer that runs what queued up as one statement (`INSERT … SELECT FROM
+//!   unnest` and `UPDATE … FROM unnest` as CTEs): one round trip and one commit per batch, up to
+//!   two batches at once on connections of its own; a statement the database refuses is run
+//!   again write by write, so only the failing write fails. A transition that stores a body anew
+//!   (rare) is its own transaction.
 //! - `ImportStore::insert` is `INSERT … ON CONFLICT (client_id, idempotency_key) DO NOTHING`,
 //!   then reads the conflicting import back (retried if it vanished in between); a duplicate
 //!   `id` is [`StoreError::Conflict`].
-//! - `ImportStore::insert` and `transition` write the import and its body in one transaction.
+//! - `ImportStore::insert` and `transition` write the import and its body atomically.
 //! - `ImportStore::transition` is `UPDATE … WHERE id = ? AND status = from` of the columns of
 //!   `ImportChange` only. Its body instruction: `Keep` does not name `imports.request` (so the
-//!   trigger below stays quiet) and writes no body; `Drop` sets `imports.request = NULL` and
-//!   deletes the body; `Store` sets it NULL and upserts the body (no write if unchanged). A body
-//!   a build before 0002 left in `imports.request` is moved to `import_requests` by the first
-//!   transition that keeps it.
+//!   trigger below stays quiet) and writes no body; `Drop` deletes the body (PostgreSQL also
+//!   sets `imports.request = NULL` in the same statement); `Store` upserts the body (no write if
+//!   unchanged). A body a build before 0002 left in `imports.request` is moved to
+//!   `import_requests` by the first transition that keeps it, and cleared by one that drops it.
 //! - `ImportStore::list` builds its `WHERE` from the filters that are set, with one lower bound
 //!   on `(created_at, id)` (the cursor, or `since` where that is later), so each query is one
 //!   range of one index; `list_stale` is one range of `(status, updated_at)` per resumable state.
-//! - `ImportStore::ping` upserts the heartbeat row: `Ok` means a write committed, not merely
-//!   that the database answers.
+//! - `ImportStore::ping` upserts the heartbeat row (SQLite: through the writer thread): `Ok`
+//!   means a write committed, not merely that the database answers.
+//! - `ImportStore::purge_finished_before` deletes SQLite rows 2,000 per job, so imports are not
+//!   held up behind one long delete.
 //! - `ImportStore::scrub`: SQLite checkpoints and truncates its WAL (also done at close);
 //!   PostgreSQL does nothing (autovacuum, see docs/privacy.md).
 //! - `list` and `list_clients` order by `created_at`, then id; `list_keys` by `created_at`
@@ -107,6 +122,8 @@
 //!
 //! `0004_revoked_tokens` only adds: `revoked_tokens`, `revocation_generation` and the triggers
 //! that increase the generation (so a client revoked by the previous build's CLI is seen too).
+//! `0005_fewer_import_indexes` drops `(status, updated_at)`; the previous build's queries still
+//! run (its purge then reads all finished imports of a state: slower, hourly, during a rollout).
 //!
 //! One limit while two builds run: a replica of the previous build that resumes an *abandoned*
 //! import stored by this build cannot read its body (before 0002: no body at all; since issue 9:
@@ -133,6 +150,15 @@ pub use sqlite::SqliteStore;
 
 /// How long a SQLite connection waits for a lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled connection idle for at least this long is checked (a round trip) before it is used.
+///
+/// sqlx checks every connection it hands out by default: one more round trip (PostgreSQL) or
+/// worker-thread hop (SQLite) per statement, which under load doubled the round trips of the
+/// import path (issue 10). A connection in steady use is known to be good; one that sat idle
+/// may have been closed by the server, a proxy or a restart, and is checked and replaced
+/// instead of failing the statement it was taken for.
+pub(crate) const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// How often `insert` retries when the import holding its idempotency key vanishes between the
 /// conflicting insert and reading it back (a concurrent purge or a rolled-back insert).

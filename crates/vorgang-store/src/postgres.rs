@@ -1,6 +1,7 @@
 //! The PostgreSQL adapter, shared by any number of replicas.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Connection as _;
@@ -9,7 +10,12 @@ use uuid::Uuid;
 use vorgang_core::StoreError;
 
 use crate::adapter::{impl_store_ports, stale_condition};
-use crate::error::{PgTarget, map_migrate, masked_url, postgres_connect};
+use crate::codec::{BodyParam, ChangeParams, ImportParams};
+use crate::error::{PgTarget, map_migrate, map_sqlx, masked_url, postgres_connect};
+
+mod batch;
+
+use batch::Batcher;
 
 /// Most connections one store opens.
 const MAX_CONNECTIONS: u32 = 10;
@@ -17,12 +23,20 @@ const MAX_CONNECTIONS: u32 = 10;
 /// How long a call waits for a free connection before it fails as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-const INSERT_IMPORT: &str = "INSERT INTO imports (id, client_id, environment, status, \
-     idempotency_key, fingerprint, request, tippgeber_externe_partner_id, tippgeber_partner_id, \
-     europace_vorgangsnummer, crm_kennung, messages, failure, attempts, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS json), $8, $9, $10, $11, CAST($12 AS json), \
-     CAST($13 AS json), $14, $15, $16) \
-     ON CONFLICT (client_id, idempotency_key) DO NOTHING";
+/// An import and its body in one statement (one round trip, one implicit transaction):
+/// `$1`…`$15` the columns of `imports` but `request` (which stays NULL: bodies live in
+/// `import_requests`), `$16` the body or NULL. Returns 1 when the import was inserted, 0 when
+/// its idempotency key was taken (then nothing is written).
+const INSERT_IMPORT: &str = "WITH i AS (INSERT INTO imports (id, client_id, environment, \
+     status, idempotency_key, fingerprint, request, tippgeber_externe_partner_id, \
+     tippgeber_partner_id, europace_vorgangsnummer, crm_kennung, messages, failure, attempts, \
+     created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9, $10, CAST($11 AS json), \
+     CAST($12 AS json), $13, $14, $15) \
+     ON CONFLICT (client_id, idempotency_key) DO NOTHING RETURNING id), \
+     b AS (INSERT INTO import_requests (import_id, body) \
+     SELECT id, CAST($16 AS json) FROM i WHERE $16 IS NOT NULL) \
+     SELECT count(*) FROM i";
 
 /// The columns of an import with its request body: from `import_requests`, or from
 /// `imports.request` where a build before migration 0002 left it.
@@ -49,29 +63,44 @@ const SELECT_BY_KEY: &str = concat!(
 /// See [`stale_condition`].
 const LIST_STALE: &str = concat!(select_import!(), stale_condition!());
 
-const INSERT_BODY: &str =
-    "INSERT INTO import_requests (import_id, body) VALUES ($1, CAST($2 AS json))";
-
 /// Writes a body unless the stored one is the same: an unchanged body leaves no dead row
 /// version behind (`json` has no equality operator, so the texts are compared).
 const UPSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) \
      VALUES ($1, CAST($2 AS json)) ON CONFLICT (import_id) DO UPDATE SET body = excluded.body \
      WHERE import_requests.body::text IS DISTINCT FROM excluded.body::text";
 
+/// The compare-and-set of the transitions below is written `(status = $10) IS TRUE` (the same for
+/// a `NOT NULL` column): a condition no index can serve, so the import is always reached by its
+/// primary key. With `status = $10` a plan made while the table was small (plans are cached per
+/// connection) could reach it through `(status, created_at, id)` instead, whose range for
+/// `SENDING` holds an entry for every import updated since the last vacuum: a scan growing
+/// with the traffic (issue 10's profile).
+///
 /// The mutable columns of one import, if it is still in state `$10`; `imports.request` is not
-/// named, so the body stays where it is (no new TOAST pointer copy is made either). Returns
-/// `imports.request` (a body a build before migration 0002 left there, else NULL); no row when
-/// the import is gone or moved on.
+/// named, so the body stays where it is (no new TOAST pointer copy is made either, and the
+/// trigger of migration 0002 stays quiet). Returns `imports.request` (a body a build before
+/// migration 0002 left there, else NULL); no row when the import is gone or moved on.
 const TRANSITION_KEEP: &str = "UPDATE imports SET status = $2, tippgeber_partner_id = $3, \
      europace_vorgangsnummer = $4, crm_kennung = $5, messages = CAST($6 AS json), \
      failure = CAST($7 AS json), attempts = $8, updated_at = $9 \
-     WHERE id = $1 AND status = $10 RETURNING request::text";
+     WHERE id = $1 AND (status = $10) IS TRUE RETURNING request::text";
 
-/// [`TRANSITION_KEEP`], also clearing `imports.request` (the body is dropped or written anew).
+/// [`TRANSITION_KEEP`] that also deletes the body, in one statement: the import finishes.
+/// Returns `imports.request` like it (then cleared by the caller); no row when the import is
+/// gone or moved on.
+const TRANSITION_DROP: &str = "WITH u AS (UPDATE imports SET status = $2, \
+     tippgeber_partner_id = $3, europace_vorgangsnummer = $4, crm_kennung = $5, \
+     messages = CAST($6 AS json), failure = CAST($7 AS json), attempts = $8, updated_at = $9 \
+     WHERE id = $1 AND (status = $10) IS TRUE RETURNING id, request::text AS legacy), \
+     d AS (DELETE FROM import_requests r USING u WHERE r.import_id = u.id) \
+     SELECT legacy FROM u";
+
+/// [`TRANSITION_KEEP`], also clearing `imports.request`: the body is written anew after it (in
+/// the same transaction; the trigger has fired by then).
 const TRANSITION_CLEAR: &str = "UPDATE imports SET status = $2, tippgeber_partner_id = $3, \
      europace_vorgangsnummer = $4, crm_kennung = $5, messages = CAST($6 AS json), \
      failure = CAST($7 AS json), attempts = $8, updated_at = $9, request = NULL \
-     WHERE id = $1 AND status = $10 RETURNING request::text";
+     WHERE id = $1 AND (status = $10) IS TRUE RETURNING request::text";
 
 const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, secret_hash, name, email, \
      telefonnummer, organisation, scopes, revoked_at, created_at) \
@@ -101,6 +130,8 @@ const LIST_CLIENTS: &str = "SELECT client_id, secret_hash, name, email, telefonn
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The batching writer of imports (see the module `batch`).
+    writes: Batcher,
 }
 
 impl PgStore {
@@ -131,6 +162,16 @@ impl PgStore {
         let pool = match PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // See `PING_IF_IDLE_FOR`.
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= crate::PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(connection).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options.clone())
             .await
         {
@@ -172,11 +213,13 @@ impl PgStore {
             .await
             .map_err(|err| map_migrate("migrate PostgreSQL database", &err))?;
         tracing::info!(backend = "postgres", "database ready");
-        Ok(Self { pool })
+        let writes = Batcher::start(&options)?;
+        Ok(Self { pool, writes })
     }
 
     /// Closes all connections; later calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 
@@ -191,9 +234,90 @@ impl PgStore {
     }
 
     /// A write transaction (READ COMMITTED; the compare-and-set in each statement is what
-    /// orders concurrent writers).
+    /// orders concurrent writers). Only the rare paths need one: the common writes are single
+    /// statements.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
+    }
+
+    /// Inserts an import and its body unless its idempotency key is taken: `false` then. In the
+    /// writer's next batch.
+    async fn insert_row(&self, params: &Arc<ImportParams>) -> Result<bool, StoreError> {
+        self.writes.insert(Arc::clone(params)).await
+    }
+
+    /// Applies a state change if the import is still in state `from` (see the contract at
+    /// `impl_store_ports!`): in the writer's next batch when the body is kept or dropped.
+    async fn transition_row(
+        &self,
+        id: Uuid,
+        from: vorgang_core::ImportStatus,
+        change: ChangeParams,
+    ) -> Result<bool, StoreError> {
+        const CONTEXT: &str = "transition import";
+        let BodyParam::Store(body) = &change.body else {
+            return self.writes.transition(id, from.as_str(), change).await;
+        };
+        // Rare (a retry after Europace was unavailable): a transaction, so the trigger that
+        // fires on clearing `imports.request` runs before the body is written.
+        let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
+        let mut tx = self.begin_write().await.map_err(map)?;
+        let row: Option<(Option<String>,)> =
+            bind_change(sqlx::query_as(TRANSITION_CLEAR), id, from.as_str(), &change)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map)?;
+        if row.is_none() {
+            tx.rollback().await.map_err(map)?;
+            return Ok(false);
+        }
+        sqlx::query(UPSERT_BODY)
+            .bind(id)
+            .bind(body)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+        tx.commit().await.map_err(map)?;
+        Ok(true)
+    }
+
+    /// Deletes finished imports last changed before `cutoff`.
+    async fn purge_rows(&self, cutoff: String) -> Result<u64, StoreError> {
+        sqlx::query(crate::adapter::PURGE)
+            .bind(vorgang_core::ImportStatus::Completed.as_str())
+            .bind(vorgang_core::ImportStatus::Failed.as_str())
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(|err| map_sqlx("purge imports", &err))
+    }
+
+    /// Upserts a Tippgeber's partnerId.
+    async fn save_mapping(
+        &self,
+        environment: &'static str,
+        externe_partner_id: &str,
+        partner_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(crate::adapter::UPSERT_TIPPGEBER)
+            .bind(environment)
+            .bind(externe_partner_id)
+            .bind(partner_id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|err| map_sqlx("save tippgeber partnerId", &err))
+    }
+
+    /// Refreshes the readiness row.
+    async fn heartbeat(&self, now: String) -> Result<(), StoreError> {
+        sqlx::query(crate::adapter::HEARTBEAT)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|err| map_sqlx("ping database (heartbeat write)", &err))
     }
 
     /// Ids are `uuid`.
@@ -207,6 +331,127 @@ impl PgStore {
     async fn scrub_backend(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// Binds a change's `$1`…`$10` (id, the columns, the expected status) to `query`.
+fn bind_change<'q, O>(
+    query: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    id: Uuid,
+    from: &'q str,
+    change: &'q ChangeParams,
+) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(id)
+        .bind(change.status)
+        .bind(&change.tippgeber_partner_id)
+        .bind(&change.europace_vorgangsnummer)
+        .bind(&change.crm_kennung)
+        .bind(&change.messages)
+        .bind(&change.failure)
+        .bind(change.attempts)
+        .bind(&change.updated_at)
+        .bind(from)
+}
+
+/// One insert on its own (when its batch failed): one statement, its own transaction.
+async fn insert_one(pool: &PgPool, params: &ImportParams) -> Result<bool, StoreError> {
+    let inserted: i64 = sqlx::query_scalar(INSERT_IMPORT)
+        .bind(params.id)
+        .bind(&params.client_id)
+        .bind(params.environment)
+        .bind(params.status)
+        .bind(&params.idempotency_key)
+        .bind(&params.fingerprint)
+        .bind(&params.tippgeber_externe_partner_id)
+        .bind(&params.tippgeber_partner_id)
+        .bind(&params.europace_vorgangsnummer)
+        .bind(&params.crm_kennung)
+        .bind(&params.messages)
+        .bind(&params.failure)
+        .bind(params.attempts)
+        .bind(&params.created_at)
+        .bind(&params.updated_at)
+        .bind(&params.request)
+        .fetch_one(pool)
+        .await
+        .map_err(|err| map_sqlx("insert import", &err))?;
+    Ok(inserted == 1)
+}
+
+/// One state change that keeps or drops the body on its own (when its batch failed): one
+/// statement, its own transaction (a legacy body is moved in a second one).
+async fn transition_one(
+    pool: &PgPool,
+    id: Uuid,
+    from: &str,
+    change: &ChangeParams,
+) -> Result<bool, StoreError> {
+    const CONTEXT: &str = "transition import";
+    let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
+    let keep = match change.body {
+        BodyParam::Keep => true,
+        BodyParam::Drop => false,
+        BodyParam::Store(_) => {
+            return Err(StoreError::Unavailable(format!(
+                "{CONTEXT}: a body to store is not a batched write"
+            )));
+        }
+    };
+    let statement = if keep {
+        TRANSITION_KEEP
+    } else {
+        TRANSITION_DROP
+    };
+    let row: Option<(Option<String>,)> = bind_change(sqlx::query_as(statement), id, from, change)
+        .fetch_optional(pool)
+        .await
+        .map_err(map)?;
+    let Some((legacy,)) = row else {
+        return Ok(false);
+    };
+    if let Some(legacy) = legacy {
+        // Its own transaction, after the change: if this fails, the body stays in
+        // `imports.request` (read from there) and is handled at the next change.
+        move_legacy_body_alone(pool, id, keep, legacy).await?;
+    }
+    Ok(true)
+}
+
+/// [`move_legacy_body`] in a transaction of its own.
+async fn move_legacy_body_alone(
+    pool: &PgPool,
+    id: Uuid,
+    keep: bool,
+    legacy: String,
+) -> Result<(), StoreError> {
+    let map = |err: sqlx::Error| map_sqlx("move legacy body", &err);
+    let mut tx = pool.begin().await.map_err(map)?;
+    move_legacy_body(&mut tx, id, keep, legacy)
+        .await
+        .map_err(map)?;
+    tx.commit().await.map_err(map)
+}
+
+/// A body a build before migration 0002 left in `imports.request`: cleared there (its trigger
+/// deletes the copy in `import_requests`), then written to `import_requests` if it is kept.
+async fn move_legacy_body(
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    id: Uuid,
+    keep: bool,
+    legacy: String,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(crate::adapter::CLEAR_LEGACY_BODY)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    if keep {
+        sqlx::query(UPSERT_BODY)
+            .bind(id)
+            .bind(legacy)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 impl_store_ports!(PgStore, Postgres);

@@ -1,8 +1,12 @@
-//! The SQLite adapter: one file, WAL mode, one writer connection and a few readers.
+//! The SQLite adapter: one file, WAL mode; import writes on one writer thread that commits
+//! concurrent writes together ([`writer`]), reads on a few reader connections.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rusqlite::{OptionalExtension as _, params};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -12,9 +16,13 @@ use vorgang_core::StoreError;
 
 use crate::BUSY_TIMEOUT;
 use crate::adapter::{impl_store_ports, stale_condition};
+use crate::codec::{BodyParam, ChangeParams, ImportParams};
 use crate::error::{map_migrate, map_sqlx, sqlite_open};
 
 mod files;
+mod writer;
+
+use writer::{Target, Writer, map_rusqlite};
 
 /// Connections reading in parallel with the writer (WAL readers never block the writer).
 const READERS: u32 = 4;
@@ -55,9 +63,6 @@ const INSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) VALUES 
 const UPSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) VALUES (?1, ?2) \
      ON CONFLICT (import_id) DO UPDATE SET body = excluded.body WHERE body IS NOT excluded.body";
 
-/// Copies every page of the WAL into the database file, then truncates the WAL to zero bytes.
-const CHECKPOINT: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
-
 /// The mutable columns of one import, if it is still in state `?10`; `imports.request` is not
 /// named, so the body stays where it is. Returns `imports.request` (a body a build before
 /// migration 0002 left there, else NULL); no row when the import is gone or moved on.
@@ -65,11 +70,18 @@ const TRANSITION_KEEP: &str = "UPDATE imports SET status = ?2, tippgeber_partner
      europace_vorgangsnummer = ?4, crm_kennung = ?5, messages = ?6, failure = ?7, \
      attempts = ?8, updated_at = ?9 WHERE id = ?1 AND status = ?10 RETURNING request";
 
-/// [`TRANSITION_KEEP`], also clearing `imports.request` (the body is dropped or written anew).
-const TRANSITION_CLEAR: &str = "UPDATE imports SET status = ?2, tippgeber_partner_id = ?3, \
-     europace_vorgangsnummer = ?4, crm_kennung = ?5, messages = ?6, failure = ?7, \
-     attempts = ?8, updated_at = ?9, request = NULL WHERE id = ?1 AND status = ?10 \
-     RETURNING request";
+/// The finished imports of `PURGE`, at most 2,000 per statement: a purge of many imports runs
+/// as several short writes, so imports waiting for the writer are not held up behind one long
+/// delete. The range is one of `imports_status_created_at_id` per state (an import finishes
+/// after it was accepted, so `updated_at < ?3` implies `created_at < ?3`).
+const PURGE_CHUNK: &str = "DELETE FROM imports WHERE rowid IN (SELECT rowid FROM imports \
+     WHERE status IN (?1, ?2) AND created_at < ?3 AND updated_at < ?3 LIMIT 2000)";
+
+/// [`PURGE_CHUNK`]'s `LIMIT`.
+const PURGE_CHUNK_ROWS: usize = 2000;
+
+/// Names of in-memory databases opened by this process (each `sqlite::memory:` its own).
+static MEMORY_DATABASES: AtomicU64 = AtomicU64::new(0);
 
 const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, secret_hash, name, email, \
      telefonnummer, organisation, scopes, revoked_at, created_at) \
@@ -82,10 +94,14 @@ const LIST_CLIENTS: &str = "SELECT * FROM clients ORDER BY created_at, client_id
 /// [`ImportStore`](crate::ImportStore), [`ClientStore`](crate::ClientStore) and
 /// [`SigningKeyStore`](crate::SigningKeyStore) on a SQLite database.
 ///
-/// SQLite serializes writes, so all writes go through a pool of exactly one connection (waiting
-/// for it instead of failing with "database is locked"); reads use a small second pool and, in
-/// WAL mode, never wait for the writer. An in-memory database (`sqlite::memory:`) uses one
-/// connection for everything, kept open for the life of the store.
+/// SQLite serializes writes. The import writes (inserts, state changes, the Tippgeber mapping,
+/// the readiness heartbeat, the purge) go to one writer thread that commits the writes of
+/// concurrent imports in one transaction, one fsync for all (group commit, see the module
+/// `writer`); a caller is answered once its write is durable. The rarer writes of partner
+/// clients and signing keys (and the migrations) use a pool of exactly one sqlx connection;
+/// the two writers take turns on SQLite's write lock. Reads use a small pool and, in WAL mode,
+/// never wait for a writer. An in-memory database (`sqlite::memory:`) lives in SQLite's `memdb`
+/// VFS, shared by the writer thread and one sqlx connection, kept for the life of the store.
 ///
 /// # Personal data on disk
 ///
@@ -107,6 +123,7 @@ const LIST_CLIENTS: &str = "SELECT * FROM clients ORDER BY created_at, client_id
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    imports: Writer,
 }
 
 impl SqliteStore {
@@ -126,8 +143,29 @@ impl SqliteStore {
     /// know how to reconcile (a modified migration).
     pub async fn connect(database_url: &str) -> Result<Self, StoreError> {
         const CONTEXT: &str = "open SQLite database";
-        let options = SqliteConnectOptions::from_str(database_url)
-            .map_err(|err| map_sqlx(CONTEXT, &err))?
+        let in_memory = is_in_memory(database_url);
+        let (options, target) = if in_memory {
+            // SQLite's own in-memory databases are private to one connection; a `memdb`
+            // database whose name starts with `/` is shared by the connections of the process
+            // that name it, with SQLite's usual locking, for as long as one is open.
+            let name = format!(
+                "/vorgang-memory-{}-{}",
+                std::process::id(),
+                MEMORY_DATABASES.fetch_add(1, Ordering::Relaxed)
+            );
+            let options = SqliteConnectOptions::new()
+                .filename(&name)
+                .vfs("memdb")
+                .create_if_missing(true);
+            (options, Target::Memory(name))
+        } else {
+            let options = SqliteConnectOptions::from_str(database_url)
+                .map_err(|err| map_sqlx(CONTEXT, &err))?;
+            files::prepare(options.get_filename(), creates_missing_file(database_url))?;
+            let path = options.get_filename().to_owned();
+            (options, Target::File(path))
+        };
+        let options = options
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .synchronous(SqliteSynchronous::Full)
@@ -136,15 +174,7 @@ impl SqliteStore {
             // Sorts of rows with request bodies stay in memory, never in a temporary file.
             .pragma("temp_store", "MEMORY");
 
-        let in_memory = is_in_memory(database_url);
-        let create = creates_missing_file(database_url);
-        let path = options.get_filename().to_owned();
-        // Names the file and the fix (e.g. `?mode=rwc`) instead of SQLite's bare result code.
-        let open_failed = |err: sqlx::Error| sqlite_open(&path, database_url, create, &err);
-        if !in_memory {
-            files::prepare(&path, create)?;
-        }
-        let store = if in_memory {
+        let (writer, reader) = if in_memory {
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
@@ -153,13 +183,14 @@ impl SqliteStore {
                 .connect_with(options)
                 .await
                 .map_err(|err| map_sqlx(CONTEXT, &err))?;
-            Self {
-                writer: pool.clone(),
-                reader: pool,
-            }
+            (pool.clone(), pool)
         } else {
             // The writer connects first (creating the file if asked to) and switches it to WAL,
             // which is persistent: readers open an existing WAL database and need no lock for it.
+            // Names the file and the fix (e.g. `?mode=rwc`) instead of SQLite's bare result code.
+            let path = options.get_filename().to_owned();
+            let create = creates_missing_file(database_url);
+            let open_failed = |err: sqlx::Error| sqlite_open(&path, database_url, create, &err);
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(30))
@@ -168,58 +199,51 @@ impl SqliteStore {
                 .map_err(open_failed)?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(READERS)
+                // See `PING_IF_IDLE_FOR`.
+                .test_before_acquire(false)
+                .before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= crate::PING_IF_IDLE_FOR {
+                            sqlx::Connection::ping(connection).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options.create_if_missing(false))
                 .await
                 .map_err(open_failed)?;
-            Self { writer, reader }
+            (writer, reader)
         };
 
         let mut migrator = sqlx::migrate!("./migrations/sqlite");
         migrator.set_ignore_missing(true);
         migrator
-            .run(&store.writer)
+            .run(&writer)
             .await
             .map_err(|err| map_migrate("migrate SQLite database", &err))?;
+        // Opened once the schema is in place: its statements are prepared against it.
+        let imports = Writer::start(&target, "FULL")?;
         tracing::info!(backend = "sqlite", "database ready");
-        Ok(store)
+        Ok(Self {
+            writer,
+            reader,
+            imports,
+        })
     }
 
     /// Checkpoints and truncates the WAL (see [`ImportStore::scrub`](crate::ImportStore::scrub)), then closes all
     /// connections; later calls fail with [`StoreError::Unavailable`].
     ///
-    /// SQLite also checkpoints and deletes the WAL when its last connection closes; the explicit
-    /// checkpoint covers another process still holding the database open.
+    /// The writer thread runs the writes queued before, checkpoints and closes its connection
+    /// first. SQLite also checkpoints and deletes the WAL when its last connection closes; the
+    /// explicit checkpoint covers another process still holding the database open.
     pub async fn close(&self) {
-        if !self.writer.is_closed()
-            && let Err(error) = self.checkpoint().await
-        {
-            tracing::warn!(error = %error, "WAL checkpoint at close failed");
-        }
+        self.imports.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }
 
-    /// `PRAGMA wal_checkpoint(TRUNCATE)` through the writer connection.
-    ///
-    /// It waits (busy timeout) for readers of old WAL frames and blocks writers while it runs:
-    /// through the one writer connection it queues like any write.
-    async fn checkpoint(&self) -> Result<(), StoreError> {
-        const CONTEXT: &str = "checkpoint WAL";
-        // (busy, frames in the WAL, frames checkpointed); busy = 1: readers kept it from
-        // completing. An in-memory or non-WAL database answers (0, -1, -1).
-        let (busy, _, _): (i64, i64, i64) = sqlx::query_as(CHECKPOINT)
-            .fetch_one(&self.writer)
-            .await
-            .map_err(|err| map_sqlx(CONTEXT, &err))?;
-        if busy != 0 {
-            return Err(StoreError::Unavailable(format!(
-                "{CONTEXT}: readers kept the checkpoint from completing; retried at the next scrub"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Where writes go: the one writer connection.
+    /// Where the sqlx writes (clients, signing keys) go: the one sqlx writer connection.
     fn writer(&self) -> &SqlitePool {
         &self.writer
     }
@@ -229,22 +253,224 @@ impl SqliteStore {
         &self.reader
     }
 
-    /// A write transaction. IMMEDIATE takes the write lock at once (waiting up to the busy
-    /// timeout), as another process may write the same file: a transaction that read first and
-    /// wrote later could fail with SQLITE_BUSY halfway instead of waiting.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
-    }
-
     /// Ids are stored as hyphenated text.
     fn id_param(id: Uuid) -> String {
         id.to_string()
     }
 
-    /// See [`ImportStore::scrub`](crate::ImportStore::scrub): checkpoint and truncate the WAL.
+    /// See [`ImportStore::scrub`](crate::ImportStore::scrub): checkpoint and truncate the WAL
+    /// (between two batches of the writer).
     async fn scrub_backend(&self) -> Result<(), StoreError> {
-        self.checkpoint().await
+        if self.imports.is_closed() {
+            return Err(StoreError::Unavailable(
+                "checkpoint WAL: the store is closed".to_owned(),
+            ));
+        }
+        self.imports.checkpoint().await
     }
+
+    /// Inserts an import and its body unless its idempotency key is taken: `false` then.
+    async fn insert_row(&self, params: &Arc<ImportParams>) -> Result<bool, StoreError> {
+        const CONTEXT: &str = "insert import";
+        let params = Arc::clone(params);
+        self.imports
+            .write(CONTEXT, move |connection| {
+                let map = |err: rusqlite::Error| map_rusqlite(CONTEXT, &err);
+                let id = Self::id_param(params.id);
+                let inserted = connection
+                    .prepare_cached(INSERT_IMPORT)
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            id,
+                            params.client_id,
+                            params.environment,
+                            params.status,
+                            params.idempotency_key,
+                            params.fingerprint,
+                            // `imports.request` stays NULL: bodies live in `import_requests`.
+                            None::<&str>,
+                            params.tippgeber_externe_partner_id,
+                            params.tippgeber_partner_id,
+                            params.europace_vorgangsnummer,
+                            params.crm_kennung,
+                            params.messages,
+                            params.failure,
+                            params.attempts,
+                            params.created_at,
+                            params.updated_at,
+                        ])
+                    })
+                    .map_err(map)?;
+                if inserted == 0 {
+                    return Ok(false);
+                }
+                if let Some(body) = &params.request {
+                    execute(connection, INSERT_BODY, params![id, body], CONTEXT)?;
+                }
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Applies a state change if the import is still in state `from`; see `transition` in the
+    /// `adapter` module for what happens to the body.
+    async fn transition_row(
+        &self,
+        id: Uuid,
+        from: vorgang_core::ImportStatus,
+        change: ChangeParams,
+    ) -> Result<bool, StoreError> {
+        const CONTEXT: &str = "transition import";
+        self.imports
+            .write(CONTEXT, move |connection| {
+                let id = Self::id_param(id);
+                // Never names `imports.request`, so the trigger of migration 0002 stays quiet;
+                // returns a body a build before 0002 left there.
+                let legacy: Option<Option<String>> = connection
+                    .prepare_cached(TRANSITION_KEEP)
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(
+                                params![
+                                    id,
+                                    change.status,
+                                    change.tippgeber_partner_id,
+                                    change.europace_vorgangsnummer,
+                                    change.crm_kennung,
+                                    change.messages,
+                                    change.failure,
+                                    change.attempts,
+                                    change.updated_at,
+                                    from.as_str(),
+                                ],
+                                |row| row.get(0),
+                            )
+                            .optional()
+                    })
+                    .map_err(|err| map_rusqlite(CONTEXT, &err))?;
+                let Some(legacy) = legacy else {
+                    return Ok(false);
+                };
+                match (change.body, legacy) {
+                    (BodyParam::Keep, None) => {}
+                    // Kept, but still where the previous build put it: move it over.
+                    (BodyParam::Keep, Some(legacy)) => {
+                        execute(
+                            connection,
+                            crate::adapter::CLEAR_LEGACY_BODY,
+                            [&id],
+                            CONTEXT,
+                        )?;
+                        execute(connection, UPSERT_BODY, params![id, legacy], CONTEXT)?;
+                    }
+                    (BodyParam::Drop, legacy) => {
+                        execute(connection, crate::adapter::DELETE_BODY, [&id], CONTEXT)?;
+                        if legacy.is_some() {
+                            execute(
+                                connection,
+                                crate::adapter::CLEAR_LEGACY_BODY,
+                                [&id],
+                                CONTEXT,
+                            )?;
+                        }
+                    }
+                    (BodyParam::Store(body), legacy) => {
+                        // Clearing a legacy body first: its trigger deletes the row that
+                        // the upsert then writes.
+                        if legacy.is_some() {
+                            execute(
+                                connection,
+                                crate::adapter::CLEAR_LEGACY_BODY,
+                                [&id],
+                                CONTEXT,
+                            )?;
+                        }
+                        execute(connection, UPSERT_BODY, params![id, body], CONTEXT)?;
+                    }
+                }
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Deletes finished imports last changed before `cutoff`, a chunk per write.
+    async fn purge_rows(&self, cutoff: String) -> Result<u64, StoreError> {
+        const CONTEXT: &str = "purge imports";
+        let cutoff = Arc::new(cutoff);
+        let mut total: u64 = 0;
+        loop {
+            let cutoff = Arc::clone(&cutoff);
+            let deleted = self
+                .imports
+                .write(CONTEXT, move |connection| {
+                    execute(
+                        connection,
+                        PURGE_CHUNK,
+                        params![
+                            vorgang_core::ImportStatus::Completed.as_str(),
+                            vorgang_core::ImportStatus::Failed.as_str(),
+                            cutoff.as_str(),
+                        ],
+                        CONTEXT,
+                    )
+                })
+                .await?;
+            total = total.saturating_add(u64::try_from(deleted).unwrap_or(u64::MAX));
+            if deleted < PURGE_CHUNK_ROWS {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Upserts a Tippgeber's partnerId.
+    async fn save_mapping(
+        &self,
+        environment: &'static str,
+        externe_partner_id: &str,
+        partner_id: &str,
+    ) -> Result<(), StoreError> {
+        const CONTEXT: &str = "save tippgeber partnerId";
+        let (externe_partner_id, partner_id) =
+            (externe_partner_id.to_owned(), partner_id.to_owned());
+        self.imports
+            .write(CONTEXT, move |connection| {
+                execute(
+                    connection,
+                    crate::adapter::UPSERT_TIPPGEBER,
+                    params![environment, externe_partner_id, partner_id],
+                    CONTEXT,
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    /// Refreshes the readiness row through the writer thread: `Ok` means a write committed there.
+    async fn heartbeat(&self, now: String) -> Result<(), StoreError> {
+        const CONTEXT: &str = "ping database (heartbeat write)";
+        self.imports
+            .write(CONTEXT, move |connection| {
+                execute(connection, crate::adapter::HEARTBEAT, [&now], CONTEXT).map(|_| ())
+            })
+            .await
+    }
+}
+
+/// Runs one statement of the writer thread (prepared once, cached); how many rows it changed.
+///
+/// The shared statements of the `adapter` module use `$n` placeholders; SQLite numbers such
+/// named parameters in order of first appearance, and in each of them `$1`, `$2`, … first
+/// appear in that order, so binding by position binds `$n` to the n-th value.
+fn execute(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    values: impl rusqlite::Params,
+    context: &'static str,
+) -> Result<usize, StoreError> {
+    connection
+        .prepare_cached(sql)
+        .and_then(|mut statement| statement.execute(values))
+        .map_err(|err| map_rusqlite(context, &err))
 }
 
 /// Whether a `sqlite:` URL asks for a missing file to be created (`mode=rwc`).

@@ -111,7 +111,27 @@ async fn sqlite_in_memory_works() {
         imports.insert(&record).await.unwrap(),
         InsertOutcome::Inserted
     );
-    assert_eq!(imports.get(record.id).await.unwrap(), Some(record));
+    assert_eq!(imports.get(record.id).await.unwrap(), Some(record.clone()));
+    // Written by the writer thread, read by the sqlx connection: one database (issue 10).
+    let mut done = record.clone();
+    done.status = ImportStatus::Completed;
+    done.request = None;
+    assert!(
+        imports
+            .transition(
+                record.id,
+                ImportStatus::Accepted,
+                &vorgang_core::ImportChange::between(&record, &done)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(imports.get(record.id).await.unwrap(), Some(done));
+    imports.ping().await.unwrap();
+    // Each `sqlite::memory:` is a database of its own.
+    let other = Store::connect("sqlite::memory:").await.unwrap();
+    assert_eq!(other.as_import_store().get(record.id).await.unwrap(), None);
+    other.close().await;
     store.close().await;
 }
 

@@ -831,8 +831,29 @@ mod cases {
     }
 
     pub async fn closed_store_is_unavailable(store: &Store) {
+        let imports = store.as_import_store();
+        let record = import("client-a", None, at(1_000, 0));
+        imports.insert(&record).await.unwrap();
         store.close().await;
-        let err = store.as_import_store().ping().await.unwrap_err();
+        let err = imports.ping().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        // The import writes (SQLite's writer thread, PostgreSQL's batching writer) too.
+        let err = imports
+            .insert(&import("client-a", None, at(2_000, 0)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        let mut done = record.clone();
+        done.status = ImportStatus::Failed;
+        done.request = None;
+        let err = imports
+            .transition(
+                record.id,
+                ImportStatus::Accepted,
+                &ImportChange::between(&record, &done),
+            )
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use vorgang_core::model::Environment;
-use vorgang_core::{EuropaceError, KexImported};
+use vorgang_core::{EuropaceError, KexBody, KexImported};
 use wiremock::matchers::{
     bearer_token, body_json, body_string_contains, header, method, path, query_param,
     query_param_is_missing,
@@ -11,6 +11,11 @@ use wiremock::matchers::{
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::{KEX_SCOPE, RawPeer, TRACE, client, config, mount_token, trace};
+
+/// The Vorgang as the use case hands it to the adapter: serialised once.
+fn body() -> KexBody {
+    KexBody::from_value(&vorgang()).expect("serialisable")
+}
 
 fn vorgang() -> serde_json::Value {
     serde_json::from_str(
@@ -46,7 +51,7 @@ async fn import(
 ) -> Result<KexImported, EuropaceError> {
     client(config(server))
         .kex_importer()
-        .import(environment, &vorgang(), &trace())
+        .import(environment, &body(), &trace())
         .await
 }
 
@@ -118,12 +123,8 @@ async fn messages_may_be_absent_or_objects() {
         .await;
     let importer = client(config(&server)).kex_importer();
 
-    let first = importer
-        .import(Environment::Test, &vorgang(), &trace())
-        .await;
-    let second = importer
-        .import(Environment::Test, &vorgang(), &trace())
-        .await;
+    let first = importer.import(Environment::Test, &body(), &trace()).await;
+    let second = importer.import(Environment::Test, &body(), &trace()).await;
 
     assert_eq!(
         first.map(|i| i.messages),
@@ -363,7 +364,7 @@ async fn answer_slower_than_request_timeout_is_in_doubt() {
 
     let imported = client(config)
         .kex_importer()
-        .import(Environment::Test, &vorgang(), &trace())
+        .import(Environment::Test, &body(), &trace())
         .await;
 
     assert_eq!(
@@ -383,7 +384,7 @@ async fn refused_connection_is_unavailable() {
 
     let imported = client(config)
         .kex_importer()
-        .import(Environment::Test, &vorgang(), &trace())
+        .import(Environment::Test, &body(), &trace())
         .await;
 
     assert_eq!(
@@ -405,7 +406,7 @@ async fn connection_closed_after_sending_is_in_doubt() {
 
     let imported = client(config)
         .kex_importer()
-        .import(Environment::Test, &vorgang(), &trace())
+        .import(Environment::Test, &body(), &trace())
         .await;
 
     assert_eq!(
@@ -431,7 +432,7 @@ async fn success_answer_cut_off_is_in_doubt() {
 
     let imported = client(config)
         .kex_importer()
-        .import(Environment::Test, &vorgang(), &trace())
+        .import(Environment::Test, &body(), &trace())
         .await;
 
     assert_eq!(

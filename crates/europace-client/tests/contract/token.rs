@@ -89,7 +89,8 @@ async fn token_is_cached_across_calls() {
     mount_token(&server, KEX_SCOPE, "tok-1", 3600, 1).await;
     mount_kex_created(&server, 2).await;
     let importer = client(config(&server)).kex_importer();
-    let body = serde_json::json!({"a": 1});
+    let body =
+        vorgang_core::KexBody::from_value(&serde_json::json!({"a": 1})).expect("serialisable");
 
     for _ in 0..2 {
         let imported = importer.import(Environment::Test, &body, &trace()).await;
@@ -156,7 +157,9 @@ async fn concurrent_imports_share_one_token_request() {
         .await;
     mount_kex_created(&server, 100).await;
     let importer = client(config(&server)).kex_importer();
-    let body = Arc::new(serde_json::json!({"a": 1}));
+    let body = Arc::new(
+        vorgang_core::KexBody::from_value(&serde_json::json!({"a": 1})).expect("serialisable"),
+    );
 
     let mut tasks = JoinSet::new();
     for _ in 0..100 {

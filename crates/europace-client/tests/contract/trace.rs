@@ -99,7 +99,11 @@ async fn every_exchange_continues_the_trace_with_a_span_of_its_own_and_is_observ
     assert_eq!(created.as_deref(), Ok("NEW01"));
     let imported = client
         .kex_importer()
-        .import(Environment::Test, &serde_json::json!({}), &trace())
+        .import(
+            Environment::Test,
+            &vorgang_core::KexBody::from_value(&serde_json::json!({})).unwrap(),
+            &trace(),
+        )
         .await;
     assert!(imported.is_ok(), "{imported:?}");
 
@@ -209,9 +213,13 @@ async fn failed_and_unreadable_exchanges_are_observed_by_their_outcome() {
     let kex = client.kex_importer();
     for _ in 0..2 {
         assert!(
-            kex.import(Environment::Test, &serde_json::json!({}), &trace())
-                .await
-                .is_err()
+            kex.import(
+                Environment::Test,
+                &vorgang_core::KexBody::from_value(&serde_json::json!({})).unwrap(),
+                &trace()
+            )
+            .await
+            .is_err()
         );
     }
 

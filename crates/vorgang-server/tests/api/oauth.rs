@@ -1,4 +1,4 @@
-//! Our authorization server beyond the token endpoint (DESIGN §5, issue 12 point 5): token
+//! Our authorization server beyond the token endpoint (docs/reference/http-api.md, issue 12 point 5): token
 //! introspection (RFC 7662), token revocation (RFC 7009), the metadata document (RFC 8414),
 //! `clients add --scope` and revocation that applies to the next request on every replica
 //! without a database read per request (issue 10). Real server over HTTP, real databases.

@@ -1,7 +1,7 @@
 //! Issue 11 (3, 5): every answer carries `X-Request-Id` (the request's own when it is 1–128
 //! visible ASCII characters, else a new one), every problem body names it as `requestId`, a W3C
 //! `traceparent` is continued on every Europace call, and a replayed answer says so
-//! (`Idempotent-Replayed: true`). DESIGN §5.
+//! (`Idempotent-Replayed: true`). docs/reference/http-api.md.
 
 use std::collections::BTreeSet;
 
