@@ -192,6 +192,63 @@ mod tests {
         }
     }
 
+    /// Every `"title"`, `"detail"` and `"error_description"` quoted in the JSON examples of the
+    /// partner guides is a text of the catalogue in the guide's language: the guides cannot
+    /// drift from what the service answers.
+    #[test]
+    fn the_partner_guides_quote_the_catalogue() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        // The parameters the guides' examples use.
+        let at = Position {
+            line: 12,
+            column: 5,
+        };
+        let with_parameters: Vec<Texts> = vec![
+            Malformed::DuplicateKey {
+                object: "/tippgeber".into(),
+                at,
+            }
+            .texts(),
+            Detail::ValidationFailed { count: 4 }.texts(),
+            Detail::TooLarge { max_bytes: 262_144 }.texts(),
+            Detail::RateLimited { per_minute: 600 }.texts(),
+            Invalid::OutOfRange { min: 1, max: 120 }.texts(),
+            Invalid::NotOneOf {
+                values: "HERR, FRAU".into(),
+            }
+            .texts(),
+        ];
+        for (file, lang) in [
+            ("partner-guide.md", Lang::De),
+            ("partner-guide.en.md", Lang::En),
+        ] {
+            let text = std::fs::read_to_string(docs.join(file)).unwrap();
+            let known: Vec<String> = every_message()
+                .into_iter()
+                .map(|(_, texts)| texts)
+                .chain(with_parameters.iter().cloned())
+                .map(|texts| texts.get(lang).into_owned())
+                .collect();
+            let mut quoted = 0;
+            for key in [
+                "\"title\": \"",
+                "\"detail\": \"",
+                "\"error_description\": \"",
+            ] {
+                for (start, _) in text.match_indices(key) {
+                    let rest = &text[start + key.len()..];
+                    let value = &rest[..rest.find('"').unwrap()];
+                    assert!(
+                        known.iter().any(|k| k == value),
+                        "{file}: {value:?} is no {lang:?} text of the catalogue"
+                    );
+                    quoted += 1;
+                }
+            }
+            assert!(quoted >= 30, "{file}: only {quoted} texts quoted");
+        }
+    }
+
     #[test]
     fn text_picks_the_language() {
         assert_eq!(Invalid::Required.text(Lang::De), "ist erforderlich");
