@@ -298,3 +298,62 @@ impl ToSchema for ImportProblem {
         <Problem as ToSchema>::schemas(schemas);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use i18n::Invalid;
+
+    use super::*;
+
+    fn violation(pointer: &str, detail: Invalid) -> Violation {
+        Violation {
+            pointer: pointer.to_owned(),
+            detail,
+        }
+    }
+
+    #[test]
+    fn a_problem_is_written_in_the_current_language_and_says_so() {
+        let violations = [
+            violation("/tippgeber/vorname", Invalid::Required),
+            violation(
+                "/vorgang/finanzbedarf/finanzierungswunsch/laufzeitInMonaten",
+                Invalid::OutOfRange { min: 1, max: 120 },
+            ),
+        ];
+        let german = Problem::validation(&violations);
+        let english = crate::language::sync_scope(Lang::En, || Problem::validation(&violations));
+        assert_eq!(german.lang(), Lang::De, "German outside a request");
+        assert_eq!(german.title, "Validierung fehlgeschlagen");
+        assert_eq!(
+            german.detail,
+            "2 Feld(er) verletzen die Regeln; siehe errors"
+        );
+        assert_eq!(german.errors[1].detail, "muss zwischen 1 und 120 liegen");
+        assert_eq!(english.title, "Validation failed");
+        assert_eq!(english.errors[0].detail, "required");
+        let pointers = |p: &Problem| {
+            p.errors
+                .iter()
+                .map(|e| e.pointer.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pointers(&german), pointers(&english));
+        assert_eq!(german.type_uri, english.type_uri);
+
+        let response = english.error_response();
+        assert_eq!(
+            response.headers().get(header::CONTENT_LANGUAGE).unwrap(),
+            "en"
+        );
+        assert_eq!(
+            response.headers().get(header::VARY).unwrap(),
+            "Accept-Language"
+        );
+        let response = german.error_response();
+        assert_eq!(
+            response.headers().get(header::CONTENT_LANGUAGE).unwrap(),
+            "de"
+        );
+    }
+}

@@ -308,9 +308,15 @@ mod tests {
             header_of(&response, "content-type"),
             "application/problem+json"
         );
+        assert_eq!(header_of(&response, "content-language"), "de");
         let body = body_json(&read_body(response).await);
         assert_eq!(body["requestId"], "id-actix");
         assert_eq!(body["status"], 500);
+        assert_eq!(body["title"], "Interner Fehler");
+        assert_eq!(
+            body["detail"],
+            "die Anfrage konnte nicht verarbeitet werden (HTTP 500)"
+        );
         assert_eq!(
             body["type"],
             "https://api.drkleinservice.de/problems/internal-error"
@@ -326,10 +332,12 @@ mod tests {
         let request = TestRequest::post()
             .uri("/json")
             .insert_header(("Content-Type", "application/json"))
+            .insert_header(("Accept-Language", "en-GB"))
             .set_payload("{\"zqx-erika\": ")
             .to_request();
         let response = call_service(&app, request).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(header_of(&response, "content-language"), "en");
         let id = header_of(&response, "x-request-id");
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
         let bytes = read_body(response).await;
@@ -342,6 +350,10 @@ mod tests {
         assert_eq!(
             body["type"],
             "https://api.drkleinservice.de/problems/malformed-request"
+        );
+        assert_eq!(
+            body["detail"],
+            "the request could not be processed (Bad Request)"
         );
     }
 
@@ -365,6 +377,7 @@ mod tests {
         .await;
         let request = TestRequest::default()
             .insert_header(("X-Request-Id", "id-err"))
+            .insert_header(("Accept-Language", "de;q=0.1, en"))
             .to_request();
         let Err(error) = try_call_service(&app, request).await else {
             panic!("the inner layer's error is passed on");
@@ -372,6 +385,7 @@ mod tests {
         let response = error.error_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(header_of(&response, "x-request-id"), "id-err");
+        assert_eq!(header_of(&response, "content-language"), "en");
         assert_eq!(
             header_of(&response, "content-type"),
             "application/problem+json"
