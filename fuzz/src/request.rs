@@ -2,10 +2,11 @@
 //!
 //! Compiled twice: into the `vorgang-fuzz` crate for the `parse_request` target, and by
 //! `crates/vorgang-server/tests/fuzz_seeds.rs` (`#[path]`), which replays the committed seeds on
-//! stable Rust. So this file may use only crates both have: `vorgang_model`, `serde_json`,
-//! `chrono`.
+//! stable Rust. So this file may use only crates both have: `vorgang_model`, `i18n`,
+//! `serde_json`, `chrono`.
 
 use chrono::NaiveDate;
+use i18n::Lang;
 use serde_json::Value;
 use vorgang_model::{RequestError, parse_import_request_at, render_partner_line};
 
@@ -58,10 +59,12 @@ pub fn parse_request(data: &[u8]) {
                     "not a JSON pointer: {}",
                     violation.pointer
                 );
-                assert!(
-                    !violation.detail.contains(SECRET_MARKER),
-                    "a detail repeats a submitted value"
-                );
+                for lang in Lang::ALL {
+                    assert!(
+                        !violation.detail.text(lang).contains(SECRET_MARKER),
+                        "a detail repeats a submitted value"
+                    );
+                }
                 for secret in &secrets {
                     assert!(
                         !violation.pointer.contains(secret.as_str()),
@@ -70,12 +73,16 @@ pub fn parse_request(data: &[u8]) {
                 }
             }
         }
-        Err(RequestError::Malformed(message)) => {
+        Err(RequestError::Malformed(malformed)) => {
             // Our own fixed texts; only a duplicate key's pointer names keys of the body.
-            assert!(
-                !message.contains(SECRET_MARKER) || message.starts_with("duplicate key"),
-                "a malformed-body message repeats the body"
-            );
+            for lang in Lang::ALL {
+                let message = malformed.text(lang);
+                assert!(
+                    !message.contains(SECRET_MARKER)
+                        || matches!(malformed, i18n::Malformed::DuplicateKey { .. }),
+                    "a malformed-body message repeats the body"
+                );
+            }
         }
     }
 }

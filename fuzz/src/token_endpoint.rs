@@ -4,7 +4,7 @@
 //!
 //! Compiled twice: into the `vorgang-fuzz` crate for the `token_endpoint` target, and by
 //! `crates/vorgang-server/tests/fuzz_seeds.rs` (`#[path]`), which replays the committed seeds on
-//! stable Rust. So this file may use only crates both have: `auth`, `base64`, `url`.
+//! stable Rust. So this file may use only crates both have: `auth`, `i18n`, `base64`, `url`.
 
 use auth::clients::{MAX_CREDENTIAL_LEN, is_valid_scope_token};
 use auth::fuzzing::{CheckedTokenRequest, check_token_request, parse_basic};
@@ -127,7 +127,9 @@ fn check_refusal(error: &OAuthError) {
         error.status == 401,
         "WWW-Authenticate goes with 401 only"
     );
-    assert_eq!(error.body()["error"], error.error);
+    for lang in i18n::Lang::ALL {
+        assert_eq!(error.body(lang)["error"], error.error);
+    }
 }
 
 /// Decodes `value` as HTTP Basic credentials; whatever decodes must encode and decode again to

@@ -78,7 +78,7 @@
 //!         remote_ip: None,
 //!     })
 //!     .await
-//!     .map_err(|e| e.description)?;
+//!     .map_err(|e| e.to_string())?;
 //!
 //! let header = format!("Bearer {}", answer.access_token);
 //! let claims = validator.authorize_import(Some(&header), &registry).await?;

@@ -324,16 +324,17 @@ impl TokenError {
         }
     }
 
-    /// A human description for the problem+json `detail`, echoing nothing of the request.
+    /// The problem+json `detail`, a message id of the catalogue (rendered by the server in the
+    /// request's language), echoing nothing of the request.
     #[must_use]
-    pub fn description(&self) -> &'static str {
+    pub fn detail(&self) -> i18n::Detail {
         match self {
-            Self::Missing => "A bearer access token is required.",
-            Self::Invalid(_) => "The access token is invalid.",
-            Self::Expired => "The access token expired.",
-            Self::Revoked => "The client of this access token was revoked.",
-            Self::InsufficientScope { .. } => "The access token lacks the required scope.",
-            Self::Unavailable => "Authorization is temporarily unavailable.",
+            Self::Missing => i18n::Detail::TokenMissing,
+            Self::Invalid(_) => i18n::Detail::TokenInvalid,
+            Self::Expired => i18n::Detail::TokenExpired,
+            Self::Revoked => i18n::Detail::ClientRevoked,
+            Self::InsufficientScope { .. } => i18n::Detail::ScopeMissing,
+            Self::Unavailable => i18n::Detail::AuthorizationUnavailable,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use i18n::{Lang, OAuth};
 use serde::Serialize;
 
 use crate::clients::{AuthOutcome, ClientRegistry, MAX_CREDENTIAL_LEN, is_valid_scope_token};
@@ -91,14 +92,18 @@ impl std::fmt::Debug for TokenResponse {
 }
 
 /// An error answer (RFC 6749 §5.2). The description never contains a submitted value.
+///
+/// `description` is a message id of the catalogue ([`i18n::OAuth`]): the server renders it in the
+/// request's language ([`body`](Self::body)); `error` is the same in every language. `Display`
+/// is English, for logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{error}: {description}")]
+#[error("{error}: {}", .description.text(Lang::En))]
 pub struct OAuthError {
     /// The error code: `invalid_request`, `invalid_client`, `unsupported_grant_type`,
     /// `invalid_scope`, `slow_down`, `temporarily_unavailable` or `server_error`.
     pub error: &'static str,
-    /// `error_description`.
-    pub description: String,
+    /// `error_description`, as a message id.
+    pub description: OAuth,
     /// HTTP status: 400, 401 (`invalid_client`), 413 (`invalid_request` for a body over the
     /// limit), 429 (`slow_down`), 500 or 503.
     pub status: u16,
@@ -116,10 +121,10 @@ struct OAuthErrorBody<'a> {
 }
 
 impl OAuthError {
-    fn new(error: &'static str, status: u16, description: impl Into<String>) -> Self {
+    fn new(error: &'static str, status: u16, description: OAuth) -> Self {
         Self {
             error,
-            description: description.into(),
+            description,
             status,
             www_authenticate: None,
             retry_after: None,
@@ -128,7 +133,7 @@ impl OAuthError {
 
     /// `invalid_request`, 400.
     #[must_use]
-    pub fn invalid_request(description: impl Into<String>) -> Self {
+    pub fn invalid_request(description: OAuth) -> Self {
         Self::new("invalid_request", 400, description)
     }
 
@@ -139,13 +144,13 @@ impl OAuthError {
         Self::new(
             "invalid_request",
             413,
-            format!("the request body must not exceed {limit} bytes"),
+            OAuth::RequestTooLarge { max_bytes: limit },
         )
     }
 
     /// `invalid_client`, 401 with `WWW-Authenticate: Basic realm="vorgang"`.
     #[must_use]
-    pub fn invalid_client(description: impl Into<String>) -> Self {
+    pub fn invalid_client(description: OAuth) -> Self {
         Self {
             www_authenticate: Some(format!("Basic realm=\"{REALM}\"")),
             ..Self::new("invalid_client", 401, description)
@@ -155,28 +160,20 @@ impl OAuthError {
     /// `unsupported_grant_type`, 400.
     #[must_use]
     pub fn unsupported_grant_type() -> Self {
-        Self::new(
-            "unsupported_grant_type",
-            400,
-            "only grant_type=client_credentials is supported",
-        )
+        Self::new("unsupported_grant_type", 400, OAuth::UnsupportedGrantType)
     }
 
     /// `invalid_scope`, 400.
     #[must_use]
-    pub fn invalid_scope(description: impl Into<String>) -> Self {
+    pub fn invalid_scope(description: OAuth) -> Self {
         Self::new("invalid_scope", 400, description)
     }
 
     /// `insufficient_scope`, 403: the authenticated client lacks `scope` (RFC 6750 §3.1's code,
     /// used by the introspection endpoint for its callers).
     #[must_use]
-    pub fn insufficient_scope(scope: &str) -> Self {
-        Self::new(
-            "insufficient_scope",
-            403,
-            format!("the client lacks the scope {scope}"),
-        )
+    pub fn insufficient_scope(scope: &'static str) -> Self {
+        Self::new("insufficient_scope", 403, OAuth::LacksScope { scope })
     }
 
     /// `slow_down`, 429 with `Retry-After`.
@@ -184,11 +181,7 @@ impl OAuthError {
     pub fn slow_down(retry_after: u64) -> Self {
         Self {
             retry_after: Some(retry_after),
-            ..Self::new(
-                "slow_down",
-                429,
-                "too many failed authentication attempts; retry later",
-            )
+            ..Self::new("slow_down", 429, OAuth::SlowDown)
         }
     }
 
@@ -200,7 +193,7 @@ impl OAuthError {
             ..Self::new(
                 "temporarily_unavailable",
                 503,
-                "the authorization server is temporarily unavailable",
+                OAuth::TemporarilyUnavailable,
             )
         }
     }
@@ -208,15 +201,16 @@ impl OAuthError {
     /// `server_error`, 500.
     #[must_use]
     pub fn server_error() -> Self {
-        Self::new("server_error", 500, "the token could not be issued")
+        Self::new("server_error", 500, OAuth::ServerError)
     }
 
-    /// The JSON body: `{"error":…,"error_description":…}`.
+    /// The JSON body in `lang`: `{"error":…,"error_description":…}` (only the description is
+    /// translated).
     #[must_use]
-    pub fn body(&self) -> serde_json::Value {
+    pub fn body(&self, lang: Lang) -> serde_json::Value {
         serde_json::to_value(OAuthErrorBody {
             error: self.error,
-            error_description: &self.description,
+            error_description: &self.description.text(lang),
         })
         .unwrap_or_else(|_| serde_json::json!({ "error": self.error }))
     }
@@ -334,9 +328,7 @@ impl TokenEndpoint {
             None => client.scopes.clone(),
             Some(requested) => {
                 if let Some(_missing) = requested.iter().find(|s| !client.scopes.contains(s)) {
-                    return Err(OAuthError::invalid_scope(
-                        "the requested scope exceeds the scopes granted to the client",
-                    ));
+                    return Err(OAuthError::invalid_scope(OAuth::ScopeNotGranted));
                 }
                 requested
             }
@@ -485,7 +477,7 @@ impl TokenEndpoint {
                 // Unknown ids are counted per IP only, so the map holds real clients only.
                 reservation.failed_per_ip_only();
                 tracing::info!("token endpoint: unknown client");
-                return Err(OAuthError::invalid_client("client authentication failed"));
+                return Err(OAuthError::invalid_client(OAuth::AuthenticationFailed));
             }
             failure => {
                 reservation.failed();
@@ -494,7 +486,7 @@ impl TokenEndpoint {
                     outcome = ?failure,
                     "token endpoint: client authentication failed"
                 );
-                return Err(OAuthError::invalid_client("client authentication failed"));
+                return Err(OAuthError::invalid_client(OAuth::AuthenticationFailed));
             }
         };
         Ok(client)
@@ -509,11 +501,7 @@ impl TokenEndpoint {
 /// # Errors
 /// `invalid_request` (400), naming no submitted value.
 pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
-    let malformed = || {
-        OAuthError::invalid_request(
-            "the form body is malformed (not UTF-8 or a bad percent-encoding)",
-        )
-    };
+    let malformed = || OAuthError::invalid_request(OAuth::MalformedForm);
     let body = std::str::from_utf8(body).map_err(|_| malformed())?;
     body.split('&')
         .filter(|pair| !pair.is_empty())
@@ -535,7 +523,7 @@ pub(crate) fn parse(req: &TokenRequest) -> Result<Parsed, OAuthError> {
     let [grant_type, scope, form_id, form_secret] = known_parameters(&req.form, KNOWN_PARAMETERS)?;
 
     match grant_type {
-        None => return Err(OAuthError::invalid_request("grant_type is missing")),
+        None => return Err(OAuthError::invalid_request(OAuth::GrantTypeMissing)),
         Some(CLIENT_CREDENTIALS) => {}
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
     }
@@ -547,7 +535,7 @@ pub(crate) fn parse(req: &TokenRequest) -> Result<Parsed, OAuthError> {
             let mut scopes: Vec<String> = Vec::new();
             for token in scope.split(' ').filter(|s| !s.is_empty()) {
                 if !is_valid_scope_token(token) {
-                    return Err(OAuthError::invalid_scope("scope is malformed"));
+                    return Err(OAuthError::invalid_scope(OAuth::ScopeMalformed));
                 }
                 if !scopes.iter().any(|s| s == token) {
                     scopes.push(token.to_owned());
@@ -583,7 +571,7 @@ fn parse_token_management(req: &TokenRequest) -> Result<ManagementRequest, OAuth
     let [token, _hint, form_id, form_secret] = known_parameters(&req.form, MANAGEMENT_PARAMETERS)?;
     let (client_id, secret) = client_credentials(req, form_id, form_secret)?;
     let Some(token) = token else {
-        return Err(OAuthError::invalid_request("token is missing"));
+        return Err(OAuthError::invalid_request(OAuth::TokenMissing));
     };
     Ok(ManagementRequest {
         client_id,
@@ -605,10 +593,9 @@ fn known_parameters<'a, const N: usize>(
         }
         if let Some(index) = names.iter().position(|known| known == name) {
             if params[index].is_some() {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {} is repeated",
-                    names[index]
-                )));
+                return Err(OAuthError::invalid_request(OAuth::ParameterRepeated {
+                    name: names[index],
+                }));
             }
             params[index] = Some(value);
         }
@@ -631,46 +618,36 @@ fn client_credentials(
     let (client_id, secret) = match authorization {
         Some(header) => {
             if form_secret.is_some() {
-                return Err(OAuthError::invalid_request(
-                    "more than one client authentication method used",
-                ));
+                return Err(OAuthError::invalid_request(OAuth::TwoAuthenticationMethods));
             }
             let (id, secret) = parse_basic(header)?;
             if form_id.is_some_and(|form_id| form_id != id) {
-                return Err(OAuthError::invalid_request(
-                    "client_id differs from the authenticated client",
-                ));
+                return Err(OAuthError::invalid_request(OAuth::ClientIdMismatch));
             }
             (id, secret)
         }
         None => match (form_id, form_secret) {
             (Some(id), Some(secret)) => (id.to_owned(), secret.to_owned()),
             (None, Some(_)) => {
-                return Err(OAuthError::invalid_request(
-                    "client_secret without client_id",
-                ));
+                return Err(OAuthError::invalid_request(OAuth::SecretWithoutId));
             }
             (Some(_), None) | (None, None) => {
-                return Err(OAuthError::invalid_client(
-                    "client authentication required (HTTP Basic or client_id and client_secret)",
-                ));
+                return Err(OAuthError::invalid_client(OAuth::AuthenticationRequired));
             }
         },
     };
     if client_id.len() > MAX_CREDENTIAL_LEN || secret.len() > MAX_CREDENTIAL_LEN {
-        return Err(OAuthError::invalid_client("client authentication failed"));
+        return Err(OAuthError::invalid_client(OAuth::AuthenticationFailed));
     }
     Ok((client_id, secret))
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1).
 pub(crate) fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
-    let malformed = || OAuthError::invalid_client("malformed HTTP Basic credentials");
+    let malformed = || OAuthError::invalid_client(OAuth::MalformedBasic);
     let (scheme, encoded) = header.split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("Basic") {
-        return Err(OAuthError::invalid_client(
-            "unsupported authentication scheme; use HTTP Basic",
-        ));
+        return Err(OAuthError::invalid_client(OAuth::UnsupportedScheme));
     }
     let decoded = BASE64_LENIENT
         .decode(encoded.trim())
@@ -809,7 +786,16 @@ mod tests {
     #[test]
     fn error_bodies_and_debug_hide_values() {
         let error = OAuthError::slow_down(7);
-        assert_eq!(error.body()["error"], "slow_down");
+        assert_eq!(error.body(Lang::En)["error"], "slow_down");
+        assert_eq!(error.body(Lang::De)["error"], "slow_down");
+        assert_eq!(
+            error.body(Lang::En)["error_description"],
+            "too many failed authentication attempts; retry later"
+        );
+        assert_eq!(
+            error.body(Lang::De)["error_description"],
+            "zu viele fehlgeschlagene Anmeldeversuche; bitte später erneut versuchen"
+        );
         assert_eq!(error.retry_after, Some(7));
         let req = TokenRequest {
             authorization: Some("Basic c2VjcmV0".into()),

@@ -6,6 +6,7 @@ mod support;
 use std::net::IpAddr;
 
 use auth::{OAuthError, TokenRequest};
+use i18n::Lang;
 use secrecy::{ExposeSecret as _, SecretString};
 use support::*;
 
@@ -16,7 +17,16 @@ fn assert_invalid_client(error: &OAuthError) {
         error.www_authenticate.as_deref(),
         Some("Basic realm=\"vorgang\"")
     );
-    assert_eq!(error.body()["error"], "invalid_client");
+    for lang in Lang::ALL {
+        assert_eq!(error.body(lang)["error"], "invalid_client");
+    }
+}
+
+/// The error's description in both languages, for checks that nothing submitted is echoed.
+fn descriptions(error: &OAuthError) -> String {
+    Lang::ALL
+        .map(|lang| error.description.text(lang).into_owned())
+        .join("\n")
 }
 
 fn ip(last: u8) -> Option<IpAddr> {
@@ -112,8 +122,8 @@ async fn wrong_secret_is_invalid_client() {
     ] {
         let error = f.request(req).await.unwrap_err();
         assert_invalid_client(&error);
-        assert!(!error.description.contains("not-the-secret"));
-        assert!(!error.description.contains(&client.client_id));
+        assert!(!descriptions(&error).contains("not-the-secret"));
+        assert!(!descriptions(&error).contains(&client.client_id));
     }
 }
 
@@ -127,7 +137,7 @@ async fn unknown_client_is_invalid_client() {
     ] {
         let error = f.request(req).await.unwrap_err();
         assert_invalid_client(&error);
-        assert!(!error.description.contains("drk_unknown"));
+        assert!(!descriptions(&error).contains("drk_unknown"));
     }
 }
 
@@ -205,8 +215,12 @@ async fn unsupported_grant_type() {
         assert_eq!(error.error, "unsupported_grant_type");
         assert_eq!(error.status, 400);
         assert_eq!(
-            error.body()["error_description"],
+            error.body(Lang::En)["error_description"],
             "only grant_type=client_credentials is supported"
+        );
+        assert_eq!(
+            error.body(Lang::De)["error_description"],
+            "nur grant_type=client_credentials wird unterstützt"
         );
     }
 }
@@ -221,7 +235,14 @@ async fn missing_grant_type_is_invalid_request() {
         let error = f.request(req).await.unwrap_err();
         assert_eq!(error.error, "invalid_request");
         assert_eq!(error.status, 400);
-        assert_eq!(error.body()["error_description"], "grant_type is missing");
+        assert_eq!(
+            error.body(Lang::En)["error_description"],
+            "grant_type is missing"
+        );
+        assert_eq!(
+            error.body(Lang::De)["error_description"],
+            "grant_type fehlt"
+        );
     }
 }
 
@@ -264,7 +285,7 @@ async fn scope_subset_is_granted_and_superset_is_invalid_scope() {
         let error = f.request(req).await.unwrap_err();
         assert_eq!(error.error, "invalid_scope");
         assert_eq!(error.status, 400);
-        assert!(!error.description.contains("admin"));
+        assert!(!descriptions(&error).contains("admin"));
     }
 
     let mut req = basic_request(&client.client_id, &secret);
@@ -289,7 +310,7 @@ async fn duplicate_parameters_are_invalid_request() {
         req.form.push((duplicate.into(), value));
         let error = f.request(req).await.unwrap_err();
         assert_eq!(error.error, "invalid_request", "{duplicate}");
-        assert!(!error.description.contains(secret.expose_secret()));
+        assert!(!descriptions(&error).contains(secret.expose_secret()));
     }
 }
 
@@ -312,7 +333,7 @@ async fn repeated_failures_are_throttled_with_retry_after() {
     assert_eq!(error.error, "slow_down");
     assert_eq!(error.status, 429);
     assert_eq!(error.retry_after, Some(50));
-    assert_eq!(error.body()["error"], "slow_down");
+    assert_eq!(error.body(Lang::De)["error"], "slow_down");
     assert_eq!(
         f.client_store.lookups(),
         lookups,

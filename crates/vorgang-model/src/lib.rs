@@ -2,6 +2,8 @@
 //!
 //! This crate has no I/O. It parses a partner's request body strictly (see [`parse_import_request`]),
 //! validates it and reports every violation as a JSON pointer, never echoing a submitted value.
+//! What is wrong is a message id of the catalogue ([`i18n::Invalid`], [`i18n::Malformed`]) with its
+//! parameters, not a text: the server renders it in the language of the answer.
 //!
 //! The `vorgang` part is checked against Europace's KEX Vorgang JSON schema, embedded in
 //! [`schema::SCHEMA_FILES`] and resolved once per process into [`schema::kex()`]: per type its
@@ -20,9 +22,10 @@
 //! partner sent inside `vorgang` unchanged, as the validated map (a typed round trip would drop
 //! unknown members and respell numbers), and every rule is checked on the resolved schema. They
 //! stay available for tooling and tests that want to read a Vorgang typed. `openapi` derives
-//! `utoipa::ToSchema` on [`Violation`] and [`Environment`] for the server's OpenAPI document.
+//! `utoipa::ToSchema` on [`Environment`] for the server's OpenAPI document.
 //!
 //! ```
+//! use i18n::{Invalid, Lang};
 //! use vorgang_model::{RequestError, parse_import_request};
 //!
 //! let body = br#"{
@@ -34,7 +37,9 @@
 //!     panic!("24.0 is not an integer");
 //! };
 //! assert_eq!(violations[0].pointer, "/vorgang/finanzbedarf/finanzierungswunsch/laufzeitInMonaten");
-//! assert_eq!(violations[0].detail, "must be an integer");
+//! assert_eq!(violations[0].detail, Invalid::NotInteger);
+//! assert_eq!(violations[0].detail.text(Lang::De), "muss eine ganze Zahl sein");
+//! assert_eq!(violations[0].detail.text(Lang::En), "must be an integer");
 //! ```
 
 mod environment;

@@ -6,21 +6,20 @@
 
 use std::cmp::Ordering;
 
-use serde::Serialize;
+use i18n::Invalid;
 
 /// One validation failure: where, and what is wrong — never the submitted value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+///
+/// `detail` is a message id of the catalogue with its parameters (a limit, the allowed values),
+/// not a text: the server renders it in the language of the answer
+/// (`detail.text(Lang::De)` is `ist erforderlich`, `detail.text(Lang::En)` is `required`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     /// JSON pointer (RFC 6901) into the request body, e.g. `/tippgeber/vorname`.
-    #[cfg_attr(
-        feature = "openapi",
-        schema(example = "/vorgang/antragsteller1/personendaten/vorname")
-    )]
     pub pointer: String,
-    /// What is wrong, without quoting the value, e.g. `required`, `must be one of: FRAU, HERR`.
-    #[cfg_attr(feature = "openapi", schema(example = "required"))]
-    pub detail: String,
+    /// What is wrong, without quoting the value, e.g. [`Invalid::Required`],
+    /// [`Invalid::NotOneOf`] with `HERR, FRAU`.
+    pub detail: Invalid,
 }
 
 /// Longest member name that an error pointer or a warning may quote.

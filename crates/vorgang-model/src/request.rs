@@ -1,6 +1,7 @@
 //! The partner's request: parsed strictly, validated completely.
 
 use chrono::NaiveDate;
+use i18n::{Invalid, Lang, Malformed};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -31,12 +32,13 @@ pub const PARTNER_ALIASES: [(&str, &str); 2] = [
     ("kundennummer", "kundenummer"),
 ];
 
-/// Why a request body was refused.
+/// Why a request body was refused. Both carry message ids of the catalogue ([`i18n`]), which
+/// the server renders in the language of the answer; `Display` is English (for logs and tests).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// Not JSON, not an object, duplicate keys, too deep, invalid UTF-8 (HTTP 400).
-    #[error("malformed request: {0}")]
-    Malformed(String),
+    #[error("malformed request: {}", .0.text(Lang::En))]
+    Malformed(Malformed),
     /// Well-formed but invalid: every violation found (HTTP 422).
     #[error("{} validation error(s)", .0.len())]
     Invalid(Vec<Violation>),
@@ -193,9 +195,9 @@ pub fn parse_import_request_at(
     today: NaiveDate,
 ) -> Result<ImportRequest, RequestError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(RequestError::Malformed(format!(
-            "body larger than {MAX_BODY_BYTES} bytes"
-        )));
+        return Err(RequestError::Malformed(Malformed::TooLarge {
+            max_bytes: MAX_BODY_BYTES,
+        }));
     }
     let mut root = strict_json::parse_object(body).map_err(RequestError::Malformed)?;
     let (tippgeber, kommentare, partner, warnings) = {
@@ -232,7 +234,7 @@ pub fn parse_import_request_at(
 fn internal(what: &'static str) -> RequestError {
     RequestError::Invalid(vec![Violation {
         pointer: format!("/{what}"),
-        detail: "required".to_owned(),
+        detail: Invalid::Required,
     }])
 }
 
@@ -267,7 +269,7 @@ fn check_root<'a>(ctx: &mut Ctx<'a>, root: &'a Map<String, Value>) -> Checked {
     }
     for required in REQUIRED_MEMBERS {
         if root.get(required).is_none_or(Value::is_null) {
-            ctx.violation_at(required, "required");
+            ctx.violation_at(required, Invalid::Required);
         }
     }
     if comment_count > MAX_KOMMENTARE {
@@ -277,9 +279,9 @@ fn check_root<'a>(ctx: &mut Ctx<'a>, root: &'a Map<String, Value>) -> Checked {
         }
         ctx.violation_at(
             "kommentare",
-            format!(
-                "at most {MAX_KOMMENTARE} comments in total (kommentare and vorgang.kommentare)"
-            ),
+            Invalid::TooManyComments {
+                max: MAX_KOMMENTARE,
+            },
         );
         ctx.path.clear();
     }
@@ -293,7 +295,7 @@ fn is_known_top_level(key: &str) -> bool {
 /// Checks `vorgang` (not null); returns the number of `vorgang.kommentare`.
 fn check_vorgang<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> usize {
     let Some(vorgang) = value.as_object() else {
-        ctx.violation("must be an object");
+        ctx.violation(Invalid::NotObject);
         return 0;
     };
     let kex = schema::kex();
@@ -318,14 +320,14 @@ fn check_required<'a>(ctx: &mut Ctx<'a>, map: &'a Map<String, Value>, path: &[&'
         return;
     };
     match map.get(first) {
-        None | Some(Value::Null) => ctx.violation_at(first, "required"),
+        None | Some(Value::Null) => ctx.violation_at(first, Invalid::Required),
         Some(Value::Object(inner)) if !rest.is_empty() => {
             ctx.path.push(Seg::Key(first));
             check_required(ctx, inner, rest);
             ctx.path.pop();
         }
         Some(Value::String(s)) if rest.is_empty() && s.trim().is_empty() => {
-            ctx.violation_at(first, "must not be empty");
+            ctx.violation_at(first, Invalid::Empty);
         }
         Some(_) => {}
     }
@@ -334,7 +336,7 @@ fn check_required<'a>(ctx: &mut Ctx<'a>, map: &'a Map<String, Value>, path: &[&'
 /// Checks the top-level `kommentare` (not null).
 fn check_kommentare(ctx: &mut Ctx<'_>, value: &Value) -> Vec<String> {
     let Some(items) = value.as_array() else {
-        ctx.violation("must be an array");
+        ctx.violation(Invalid::NotArray);
         return Vec::new();
     };
     let mut out = Vec::with_capacity(items.len());
@@ -343,7 +345,7 @@ fn check_kommentare(ctx: &mut Ctx<'_>, value: &Value) -> Vec<String> {
             Some(text) => out.push(text.to_owned()),
             None => {
                 ctx.path.push(Seg::Index(index));
-                ctx.violation("must be a string");
+                ctx.violation(Invalid::NotString);
                 ctx.path.pop();
             }
         }
@@ -360,16 +362,16 @@ fn required_string<'a>(
 ) -> Option<String> {
     match map.get(key) {
         None | Some(Value::Null) => {
-            ctx.violation_at(key, "required");
+            ctx.violation_at(key, Invalid::Required);
             None
         }
         Some(Value::String(s)) if s.trim().is_empty() => {
-            ctx.violation_at(key, "must not be empty");
+            ctx.violation_at(key, Invalid::Empty);
             None
         }
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            ctx.violation_at(key, "must be a string");
+            ctx.violation_at(key, Invalid::NotString);
             None
         }
     }
@@ -385,7 +387,7 @@ fn optional_string<'a>(
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            ctx.violation_at(key, "must be a string");
+            ctx.violation_at(key, Invalid::NotString);
             None
         }
     }
@@ -414,7 +416,7 @@ const TIPPGEBER_FIELDS: &[&str] = &[
 /// Checks `tippgeber` (not null).
 fn check_tippgeber<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Option<Tippgeber> {
     let Some(map) = value.as_object() else {
-        ctx.violation("must be an object");
+        ctx.violation(Invalid::NotObject);
         return None;
     };
     let [externe_mitarbeiternummer, vorname, nachname] =
@@ -427,7 +429,12 @@ fn check_tippgeber<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Option<Tippgeber>
                 .find(|a| value.as_str() == Some(a.as_str()));
             if found.is_none() {
                 let names: Vec<&str> = Anrede::ALL.iter().map(|a| a.as_str()).collect();
-                ctx.violation_at("anrede", format!("must be one of: {}", names.join(", ")));
+                ctx.violation_at(
+                    "anrede",
+                    Invalid::NotOneOf {
+                        values: names.join(", "),
+                    },
+                );
             }
             found
         }
@@ -435,7 +442,7 @@ fn check_tippgeber<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Option<Tippgeber>
     let telefon = optional_string(ctx, map, "telefon");
     let email = optional_string(ctx, map, "email");
     if email.as_deref().is_some_and(|e| !is_valid_email(e)) {
-        ctx.violation_at("email", "must be a valid e-mail address");
+        ctx.violation_at("email", Invalid::NotEmail);
     }
     unknown_members(ctx, map, TIPPGEBER_FIELDS);
     Some(Tippgeber {
@@ -460,12 +467,12 @@ const PARTNER_FIELDS: &[&str] = &[
 fn aliased_string<'a>(
     ctx: &mut Ctx<'a>,
     map: &'a Map<String, Value>,
-    name: &'a str,
-    alias: &'a str,
+    name: &'static str,
+    alias: &'static str,
 ) -> Option<String> {
     let has = |key: &str| map.get(key).is_some_and(|v| !v.is_null());
     if has(name) && has(alias) {
-        ctx.violation_at(alias, format!("given both as {name} and {alias}"));
+        ctx.violation_at(alias, Invalid::GivenTwice { name, alias });
         return None;
     }
     let key = if has(alias) { alias } else { name };
@@ -475,7 +482,7 @@ fn aliased_string<'a>(
 /// Checks `partner` (not null).
 fn check_partner<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> PartnerDaten {
     let Some(map) = value.as_object() else {
-        ctx.violation("must be an object");
+        ctx.violation(Invalid::NotObject);
         return PartnerDaten::default();
     };
     let [vertriebsschluessel, kundennummer] =
@@ -500,11 +507,13 @@ fn check_partner<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> PartnerDaten {
 /// Checks `partner.custom` (not null); the path is at `/partner/custom`.
 fn check_custom<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Vec<CustomEntry> {
     let Some(items) = value.as_array() else {
-        ctx.violation("must be an array");
+        ctx.violation(Invalid::NotArray);
         return Vec::new();
     };
     if items.len() > MAX_CUSTOM_ENTRIES {
-        ctx.violation(format!("must have at most {MAX_CUSTOM_ENTRIES} entries"));
+        ctx.violation(Invalid::TooManyEntries {
+            max: MAX_CUSTOM_ENTRIES,
+        });
     }
     let mut out: Vec<CustomEntry> = Vec::with_capacity(items.len());
     let mut keys: Vec<&str> = Vec::with_capacity(items.len());
@@ -513,7 +522,7 @@ fn check_custom<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Vec<CustomEntry> {
         if let Some(entry) = item.as_object() {
             let key = match entry.get("key") {
                 Some(Value::String(k)) if keys.contains(&k.as_str()) => {
-                    ctx.violation_at("key", "must be unique: an earlier entry has the same key");
+                    ctx.violation_at("key", Invalid::KeyNotUnique);
                     None
                 }
                 _ => required_string(ctx, entry, "key"),
@@ -523,7 +532,7 @@ fn check_custom<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Vec<CustomEntry> {
             }
             let value = match entry.get("value") {
                 None | Some(Value::Null) => {
-                    ctx.violation_at("value", "required");
+                    ctx.violation_at("value", Invalid::Required);
                     None
                 }
                 Some(Value::Bool(b)) => Some(CustomValue::Boolean(*b)),
@@ -532,18 +541,15 @@ fn check_custom<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Vec<CustomEntry> {
                     if let Some(i) = n.as_i64() {
                         Some(CustomValue::Integer(i))
                     } else if n.is_u64() {
-                        ctx.violation_at(
-                            "value",
-                            "must be an integer that fits in 64 bits (signed)",
-                        );
+                        ctx.violation_at("value", Invalid::IntegerTooLarge);
                         None
                     } else {
-                        ctx.violation_at("value", "must be a boolean, an integer or a string");
+                        ctx.violation_at("value", Invalid::NotScalar);
                         None
                     }
                 }
                 Some(_) => {
-                    ctx.violation_at("value", "must be a boolean, an integer or a string");
+                    ctx.violation_at("value", Invalid::NotScalar);
                     None
                 }
             };
@@ -552,7 +558,7 @@ fn check_custom<'a>(ctx: &mut Ctx<'a>, value: &'a Value) -> Vec<CustomEntry> {
                 out.push(CustomEntry { key, value });
             }
         } else {
-            ctx.violation("must be an object");
+            ctx.violation(Invalid::NotObject);
         }
         ctx.path.pop();
     }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use i18n::{JsonError, Malformed, Position};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
 use serde_json::{Map, Number, Value};
@@ -161,9 +162,10 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 }
 
 /// Parses `body` as exactly one JSON object, strictly. `Err` is the 400 detail.
-pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, String> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| format!("body is not valid UTF-8 (at byte {})", e.valid_up_to()))?;
+pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Malformed> {
+    let text = std::str::from_utf8(body).map_err(|e| Malformed::NotUtf8 {
+        byte: e.valid_up_to(),
+    })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut state = State::default();
     let mut deserializer = serde_json::Deserializer::from_str(text);
@@ -172,22 +174,26 @@ pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, String> {
         Err(e) => return Err(describe(state.failure.take(), &e)),
     };
     if let Err(e) = deserializer.end() {
-        return Err(format!(
-            "trailing data after the JSON value at line {} column {}",
-            e.line(),
-            e.column()
-        ));
+        return Err(Malformed::TrailingData { at: position(&e) });
     }
     match value {
         Value::Object(map) => Ok(map),
-        _ => Err("the body must be a JSON object".to_owned()),
+        _ => Err(Malformed::NotAnObject),
+    }
+}
+
+/// Where serde_json stopped.
+fn position(e: &serde_json::Error) -> Position {
+    Position {
+        line: e.line(),
+        column: e.column(),
     }
 }
 
 /// Our own description of a parse error. serde_json's message may quote input, so it is only
-/// inspected to pick one of our fixed texts, never forwarded.
-fn describe(failure: Option<Failure>, e: &serde_json::Error) -> String {
-    let at = format!("at line {} column {}", e.line(), e.column());
+/// inspected to pick one of our fixed messages, never forwarded.
+fn describe(failure: Option<Failure>, e: &serde_json::Error) -> Malformed {
+    let at = position(e);
     match failure {
         Some(Failure::DuplicateKey(mut path)) => {
             path.reverse();
@@ -199,51 +205,61 @@ fn describe(failure: Option<Failure>, e: &serde_json::Error) -> String {
                 })
                 .collect();
             if segs.is_empty() {
-                format!("duplicate key in the top-level object {at}")
+                Malformed::DuplicateKeyAtTop { at }
             } else {
-                format!("duplicate key in the object at {} {at}", pointer_of(&segs))
+                Malformed::DuplicateKey {
+                    object: pointer_of(&segs),
+                    at,
+                }
             }
         }
-        Some(Failure::TooDeep) => {
-            format!("objects and arrays nested deeper than {MAX_DEPTH} levels {at}")
-        }
-        Some(Failure::BadNumber) => format!("number out of range {at}"),
+        Some(Failure::TooDeep) => Malformed::TooDeep {
+            max_depth: MAX_DEPTH,
+            at,
+        },
+        Some(Failure::BadNumber) => Malformed::NumberOutOfRange { at },
         None => {
             let message = e.to_string();
             let kind = if message.contains("surrogate")
                 || message.contains("invalid unicode code point")
                 || message.contains("hex escape")
             {
-                "string is not valid Unicode (invalid or lone surrogate escape)"
+                JsonError::InvalidUnicode
             } else if message.starts_with("invalid escape") {
-                "invalid escape sequence in a string"
+                JsonError::InvalidEscape
             } else if message.starts_with("control character") {
-                "unescaped control character in a string"
+                JsonError::ControlCharacter
             } else if message.starts_with("number out of range") {
-                "number out of range"
+                JsonError::NumberOutOfRange
             } else if message.starts_with("recursion limit") {
-                "objects and arrays nested too deeply"
+                JsonError::NestedTooDeeply
             } else if message.starts_with("key must be a string") {
-                "object key must be a string"
+                JsonError::KeyNotString
             } else {
                 match e.classify() {
-                    Category::Eof => "unexpected end of input",
-                    Category::Syntax => "syntax error",
-                    Category::Data => "invalid data",
-                    Category::Io => "could not read the body",
+                    Category::Eof => JsonError::UnexpectedEnd,
+                    Category::Syntax => JsonError::Syntax,
+                    Category::Data => JsonError::InvalidData,
+                    Category::Io => JsonError::Unreadable,
                 }
             };
-            format!("invalid JSON: {kind} {at}")
+            Malformed::InvalidJson { kind, at }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use i18n::Lang;
+
     use super::*;
 
+    /// The English text of the error (the text the service answered before it spoke German).
     fn err(body: &str) -> String {
-        parse_object(body.as_bytes()).unwrap_err()
+        parse_object(body.as_bytes())
+            .unwrap_err()
+            .text(Lang::En)
+            .into_owned()
     }
 
     fn nested(depth: usize) -> String {
@@ -339,6 +355,10 @@ mod tests {
     fn refuses_invalid_unicode() {
         assert_eq!(
             parse_object(b"{\"a\":\"\xff\"}").unwrap_err(),
+            Malformed::NotUtf8 { byte: 6 }
+        );
+        assert_eq!(
+            Malformed::NotUtf8 { byte: 6 }.text(Lang::En),
             "body is not valid UTF-8 (at byte 6)"
         );
         for body in [
@@ -371,6 +391,9 @@ mod tests {
             let e = err(body);
             assert!(e.starts_with("invalid JSON: "), "{body}: {e}");
             assert!(!e.contains("geheim") && !e.contains("tru") && !e.contains('\u{1}'));
+            let de = parse_object(body.as_bytes()).unwrap_err().text(Lang::De);
+            assert!(de.starts_with("ungültiges JSON: "), "{body}: {de}");
+            assert!(!de.contains("geheim") && !de.contains("tru") && !de.contains('\u{1}'));
         }
         assert!(err("{\"a\": 1e999}").contains("number out of range"));
         assert!(err("{\"a\": \"x\u{1}\"}").contains("control character"));

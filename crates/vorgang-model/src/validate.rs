@@ -2,17 +2,15 @@
 //! violations by JSON pointer.
 
 use chrono::NaiveDate;
+use i18n::{Invalid, Lang};
 use iban::{ParseBaseIbanError, ParseIbanError};
 use serde_json::{Map, Value};
 
 use crate::pointer::{Seg, Violation, cmp_pointers, pointer_of};
-use crate::schema::{KexSchema, Node, ObjectType, Rule};
+use crate::schema::{EnumType, KexSchema, Node, ObjectType, Rule};
 
-/// The detail of a string value containing U+0000.
-const NUL_IN_STRING: &str = "must not contain the character U+0000";
-
-/// The detail of a member name containing U+0000.
-const NUL_IN_NAME: &str = "member name must not contain the character U+0000";
+/// Enums with at most this many values name them all in a violation.
+const MAX_VALUES_NAMED: usize = 20;
 
 /// Most comments per import: top-level `kommentare` and `vorgang.kommentare` together.
 pub const MAX_KOMMENTARE: usize = 50;
@@ -57,15 +55,15 @@ impl<'a> Ctx<'a> {
     }
 
     /// A violation at the current path.
-    pub(crate) fn violation(&mut self, detail: impl Into<String>) {
+    pub(crate) fn violation(&mut self, detail: Invalid) {
         self.violations.push(Violation {
             pointer: pointer_of(&self.path),
-            detail: detail.into(),
+            detail,
         });
     }
 
     /// A violation at member `key` of the current path.
-    pub(crate) fn violation_at(&mut self, key: &'a str, detail: impl Into<String>) {
+    pub(crate) fn violation_at(&mut self, key: &'a str, detail: Invalid) {
         self.path.push(Seg::Key(key));
         self.violation(detail);
         self.path.pop();
@@ -76,11 +74,13 @@ impl<'a> Ctx<'a> {
         self.unknown.push(pointer_of(&self.path));
     }
 
-    /// Sorted violations (by pointer, then detail; duplicates removed).
+    /// Sorted violations (by pointer, then by the English text of the detail, as before the
+    /// service spoke German; duplicates removed). The order is the same in every language.
     pub(crate) fn sorted_violations(&mut self) -> Vec<Violation> {
         let mut violations = std::mem::take(&mut self.violations);
         violations.sort_by(|a, b| {
-            cmp_pointers(&a.pointer, &b.pointer).then_with(|| a.detail.cmp(&b.detail))
+            cmp_pointers(&a.pointer, &b.pointer)
+                .then_with(|| a.detail.text(Lang::En).cmp(&b.detail.text(Lang::En)))
         });
         violations.dedup();
         violations
@@ -107,7 +107,7 @@ impl<'a> Ctx<'a> {
         for (position, (key, value)) in map.iter().enumerate() {
             self.path.push(Seg::Member(key, position));
             if key.contains('\0') {
-                self.violation(NUL_IN_NAME);
+                self.violation(Invalid::NulInName);
             }
             self.check_no_nul_in_value(value);
             self.path.pop();
@@ -116,7 +116,7 @@ impl<'a> Ctx<'a> {
 
     fn check_no_nul_in_value(&mut self, value: &'a Value) {
         match value {
-            Value::String(text) if text.contains('\0') => self.violation(NUL_IN_STRING),
+            Value::String(text) if text.contains('\0') => self.violation(Invalid::NulInString),
             Value::Array(items) => {
                 for (index, item) in items.iter().enumerate() {
                     self.path.push(Seg::Index(index));
@@ -143,7 +143,7 @@ impl<'a> Ctx<'a> {
                 None => self.unknown_field(),
                 Some(_) if value.is_null() => {}
                 Some(prop) if prop.rule == Rule::ServiceOwned => {
-                    self.violation("is set by the service and must not be sent");
+                    self.violation(Invalid::ServiceOwned);
                 }
                 Some(prop) => {
                     if self.check_node(schema, &prop.node, value) {
@@ -157,7 +157,7 @@ impl<'a> Ctx<'a> {
 
     /// Checks `value` against `node`; `false` (with a violation) if its type is wrong.
     fn check_node(&mut self, schema: &KexSchema, node: &Node, value: &'a Value) -> bool {
-        let outcome: Result<(), &str> = match node {
+        let outcome: Result<(), Invalid> = match node {
             Node::Any => Ok(()),
             Node::Object(id) => match value.as_object() {
                 Some(map) => {
@@ -166,7 +166,7 @@ impl<'a> Ctx<'a> {
                     }
                     Ok(())
                 }
-                None => Err("must be an object"),
+                None => Err(Invalid::NotObject),
             },
             Node::Array(item) => match value.as_array() {
                 Some(items) => {
@@ -177,32 +177,29 @@ impl<'a> Ctx<'a> {
                     }
                     Ok(())
                 }
-                None => Err("must be an array"),
+                None => Err(Invalid::NotArray),
             },
-            Node::String => value.as_str().map(drop).ok_or("must be a string"),
+            Node::String => value.as_str().map(drop).ok_or(Invalid::NotString),
             Node::Date => match value.as_str() {
-                None => Err("must be a string"),
-                Some(text) if parse_date(text).is_none() => {
-                    Err("must be a date YYYY-MM-DD that exists")
-                }
+                None => Err(Invalid::NotString),
+                Some(text) if parse_date(text).is_none() => Err(Invalid::NotDate),
                 Some(_) => Ok(()),
             },
             Node::Enum(id) => match (value.as_str(), schema.enumeration(*id)) {
-                (None, _) => Err("must be a string"),
-                (Some(text), Some(en)) if !en.contains(text) => Err(en.detail()),
+                (None, _) => Err(Invalid::NotString),
+                (Some(text), Some(en)) if !en.contains(text) => Err(not_in_enum(en)),
                 (Some(_), _) => Ok(()),
             },
             Node::Integer if value.is_i64() || value.is_u64() => Ok(()),
-            Node::Integer => Err("must be an integer"),
+            Node::Integer => Err(Invalid::NotInteger),
             Node::Number if value.is_number() => Ok(()),
-            Node::Number => Err("must be a number"),
+            Node::Number => Err(Invalid::NotNumber),
             Node::Boolean if value.is_boolean() => Ok(()),
-            Node::Boolean => Err("must be a boolean"),
+            Node::Boolean => Err(Invalid::NotBoolean),
         };
         match outcome {
             Ok(()) => true,
             Err(detail) => {
-                let detail = detail.to_owned();
                 self.violation(detail);
                 false
             }
@@ -217,7 +214,9 @@ impl<'a> Ctx<'a> {
                 && text.chars().count() > MAX_KOMMENTAR_CHARS
             {
                 self.path.push(Seg::Index(index));
-                self.violation(format!("must be at most {MAX_KOMMENTAR_CHARS} characters"));
+                self.violation(Invalid::TooLong {
+                    max_chars: MAX_KOMMENTAR_CHARS,
+                });
                 self.path.pop();
             }
         }
@@ -237,52 +236,66 @@ impl<'a> Ctx<'a> {
                 if let Some(text) = value.as_str() {
                     match check_iban(text) {
                         Ok(()) => {}
-                        Err(IbanError::Format) => self.violation(
-                            "must be an IBAN in electronic format (uppercase letters and digits, no spaces)",
-                        ),
-                        Err(IbanError::Checksum) => self.violation("IBAN checksum is wrong"),
-                        Err(IbanError::Country) => self.violation(
-                            "IBAN does not have the length and format of its country",
-                        ),
+                        Err(IbanError::Format) => self.violation(Invalid::IbanFormat),
+                        Err(IbanError::Checksum) => self.violation(Invalid::IbanChecksum),
+                        Err(IbanError::Country) => self.violation(Invalid::IbanCountry),
                         Err(IbanError::UnknownCountry) => {
-                            self.violation("IBAN country code is unknown");
+                            self.violation(Invalid::IbanUnknownCountry);
                         }
                     }
                 }
             }
             Rule::Email => {
                 if value.as_str().is_some_and(|text| !is_valid_email(text)) {
-                    self.violation("must be a valid e-mail address");
+                    self.violation(Invalid::NotEmail);
                 }
             }
             Rule::NonNegative => {
                 if value.as_f64().is_some_and(|n| n < 0.0) {
-                    self.violation("must not be negative");
+                    self.violation(Invalid::Negative);
                 }
             }
             Rule::Positive => {
                 if value.as_f64().is_some_and(|n| n <= 0.0) {
-                    self.violation("must be greater than 0");
+                    self.violation(Invalid::NotPositive);
                 }
             }
             Rule::IntRange(min, max) => {
                 if !value.as_i64().is_some_and(|n| (min..=max).contains(&n)) {
-                    self.violation(format!("must be between {min} and {max}"));
+                    self.violation(Invalid::OutOfRange { min, max });
                 }
             }
             Rule::IntMin(min) => {
                 // A u64 beyond i64 is certainly at least `min`.
                 if value.as_i64().is_some_and(|n| n < min) {
-                    self.violation(format!("must be at least {min}"));
+                    self.violation(Invalid::BelowMinimum { min });
                 }
             }
             Rule::Past => {
                 if let Some(date) = value.as_str().and_then(parse_date)
                     && date >= self.today
                 {
-                    self.violation("must be a date in the past");
+                    self.violation(Invalid::NotInPast);
                 }
             }
+        }
+    }
+}
+
+/// The violation of a value not in the enum `en`: its values if there are a few
+/// (`must be one of: FRAU, HERR`), else what they are.
+fn not_in_enum(en: &EnumType) -> Invalid {
+    let values = en.values();
+    if values.len() <= MAX_VALUES_NAMED {
+        Invalid::NotOneOf {
+            values: values.join(", "),
+        }
+    } else if en.name() == "Country" {
+        Invalid::NotCountry
+    } else {
+        Invalid::NotOneOfMany {
+            count: values.len(),
+            name: en.name().to_owned(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use i18n::Lang;
 use serde_json::Value;
 use vorgang_model::{MAX_BODY_BYTES, RequestError, parse_import_request};
 
@@ -127,11 +128,14 @@ fn invalid_fixtures_are_refused_as_expected() {
             }
             400 => {
                 assert!(f.body.len() <= MAX_BODY_BYTES, "{}", f.name);
-                let Err(RequestError::Malformed(detail)) = result else {
+                let Err(RequestError::Malformed(malformed)) = result else {
                     panic!("{}: expected 400, got {result:?}", f.name);
                 };
-                for sentinel in SENTINELS {
-                    assert!(!detail.contains(sentinel), "{}: {detail}", f.name);
+                for lang in Lang::ALL {
+                    let detail = malformed.text(lang);
+                    for sentinel in SENTINELS {
+                        assert!(!detail.contains(sentinel), "{}: {detail}", f.name);
+                    }
                 }
             }
             422 => {
@@ -147,16 +151,19 @@ fn invalid_fixtures_are_refused_as_expected() {
                 );
                 let body: Value = serde_json::from_slice(&f.body).unwrap();
                 for v in &violations {
-                    assert!(!v.detail.is_empty(), "{}", f.name);
-                    for sentinel in SENTINELS {
-                        assert!(!v.detail.contains(sentinel), "{}: {v:?}", f.name);
-                    }
-                    if let Some(text) = submitted_text(&body, &v.pointer) {
-                        assert!(
-                            !v.detail.contains(&text),
-                            "{}: {v:?} echoes the value",
-                            f.name
-                        );
+                    for lang in Lang::ALL {
+                        let detail = v.detail.text(lang);
+                        assert!(!detail.is_empty(), "{}", f.name);
+                        for sentinel in SENTINELS {
+                            assert!(!detail.contains(sentinel), "{}: {v:?}", f.name);
+                        }
+                        if let Some(text) = submitted_text(&body, &v.pointer) {
+                            assert!(
+                                !detail.contains(&text),
+                                "{}: {v:?} echoes the value",
+                                f.name
+                            );
+                        }
                     }
                 }
             }

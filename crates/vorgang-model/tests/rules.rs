@@ -1,7 +1,9 @@
-//! One test per validation rule, through the public API, with the exact details.
+//! One test per validation rule, through the public API, with the exact details: in English, the
+//! service's texts from before it spoke German (`Accept-Language: en`), and a German set.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use chrono::NaiveDate;
+use i18n::{Invalid, Lang, Malformed};
 use serde_json::{Value, json};
 use vorgang_model::{
     Anrede, CustomEntry, CustomValue, MAX_BODY_BYTES, PartnerDaten, RequestError, Violation,
@@ -25,9 +27,18 @@ fn with(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap()
 }
 
+/// The violations of `body` as (pointer, English detail).
 fn violations(body: &[u8]) -> Vec<(String, String)> {
+    violations_in(body, Lang::En)
+}
+
+/// The violations of `body` as (pointer, detail in `lang`).
+fn violations_in(body: &[u8], lang: Lang) -> Vec<(String, String)> {
     match parse_import_request_at(body, today()) {
-        Err(RequestError::Invalid(v)) => v.into_iter().map(|v| (v.pointer, v.detail)).collect(),
+        Err(RequestError::Invalid(v)) => v
+            .into_iter()
+            .map(|v| (v.pointer, v.detail.text(lang).into_owned()))
+            .collect(),
         other => panic!("expected 422, got {other:?}"),
     }
 }
@@ -39,9 +50,10 @@ fn only(body: &[u8]) -> (String, String) {
     v.remove(0)
 }
 
+/// The English detail of a malformed `body`.
 fn malformed(body: &[u8]) -> String {
     match parse_import_request_at(body, today()) {
-        Err(RequestError::Malformed(detail)) => detail,
+        Err(RequestError::Malformed(detail)) => detail.text(Lang::En).into_owned(),
         other => panic!("expected 400, got {other:?}"),
     }
 }
@@ -828,15 +840,71 @@ fn malformed_bodies() {
 }
 
 #[test]
-fn violations_serialize_as_pointer_and_detail() {
+fn a_violation_is_a_pointer_and_a_message_id_rendered_in_either_language() {
     let v = Violation {
         pointer: "/a".into(),
-        detail: "required".into(),
+        detail: Invalid::Required,
     };
+    assert_eq!(v.detail.text(Lang::De), "ist erforderlich");
+    assert_eq!(v.detail.text(Lang::En), "required");
+    let Err(RequestError::Malformed(detail)) = parse_import_request_at(b"[1]", today()) else {
+        panic!("an array is malformed");
+    };
+    assert_eq!(detail, Malformed::NotAnObject);
     assert_eq!(
-        serde_json::to_value(&v).unwrap(),
-        json!({"pointer": "/a", "detail": "required"})
+        detail.text(Lang::De),
+        "der Request-Body muss ein JSON-Objekt sein"
     );
+}
+
+#[test]
+fn violations_in_german_name_the_same_pointers_in_the_same_order() {
+    let body = with(|b| {
+        *ptr(b, "/tippgeber/anrede") = json!("Herr");
+        *ptr(b, "/tippgeber/vorname") = json!("  ");
+        b["tippgeber"].as_object_mut().unwrap().remove("nachname");
+        *ptr(b, &format!("{FW}/laufzeitInMonaten")) = json!(24.5);
+        *ptr(b, &format!("{FW}/kreditbetrag")) = json!(0);
+        *ptr(b, &format!("{PD}/geburtsdatum")) = json!("01.01.1980");
+        *ptr(b, &format!("{WS}/anzahlPersonenImHaushalt")) = json!(0);
+        *ptr(b, "/vorgang/haushalt/kontoverbindung/iban") = json!("DE98600100700160451701");
+        *ptr(b, "/tippgeber/email") = json!("max.mustermann");
+    });
+    let english = violations_in(&body, Lang::En);
+    let german = violations_in(&body, Lang::De);
+    assert_eq!(
+        german,
+        [
+            pair(
+                "/tippgeber/anrede",
+                "muss einer dieser Werte sein: HERR, FRAU"
+            ),
+            pair("/tippgeber/email", "muss eine gültige E-Mail-Adresse sein"),
+            pair("/tippgeber/nachname", "ist erforderlich"),
+            pair("/tippgeber/vorname", "darf nicht leer sein"),
+            pair(
+                &format!("{PD}/geburtsdatum"),
+                "ist kein gültiges Datum (JJJJ-MM-TT)"
+            ),
+            pair(
+                &format!("{WS}/anzahlPersonenImHaushalt"),
+                "muss mindestens 1 sein"
+            ),
+            pair(&format!("{FW}/kreditbetrag"), "muss größer als 0 sein"),
+            pair(
+                &format!("{FW}/laufzeitInMonaten"),
+                "muss eine ganze Zahl sein"
+            ),
+            pair(
+                "/vorgang/haushalt/kontoverbindung/iban",
+                "die Prüfziffern der IBAN stimmen nicht"
+            ),
+        ]
+    );
+    let pointers = |v: &[(String, String)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(pointers(&english), pointers(&german));
+    assert_eq!(english[0].1, "must be one of: HERR, FRAU");
+    assert_eq!(english[6].1, "must be greater than 0");
 }
 
 #[test]

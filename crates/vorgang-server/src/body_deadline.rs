@@ -35,6 +35,7 @@ use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{HttpMessage as _, HttpResponse, ResponseError as _};
 use futures::Stream;
+use i18n::{Detail, OAuth, Title};
 
 use crate::problem::Problem;
 
@@ -111,21 +112,25 @@ pub async fn enforce(
     }
     tracing::info!("request body not complete within the deadline; answered 408");
     let (request, _) = response.into_parts();
-    let detail = format!(
-        "the request body did not arrive within {} s of the headers",
-        BODY_DEADLINE.as_secs()
-    );
-    // The OAuth endpoints answer errors as RFC 6749 §5.2 JSON, everything else as problem+json.
+    let seconds = BODY_DEADLINE.as_secs();
+    // The OAuth endpoints answer errors as RFC 6749 §5.2 JSON, everything else as problem+json;
+    // either in the request's language.
     let mut timeout = if request.path().starts_with("/oauth2/") {
-        HttpResponse::build(StatusCode::REQUEST_TIMEOUT)
+        let lang = crate::language::current();
+        let description = OAuth::BodyTimeout { seconds }.text(lang);
+        let mut timeout = HttpResponse::build(StatusCode::REQUEST_TIMEOUT)
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({"error": "invalid_request", "error_description": detail}))
+            .json(
+                serde_json::json!({"error": "invalid_request", "error_description": description}),
+            );
+        crate::language::mark(timeout.headers_mut(), lang);
+        timeout
     } else {
         Problem::new(
             StatusCode::REQUEST_TIMEOUT,
             "request-timeout",
-            "Request timeout",
-            detail,
+            Title::RequestTimeout,
+            Detail::BodyTimeout { seconds },
         )
         .error_response()
     };

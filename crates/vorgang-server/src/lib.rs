@@ -3,9 +3,10 @@
 //! The binary `vorgang-server` is a thin layer over this library; the API tests build the same
 //! [`startup::Application`] on a random port.
 //!
-//! Modules, each using only those before it (no circles): `request_id`, `metrics`, `settings`,
-//! `telemetry`, `cli` (none of ours); `problem` (→ request_id); `request_context` (→ metrics,
-//! problem, request_id); `body_deadline` (→ problem); `auth` (→ settings); `state`
+//! Modules, each using only those before it (no circles): `request_id`, `language`, `metrics`,
+//! `settings`, `telemetry`, `cli` (none of ours); `problem` (→ language, request_id);
+//! `request_context` (→ language, metrics, problem, request_id); `body_deadline` (→ language,
+//! problem); `auth` (→ settings); `state`
 //! (→ auth, metrics); `routes` (→ body_deadline, metrics, problem, request_context, state; inside it `caller`,
 //! `docs`, `health`, `token`, then `vorgang` → caller); `openapi` (→ routes, problem; inside it
 //! `kex`, then `request` → kex); `startup` (→ auth, metrics, openapi, routes, settings, state);
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod body_deadline;
 pub mod cli;
 pub mod commands;
+pub mod language;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

@@ -1,17 +1,48 @@
 //! RFC 9457 problem details: every error answer of the API except the token endpoint's, each
 //! naming the request it answers (`requestId`, see [`crate::request_id`]).
+//!
+//! A problem is built from message ids of the catalogue ([`i18n::Title`], [`i18n::Detail`], a
+//! violation's [`i18n::Invalid`]) and rendered at once in the language of the request being
+//! answered ([`crate::language::current`]); its answer says which in `Content-Language`. The
+//! machine-readable members (`type`, `status`, the pointers, `europaceMessages`) are the same in
+//! every language.
 
 use std::borrow::Cow;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use i18n::{Detail, Lang, Malformed, Title};
 use serde::Serialize;
 use utoipa::openapi::schema::{AllOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 use vorgang_core::ImportStatus;
 use vorgang_model::Violation;
+
+/// One entry of `errors` in a 422 answer: a violation rendered in the answer's language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Violation)]
+pub struct FieldError {
+    /// JSON pointer (RFC 6901) into the request body, e.g. `/tippgeber/vorname`.
+    #[schema(example = "/vorgang/antragsteller1/personendaten/vorname")]
+    pub pointer: String,
+    /// What is wrong, without quoting the value, e.g. `ist erforderlich` (`required` with
+    /// `Accept-Language: en`), `muss einer dieser Werte sein: HERR, FRAU`.
+    #[schema(example = "ist erforderlich")]
+    pub detail: String,
+}
+
+impl FieldError {
+    /// `violation` in `lang`.
+    #[must_use]
+    pub fn new(violation: &Violation, lang: Lang) -> Self {
+        Self {
+            pointer: violation.pointer.clone(),
+            detail: violation.detail.text(lang).into_owned(),
+        }
+    }
+}
 
 /// Base of our problem `type` URIs; each is documented in docs/partner-guide.md.
 pub const TYPE_BASE: &str = "https://api.drkleinservice.de/problems/";
@@ -23,15 +54,16 @@ pub struct Problem {
     /// URI identifying the problem type.
     #[serde(rename = "type")]
     pub type_uri: String,
-    /// Short, fixed summary of the type.
-    pub title: &'static str,
+    /// Short, fixed summary of the type, in the answer's language (German unless
+    /// `Accept-Language` prefers English; see `Content-Language`).
+    pub title: String,
     /// HTTP status.
     pub status: u16,
-    /// Explanation of this occurrence, never quoting submitted values.
+    /// Explanation of this occurrence, never quoting submitted values, in the answer's language.
     pub detail: String,
     /// Every validation failure (422).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<Violation>,
+    pub errors: Vec<FieldError>,
     /// Our Vorgangsnummer, when an import exists (502/503/504).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drkleinrk_vorgangsnummer: Option<String>,
@@ -51,29 +83,47 @@ pub struct Problem {
     pub request_id: Option<String>,
     #[serde(skip)]
     headers: Vec<(header::HeaderName, String)>,
+    /// The language `title`, `detail` and `errors` are written in (`Content-Language`).
+    #[serde(skip)]
+    lang: Lang,
 }
 
 impl Problem {
-    /// A problem of `slug` (the last part of its type URI).
+    /// A problem of `slug` (the last part of its type URI), its texts in the language of the
+    /// request being answered.
     #[must_use]
-    pub fn new(
+    pub fn new(status: StatusCode, slug: &str, title: Title, detail: impl Into<Detail>) -> Self {
+        Self::new_in(crate::language::current(), status, slug, title, detail)
+    }
+
+    /// [`new`](Self::new) in `lang`.
+    #[must_use]
+    pub fn new_in(
+        lang: Lang,
         status: StatusCode,
         slug: &str,
-        title: &'static str,
-        detail: impl Into<String>,
+        title: Title,
+        detail: impl Into<Detail>,
     ) -> Self {
         Self {
             type_uri: format!("{TYPE_BASE}{slug}"),
-            title,
+            title: title.text(lang).into_owned(),
             status: status.as_u16(),
-            detail: detail.into(),
+            detail: detail.into().text(lang).into_owned(),
             errors: Vec::new(),
             drkleinrk_vorgangsnummer: None,
             import_status: None,
             europace_messages: None,
             request_id: None,
             headers: Vec::new(),
+            lang,
         }
+    }
+
+    /// The language of the texts.
+    #[must_use]
+    pub fn lang(&self) -> Lang {
+        self.lang
     }
 
     /// Adds a response header.
@@ -100,35 +150,41 @@ impl Problem {
 
     /// 400: the body is not a well-formed JSON object.
     #[must_use]
-    pub fn malformed(detail: impl Into<String>) -> Self {
+    pub fn malformed(detail: Malformed) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "malformed-request",
-            "Malformed request",
+            Title::MalformedRequest,
             detail,
         )
     }
 
-    /// 422 with every violation.
+    /// 422 with every violation, rendered in the language of the request being answered.
     #[must_use]
-    pub fn validation(errors: Vec<Violation>) -> Self {
+    pub fn validation(violations: &[Violation]) -> Self {
         let mut problem = Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation-failed",
-            "Validation failed",
-            format!("{} field(s) violate the rules; see errors", errors.len()),
+            Title::ValidationFailed,
+            Detail::ValidationFailed {
+                count: violations.len(),
+            },
         );
-        problem.errors = errors;
+        let lang = problem.lang;
+        problem.errors = violations
+            .iter()
+            .map(|violation| FieldError::new(violation, lang))
+            .collect();
         problem
     }
 
     /// 503: a dependency (database) is unavailable; nothing was stored.
     #[must_use]
-    pub fn unavailable(detail: impl Into<String>) -> Self {
+    pub fn unavailable(detail: Detail) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "service-unavailable",
-            "Service unavailable",
+            Title::ServiceUnavailable,
             detail,
         )
         .with_header(header::RETRY_AFTER, "5")
@@ -155,8 +211,8 @@ impl Problem {
         Self::new(
             StatusCode::NOT_FOUND,
             "not-found",
-            "Not found",
-            "no such resource for this client",
+            Title::NotFound,
+            Detail::NoSuchResource,
         )
     }
 }
@@ -184,7 +240,9 @@ impl ResponseError for Problem {
                 response.insert_header((name.clone(), value));
             }
         }
-        response.body(self.body())
+        let mut response = response.body(self.body());
+        crate::language::mark(response.headers_mut(), self.lang);
+        response
     }
 }
 
@@ -238,5 +296,64 @@ impl ToSchema for ImportProblem {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.push((Problem::name().into_owned(), Problem::schema()));
         <Problem as ToSchema>::schemas(schemas);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use i18n::Invalid;
+
+    use super::*;
+
+    fn violation(pointer: &str, detail: Invalid) -> Violation {
+        Violation {
+            pointer: pointer.to_owned(),
+            detail,
+        }
+    }
+
+    #[test]
+    fn a_problem_is_written_in_the_current_language_and_says_so() {
+        let violations = [
+            violation("/tippgeber/vorname", Invalid::Required),
+            violation(
+                "/vorgang/finanzbedarf/finanzierungswunsch/laufzeitInMonaten",
+                Invalid::OutOfRange { min: 1, max: 120 },
+            ),
+        ];
+        let german = Problem::validation(&violations);
+        let english = crate::language::sync_scope(Lang::En, || Problem::validation(&violations));
+        assert_eq!(german.lang(), Lang::De, "German outside a request");
+        assert_eq!(german.title, "Validierung fehlgeschlagen");
+        assert_eq!(
+            german.detail,
+            "2 Feld(er) verletzen die Regeln; siehe errors"
+        );
+        assert_eq!(german.errors[1].detail, "muss zwischen 1 und 120 liegen");
+        assert_eq!(english.title, "Validation failed");
+        assert_eq!(english.errors[0].detail, "required");
+        let pointers = |p: &Problem| {
+            p.errors
+                .iter()
+                .map(|e| e.pointer.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pointers(&german), pointers(&english));
+        assert_eq!(german.type_uri, english.type_uri);
+
+        let response = english.error_response();
+        assert_eq!(
+            response.headers().get(header::CONTENT_LANGUAGE).unwrap(),
+            "en"
+        );
+        assert_eq!(
+            response.headers().get(header::VARY).unwrap(),
+            "Accept-Language"
+        );
+        let response = german.error_response();
+        assert_eq!(
+            response.headers().get(header::CONTENT_LANGUAGE).unwrap(),
+            "de"
+        );
     }
 }

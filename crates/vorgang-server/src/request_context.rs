@@ -8,7 +8,8 @@
 //!   default span it records no client address, user agent, path or query string: those can
 //!   carry personal data or credentials.
 //! - [`attach`] answers every request with `X-Request-Id`, makes the id the one every
-//!   [`Problem`] names (`requestId`), and turns an error answer that actix-web itself produced
+//!   [`Problem`] names (`requestId`) and the request's language ([`crate::language`]) the one
+//!   every problem is written in, and turns an error answer that actix-web itself produced
 //!   (a text body from an extractor, say) into problem+json, so no answer escapes the format.
 //!
 //! The W3C trace of the request (its `traceparent`, else a new one) is kept in the request's
@@ -24,10 +25,12 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
+use i18n::{Detail, Lang, Title};
 use tracing::Span;
 use tracing_actix_web::{RootSpanBuilder, TracingLogger};
 use vorgang_core::TraceContext;
 
+use crate::language;
 use crate::metrics::method_label;
 use crate::problem::Problem;
 use crate::request_id::{self, RequestId};
@@ -83,8 +86,9 @@ pub fn trace_of(request: &HttpRequest) -> Option<TraceContext> {
     request.extensions().get::<TraceContext>().copied()
 }
 
-/// The middleware of the request id: see the module documentation. Runs inside [`logger`],
-/// which chose the id (taken here from the request's headers when it did not run).
+/// The middleware of the request id and the language: see the module documentation. Runs
+/// inside [`logger`], which chose the id (taken here from the request's headers when it did not
+/// run).
 ///
 /// # Errors
 /// Whatever the wrapped service returns, answered with the id.
@@ -98,11 +102,16 @@ pub async fn attach(
         request.extensions_mut().insert(id.clone());
         id
     });
-    match id.clone().scope(next.call(request)).await {
-        Ok(response) => Ok(finish(response, &id)),
+    let lang = language::of(request.headers());
+    match id
+        .clone()
+        .scope(language::scope(lang, next.call(request)))
+        .await
+    {
+        Ok(response) => Ok(finish(response, &id, lang)),
         // The HTTP server turns the error into an answer after every middleware: wrapped, that
-        // answer is made with the id current and carries it.
-        Err(error) => Err(WithRequestId { error, id }.into()),
+        // answer is made with the id and the language current and carries them.
+        Err(error) => Err(WithRequestId { error, id, lang }.into()),
     }
 }
 
@@ -118,44 +127,51 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The problem+json answer for an error actix-web answered with its own (text) body. Its text
-/// is not repeated: it may quote what the client sent.
-fn problem_for(status: StatusCode) -> Problem {
+/// The problem+json answer in `lang` for an error actix-web answered with its own (text) body.
+/// Its text is not repeated: it may quote what the client sent.
+fn problem_for(status: StatusCode, lang: Lang) -> Problem {
     let (slug, title) = match status {
-        StatusCode::BAD_REQUEST => ("malformed-request", "Malformed request"),
-        StatusCode::NOT_FOUND => ("not-found", "Not found"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "Method not allowed"),
-        StatusCode::REQUEST_TIMEOUT => ("request-timeout", "Request timeout"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", "Payload too large"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "Unsupported media type"),
-        status if status.is_server_error() => ("internal-error", "Internal error"),
-        _ => ("request-refused", "Request refused"),
+        StatusCode::BAD_REQUEST => ("malformed-request", Title::MalformedRequest),
+        StatusCode::NOT_FOUND => ("not-found", Title::NotFound),
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", Title::MethodNotAllowed),
+        StatusCode::REQUEST_TIMEOUT => ("request-timeout", Title::RequestTimeout),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", Title::PayloadTooLarge),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported-media-type", Title::UnsupportedMediaType)
+        }
+        status if status.is_server_error() => ("internal-error", Title::InternalError),
+        _ => ("request-refused", Title::RequestRefused),
     };
-    Problem::new(
+    Problem::new_in(
+        lang,
         status,
         slug,
         title,
-        format!(
-            "the request could not be processed ({})",
-            status.canonical_reason().unwrap_or("error")
-        ),
+        Detail::NotProcessed {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("error"),
+        },
     )
 }
 
-/// The id header, and a problem+json body for an error answer that has none.
+/// The id header, and a problem+json body in `lang` for an error answer that has none.
 fn finish<B: MessageBody + 'static>(
     mut response: ServiceResponse<B>,
     id: &RequestId,
+    lang: Lang,
 ) -> ServiceResponse<Answer> {
     let head = response.response();
-    let replacement = (head.error().is_some() && !is_json(head.headers()))
-        .then(|| id.clone().sync_scope(|| problem_for(head.status()).body()));
+    let replacement = (head.error().is_some() && !is_json(head.headers())).then(|| {
+        id.clone()
+            .sync_scope(|| problem_for(head.status(), lang).body())
+    });
     let headers = response.headers_mut();
     if replacement.is_some() {
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        language::mark(headers, lang);
     }
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         headers.insert(request_id::HEADER, value);
@@ -198,6 +214,7 @@ impl MessageBody for Answer {
 struct WithRequestId {
     error: Error,
     id: RequestId,
+    lang: Lang,
 }
 
 impl std::fmt::Display for WithRequestId {
@@ -213,15 +230,19 @@ impl ResponseError for WithRequestId {
 
     fn error_response(&self) -> HttpResponse {
         let id = self.id.clone();
-        let mut response = id.clone().sync_scope(|| self.error.error_response());
+        let lang = self.lang;
+        let mut response = id
+            .clone()
+            .sync_scope(|| language::sync_scope(lang, || self.error.error_response()));
         if !is_json(response.headers()) {
             let body = id
                 .clone()
-                .sync_scope(|| problem_for(response.status()).body());
+                .sync_scope(|| problem_for(response.status(), lang).body());
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/problem+json"),
             );
+            language::mark(response.headers_mut(), lang);
             response = response.set_body(BoxBody::new(body));
         }
         if let Ok(value) = HeaderValue::from_str(id.as_str()) {
@@ -287,9 +308,15 @@ mod tests {
             header_of(&response, "content-type"),
             "application/problem+json"
         );
+        assert_eq!(header_of(&response, "content-language"), "de");
         let body = body_json(&read_body(response).await);
         assert_eq!(body["requestId"], "id-actix");
         assert_eq!(body["status"], 500);
+        assert_eq!(body["title"], "Interner Fehler");
+        assert_eq!(
+            body["detail"],
+            "die Anfrage konnte nicht verarbeitet werden (HTTP 500)"
+        );
         assert_eq!(
             body["type"],
             "https://api.drkleinservice.de/problems/internal-error"
@@ -305,10 +332,12 @@ mod tests {
         let request = TestRequest::post()
             .uri("/json")
             .insert_header(("Content-Type", "application/json"))
+            .insert_header(("Accept-Language", "en-GB"))
             .set_payload("{\"zqx-erika\": ")
             .to_request();
         let response = call_service(&app, request).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(header_of(&response, "content-language"), "en");
         let id = header_of(&response, "x-request-id");
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
         let bytes = read_body(response).await;
@@ -321,6 +350,10 @@ mod tests {
         assert_eq!(
             body["type"],
             "https://api.drkleinservice.de/problems/malformed-request"
+        );
+        assert_eq!(
+            body["detail"],
+            "the request could not be processed (Bad Request)"
         );
     }
 
@@ -344,6 +377,7 @@ mod tests {
         .await;
         let request = TestRequest::default()
             .insert_header(("X-Request-Id", "id-err"))
+            .insert_header(("Accept-Language", "de;q=0.1, en"))
             .to_request();
         let Err(error) = try_call_service(&app, request).await else {
             panic!("the inner layer's error is passed on");
@@ -351,6 +385,7 @@ mod tests {
         let response = error.error_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(header_of(&response, "x-request-id"), "id-err");
+        assert_eq!(header_of(&response, "content-language"), "en");
         assert_eq!(
             header_of(&response, "content-type"),
             "application/problem+json"

@@ -156,30 +156,16 @@ pub struct EnumType {
     name: String,
     values: Vec<String>,
     sorted: Vec<String>,
-    detail: String,
 }
 
 impl EnumType {
     fn new(name: String, values: Vec<String>) -> Self {
-        let detail = if values.len() <= 20 {
-            format!("must be one of: {}", values.join(", "))
-        } else if name == "Country" {
-            "must be a country code of the KEX schema: ISO 3166-1 alpha-2 in capitals \
-             (e.g. DE) or SONSTIGE"
-                .to_owned()
-        } else {
-            format!(
-                "must be one of the {} values of {name} in the KEX schema",
-                values.len()
-            )
-        };
         let mut sorted = values.clone();
         sorted.sort_unstable();
         Self {
             name,
             values,
             sorted,
-            detail,
         }
     }
 
@@ -201,11 +187,6 @@ impl EnumType {
         self.sorted
             .binary_search_by(|probe| probe.as_str().cmp(value))
             .is_ok()
-    }
-
-    /// The violation detail of a value not in the enum, e.g. `must be one of: FRAU, HERR`.
-    pub(crate) fn detail(&self) -> &str {
-        &self.detail
     }
 }
 

@@ -6,8 +6,9 @@
 //! - the operations: `#[utoipa::path]` on the real handlers in [`crate::routes`] (paths,
 //!   parameters, answers, headers, examples);
 //! - the answer types: `ToSchema` on the real types (`ImportCreated`, `ImportView`,
-//!   `ImportPending`, [`Problem`]; `ImportStatus`, `Violation` and `Environment` through the
-//!   `openapi` features of `vorgang-core` and `vorgang-model`), and documentation-only shapes for
+//!   `ImportPending`, [`Problem`] and its `Violation` ([`FieldError`]); `ImportStatus` and
+//!   `Environment` through the `openapi` features of `vorgang-core` and `vorgang-model`), and
+//!   documentation-only shapes for
 //!   what the `auth` crate and the health handlers write (`routes::token`, `routes::health`;
 //!   the API tests check real answers against them);
 //! - the request body: [`request`] (our wrapper) and [`kex`] (every KEX type), both rendered from
@@ -30,11 +31,11 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 use vorgang_core::ImportStatus;
-use vorgang_model::{Environment, Violation};
+use vorgang_model::Environment;
 
 pub use request::IMPORT_REQUEST_SCHEMA;
 
-use crate::problem::{ImportProblem, Problem};
+use crate::problem::{FieldError, ImportProblem, Problem};
 use crate::routes;
 use crate::routes::health::HealthSchema;
 use crate::routes::token::{
@@ -104,6 +105,12 @@ impl Modify for SecuritySchemes {
             (`POST /oauth2/token`). Without `?environment=PRODUCTION` the import goes to \
             Europace's test mode. Every error answer except the token endpoint's is \
             `application/problem+json` (RFC 9457) and never quotes a submitted value.\n\n\
+            **Language.** The texts of error answers (`title`, `detail`, `errors[].detail`, the \
+            token endpoint's `error_description`) are German unless `Accept-Language` prefers \
+            English (`en`, RFC 9110 quality values); `Content-Language` (`de` or `en`) says which. \
+            The examples in this document show the English texts. What programs read (`type`, \
+            `error`, pointers, the codes in `messages`, `europaceMessages`) never changes with \
+            the language.\n\n\
             The schema of `vorgang` is generated from Europace's KEX Vorgang JSON schema \
             (MIT licence, Copyright (c) 2017 Europace AG).",
         contact(name = "Dr. Klein Ratenkredit Support", email = "info@drklein-rk.de"),
@@ -131,7 +138,7 @@ impl Modify for SecuritySchemes {
         ImportList,
         Problem,
         ImportProblem,
-        Violation,
+        FieldError,
         ImportStatus,
         Environment,
         TokenRequestSchema,
@@ -181,9 +188,46 @@ pub fn own_schema_names() -> Vec<String> {
     names
 }
 
-/// Builds the whole document: the annotated part, then the request components.
+/// Documents `Content-Language` on every answer whose body carries translated text: each error
+/// answer with a body (problem+json or an OAuth error) and the `202` of `POST /vorgang`.
+fn document_content_language(document: &mut Value) {
+    let header = json!({
+        "description": "The language of `title`, `detail` and `errors[].detail` (of \
+            `error_description` at the token endpoint): `de` unless `Accept-Language` prefers \
+            `en`.",
+        "schema": {"type": "string", "enum": ["de", "en"]},
+    });
+    let Some(Value::Object(paths)) = document.get_mut("paths") else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(Value::Object(responses)) = operation.get_mut("responses") else {
+            continue;
+        };
+        for (status, response) in responses.iter_mut() {
+            let translated = status.starts_with('4') || status.starts_with('5') || status == "202";
+            let Some(response) = response.as_object_mut() else {
+                continue;
+            };
+            if translated && response.contains_key("content") {
+                let headers = response.entry("headers").or_insert_with(|| json!({}));
+                if let Some(headers) = headers.as_object_mut() {
+                    headers.insert("Content-Language".to_owned(), header.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Builds the whole document: the annotated part, `Content-Language` on the answers with
+/// translated text, then the request components.
 fn build() -> Value {
     let mut document = annotated();
+    document_content_language(&mut document);
     let kex = vorgang_model::schema::kex();
     if let Some(Value::Object(schemas)) = document.pointer_mut("/components/schemas") {
         schemas.extend(request::components(kex));

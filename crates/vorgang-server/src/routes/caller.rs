@@ -11,6 +11,7 @@ use std::pin::Pin;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
+use i18n::{Detail, Title};
 
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -43,12 +44,12 @@ impl FromRequest for Caller {
                 return Err(Problem::new(
                     StatusCode::BAD_REQUEST,
                     DUPLICATE_AUTHORIZATION,
-                    "Duplicate Authorization header",
-                    "the request carries more than one Authorization header; send exactly one",
+                    Title::DuplicateAuthorization,
+                    Detail::DuplicateAuthorization,
                 ));
             }
             let Some(state) = state else {
-                return Err(Problem::unavailable("service not ready"));
+                return Err(Problem::unavailable(Detail::ServiceNotReady));
             };
             match state
                 .auth
@@ -72,11 +73,11 @@ impl FromRequest for Caller {
                         _ => "unauthorized",
                     };
                     let title = match status {
-                        StatusCode::FORBIDDEN => "Forbidden",
-                        StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
-                        _ => "Unauthorized",
+                        StatusCode::FORBIDDEN => Title::Forbidden,
+                        StatusCode::SERVICE_UNAVAILABLE => Title::ServiceUnavailable,
+                        _ => Title::Unauthorized,
                     };
-                    let mut problem = Problem::new(status, slug, title, error.description());
+                    let mut problem = Problem::new(status, slug, title, error.detail());
                     if let Some(value) = error.www_authenticate() {
                         problem = problem.with_header(header::WWW_AUTHENTICATE, value);
                     }

@@ -47,7 +47,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "UP", "database": "UP"})),
         Err(error) => {
             tracing::warn!(error = %error, "readiness check failed");
-            Problem::unavailable("not ready: the database does not take writes").error_response()
+            Problem::unavailable(i18n::Detail::NotReady).error_response()
         }
     }
 }

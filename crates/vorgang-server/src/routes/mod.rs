@@ -21,6 +21,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, ResponseError as _, Route, web};
+use i18n::{Detail, Title};
 
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 use crate::problem::Problem;
@@ -174,8 +175,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal-error",
-            "Internal error",
-            "the metrics could not be rendered",
+            Title::InternalError,
+            Detail::MetricsFailed,
         )
         .error_response(),
     }
@@ -185,8 +186,8 @@ async fn not_found() -> HttpResponse {
     Problem::new(
         StatusCode::NOT_FOUND,
         "not-found",
-        "Not found",
-        "no such endpoint",
+        Title::NotFound,
+        Detail::NoSuchEndpoint,
     )
     .error_response()
 }
@@ -197,8 +198,10 @@ fn method_not_allowed(allow: &str) -> HttpResponse {
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method-not-allowed",
-        "Method not allowed",
-        format!("this path serves only {allow}"),
+        Title::MethodNotAllowed,
+        Detail::MethodNotAllowed {
+            allow: allow.to_owned(),
+        },
     )
     .with_header(header::ALLOW, allow)
     .error_response()

@@ -5,12 +5,14 @@
 //! The three `POST` endpoints share everything about the HTTP request (one `Authorization`
 //! header, a form of at most 4 KiB, no content coding), the client authentication and its
 //! throttle (in [`auth::TokenEndpoint`]), `Cache-Control: no-store` on every answer and the
-//! RFC 6749 §5.2 JSON error format.
+//! RFC 6749 §5.2 JSON error format, its `error_description` in the request's language (with
+//! `Content-Language`; the `error` code is the same in every language).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use auth::{OAuthError, TokenRequest};
 use futures::StreamExt as _;
+use i18n::OAuth;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
@@ -105,7 +107,8 @@ pub enum OAuthErrorCode {
 pub struct OAuthErrorSchema {
     /// The error code.
     pub error: OAuthErrorCode,
-    /// A human-readable explanation; never quotes a submitted value.
+    /// A human-readable explanation, never quoting a submitted value: German unless
+    /// `Accept-Language` prefers English (see `Content-Language`).
     pub error_description: Option<String>,
 }
 
@@ -247,13 +250,13 @@ fn oauth_error(error: &OAuthError) -> HttpResponse {
     if let Some(seconds) = error.retry_after {
         response.insert_header((header::RETRY_AFTER, seconds.to_string()));
     }
-    response.json(serde_json::json!({
-        "error": error.error,
-        "error_description": error.description,
-    }))
+    let lang = crate::language::current();
+    let mut response = response.json(error.body(lang));
+    crate::language::mark(response.headers_mut(), lang);
+    response
 }
 
-fn invalid_request(description: &str) -> OAuthError {
+fn invalid_request(description: OAuth) -> OAuthError {
     OAuthError::invalid_request(description)
 }
 
@@ -267,14 +270,12 @@ fn authorization_of(request: &HttpRequest) -> Result<Option<String>, OAuthError>
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(invalid_request(
-            "more than one Authorization header; send exactly one",
-        ));
+        return Err(invalid_request(OAuth::DuplicateAuthorization));
     }
     first
         .to_str()
         .map(|v| Some(v.to_owned()))
-        .map_err(|_| OAuthError::invalid_client("malformed HTTP Basic credentials"))
+        .map_err(|_| OAuthError::invalid_client(OAuth::MalformedBasic))
 }
 
 /// The form body, read up to [`MAX_FORM_BYTES`]: refused by its announced `Content-Length`
@@ -293,13 +294,12 @@ async fn read_form(
         {
             Some(length) if length > MAX_FORM_BYTES as u64 => return Err(too_large()),
             Some(_) => {}
-            None => return Err(invalid_request("the Content-Length header is malformed")),
+            None => return Err(invalid_request(OAuth::BadContentLength)),
         }
     }
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| invalid_request("the request body could not be read completely"))?;
+        let chunk = chunk.map_err(|_| invalid_request(OAuth::BodyIncomplete))?;
         if body.len() + chunk.len() > MAX_FORM_BYTES {
             return Err(too_large());
         }
@@ -325,9 +325,7 @@ async fn token_request(
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !form_type {
-        return Err(invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
+        return Err(invalid_request(OAuth::NotAForm));
     }
     // We decode no content coding: a compressed form would be read as garbage (and a small
     // compressed body could expand to a large one).
@@ -339,9 +337,7 @@ async fn token_request(
                 .is_ok_and(|v| v.trim().eq_ignore_ascii_case("identity"))
         });
     if coded {
-        return Err(invalid_request(
-            "Content-Encoding is not supported; send the form uncompressed",
-        ));
+        return Err(invalid_request(OAuth::ContentEncoding));
     }
     let body = read_form(request, payload).await?;
     let form = auth::parse_form(&body)?;

@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt as _;
+use i18n::{Detail, Malformed, Title};
 use serde::Serialize;
 use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -152,29 +153,18 @@ fn environment_of(request: &HttpRequest) -> Result<Environment, Problem> {
     let mut environment = None;
     for (name, value) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
         if name != "environment" {
-            return Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad-query",
-                "Bad query",
-                "unknown query parameter; only environment is allowed",
-            ));
+            return Err(bad_query(Detail::UnknownImportParameter));
         }
         if environment.is_some() {
-            return Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad-query",
-                "Bad query",
-                "environment given more than once",
-            ));
+            return Err(bad_query(Detail::ParameterRepeated {
+                name: "environment",
+            }));
         }
-        environment = Some(value.parse::<Environment>().map_err(|_| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad-query",
-                "Bad query",
-                "environment must be TEST or PRODUCTION",
-            )
-        })?);
+        environment = Some(
+            value
+                .parse::<Environment>()
+                .map_err(|_| bad_query(Detail::BadEnvironment))?,
+        );
     }
     Ok(environment.unwrap_or_default())
 }
@@ -185,10 +175,13 @@ fn check_content_type(request: &HttpRequest) -> Result<(), Problem> {
         Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
-            "Unsupported media type",
-            "send the JSON body as application/json (application/x-www-form-urlencoded is accepted too)",
+            Title::UnsupportedMediaType,
+            Detail::UnsupportedMediaType,
         )
-        .with_header(header::HeaderName::from_static("accept-post"), "application/json")
+        .with_header(
+            header::HeaderName::from_static("accept-post"),
+            "application/json",
+        )
     };
     let value = request
         .headers()
@@ -215,10 +208,10 @@ fn idempotency_key_of(request: &HttpRequest) -> Result<Option<String>, Problem> 
         Problem::new(
             StatusCode::BAD_REQUEST,
             "bad-idempotency-key",
-            "Bad Idempotency-Key",
-            format!(
-                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
-            ),
+            Title::BadIdempotencyKey,
+            Detail::BadIdempotencyKey {
+                max_len: MAX_IDEMPOTENCY_KEY_LEN,
+            },
         )
     };
     let key = value.to_str().map_err(|_| bad())?.trim();
@@ -235,8 +228,10 @@ fn too_large() -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload-too-large",
-        "Payload too large",
-        format!("the body must not exceed {MAX_BODY_BYTES} bytes"),
+        Title::PayloadTooLarge,
+        Detail::TooLarge {
+            max_bytes: MAX_BODY_BYTES,
+        },
     )
 }
 
@@ -253,8 +248,7 @@ async fn read_body(request: &HttpRequest, mut payload: web::Payload) -> Result<V
     }
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| Problem::malformed("the body could not be read completely"))?;
+        let chunk = chunk.map_err(|_| Problem::malformed(Malformed::Incomplete))?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }
@@ -283,8 +277,8 @@ pub fn answer(record: &ImportRecord) -> HttpResponse {
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "europace-unavailable",
-                    "Europace unavailable",
-                    "Europace could not be reached or was overloaded; nothing was created. Retry later, with the same Idempotency-Key.",
+                    Title::EuropaceUnavailable,
+                    Detail::EuropaceUnavailable,
                 )
                 .with_header(header::RETRY_AFTER, RETRY_AFTER_S)
             } else {
@@ -298,8 +292,8 @@ pub fn answer(record: &ImportRecord) -> HttpResponse {
                 Problem::new(
                     StatusCode::BAD_GATEWAY,
                     "europace-rejected",
-                    "Europace rejected the import",
-                    "Europace refused our request; nothing was created. Europace's reasons are in europaceMessages. Our operators have been alerted.",
+                    Title::EuropaceRejected,
+                    Detail::EuropaceRejected,
                 )
                 .with_europace_messages(messages)
             };
@@ -322,8 +316,8 @@ pub struct ImportPending {
     pub drkleinrk_vorgangsnummer: Uuid,
     /// The state it was last stored in, e.g. `ACCEPTED`.
     pub import_status: ImportStatus,
-    /// What happens next.
-    pub detail: &'static str,
+    /// What happens next, in the answer's language (see `Content-Language`).
+    pub detail: String,
 }
 
 /// An import that is stored but not finished: our database failed mid-way, or another replica
@@ -332,22 +326,25 @@ pub struct ImportPending {
 /// `Idempotency-Key` who retries a 5xx would create a second case. Hence `202 Accepted` (HTTP's
 /// "accepted for processing, not completed"), naming the import and its state.
 fn stored_unfinished(record: &ImportRecord) -> HttpResponse {
-    HttpResponse::Accepted()
+    let lang = crate::language::current();
+    let mut response = HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/vorgang/{}", record.id)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(ImportPending {
             drkleinrk_vorgangsnummer: record.id,
             import_status: record.status,
-            detail: "the import is stored and will be finished in the background; do not send it again; GET its Location for the outcome",
-        })
+            detail: Detail::ImportPending.text(lang).into_owned(),
+        });
+    crate::language::mark(response.headers_mut(), lang);
+    response
 }
 
 fn in_doubt(id: Uuid) -> Problem {
     Problem::new(
         StatusCode::GATEWAY_TIMEOUT,
         "import-in-doubt",
-        "Import outcome unknown",
-        "Europace's answer was lost after the import was sent; the case may exist. Do not resend: our operators resolve it, see GET /vorgang/{id}.",
+        Title::ImportInDoubt,
+        Detail::ImportInDoubt,
     )
     .for_import(id, ImportStatus::InDoubt)
 }
@@ -357,8 +354,8 @@ fn in_progress(id: Uuid, status: ImportStatus) -> Problem {
     Problem::new(
         StatusCode::CONFLICT,
         "import-in-progress",
-        "Import in progress",
-        "an import with this Idempotency-Key is still being processed; retry shortly",
+        Title::ImportInProgress,
+        Detail::ImportInProgress,
     )
     .with_header(header::RETRY_AFTER, "1")
     .for_import(id, status)
@@ -522,11 +519,10 @@ fn rate_limited(limited: Limited) -> Problem {
     Problem::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate-limited",
-        "Too many requests",
-        format!(
-            "this client may send {} imports per minute; retry after Retry-After seconds",
-            limited.state.limit
-        ),
+        Title::RateLimited,
+        Detail::RateLimited {
+            per_minute: limited.state.limit,
+        },
     )
     .with_header(header::RETRY_AFTER, limited.retry_after_s.to_string())
 }
@@ -544,7 +540,7 @@ async fn accept(
     let body = read_body(&request, payload).await?;
     let parsed = parse_import_request(&body).map_err(|error| match error {
         RequestError::Malformed(detail) => Problem::malformed(detail),
-        RequestError::Invalid(violations) => Problem::validation(violations),
+        RequestError::Invalid(violations) => Problem::validation(&violations),
     })?;
     let outcome = state
         .importer
@@ -574,8 +570,8 @@ async fn accept(
         Err(ImportError::IdempotencyKeyReused) => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency-key-reused",
-            "Idempotency-Key reused",
-            "this Idempotency-Key was already used with a different body or environment",
+            Title::IdempotencyKeyReused,
+            Detail::IdempotencyKeyReused,
         )),
         Err(ImportError::InProgress { id, status }) => Err(in_progress(id, status)),
         // The core logged the store error. A SENDING import may have reached Europace: the
@@ -586,15 +582,11 @@ async fn accept(
         },
         Err(ImportError::Store(error)) => {
             tracing::error!(error = %error, "could not store an import");
-            Err(Problem::unavailable(
-                "our database is unavailable; nothing was stored, retry later",
-            ))
+            Err(Problem::unavailable(Detail::NothingStored))
         }
         Err(error @ (ImportError::NotFound | ImportError::WrongState(_))) => {
             tracing::error!(error = %error, "unexpected import state");
-            Err(Problem::unavailable(
-                "the import could not be processed; retry later",
-            ))
+            Err(Problem::unavailable(Detail::ImportNotProcessed))
         }
     }
 }
@@ -639,9 +631,7 @@ pub async fn get(
         Err(ImportError::NotFound) => Err(Problem::not_found()),
         Err(error) => {
             tracing::error!(error = %error, "could not read an import");
-            Err(Problem::unavailable(
-                "our database is unavailable, retry later",
-            ))
+            Err(Problem::unavailable(Detail::DatabaseUnavailable))
         }
     }
 }
@@ -686,8 +676,13 @@ fn parse_since(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|time| time.with_timezone(&chrono::Utc))
 }
 
-fn bad_query(detail: impl Into<String>) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Bad query", detail)
+fn bad_query(detail: Detail) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "bad-query",
+        Title::BadQuery,
+        detail,
+    )
 }
 
 /// Parses the query of `GET /vorgang`: `status`, `since`, `limit`, `cursor`, each at most once,
@@ -698,25 +693,23 @@ fn list_query_of(request: &HttpRequest) -> Result<ImportQuery, Problem> {
     let mut seen = [false; NAMES.len()];
     for (name, value) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
         let Some(index) = NAMES.iter().position(|known| *known == name) else {
-            return Err(bad_query(
-                "unknown query parameter; allowed are status, since, limit and cursor",
-            ));
+            return Err(bad_query(Detail::UnknownListParameter));
         };
         if std::mem::replace(&mut seen[index], true) {
-            return Err(bad_query(format!("{} given more than once", NAMES[index])));
+            return Err(bad_query(Detail::ParameterRepeated { name: NAMES[index] }));
         }
         match NAMES[index] {
             "status" => {
                 let status = value.parse().map_err(|_| {
                     let names: Vec<&str> = ImportStatus::ALL.iter().map(|s| s.as_str()).collect();
-                    bad_query(format!("status must be one of {}", names.join(", ")))
+                    bad_query(Detail::BadStatus {
+                        values: names.join(", "),
+                    })
                 })?;
                 query.status = Some(status);
             }
             "since" => {
-                query.since = Some(parse_since(&value).ok_or_else(|| {
-                    bad_query("since must be an RFC 3339 date-time, e.g. 2026-01-31T00:00:00Z")
-                })?);
+                query.since = Some(parse_since(&value).ok_or_else(|| bad_query(Detail::BadSince))?);
             }
             "limit" => {
                 query.limit = value
@@ -724,17 +717,14 @@ fn list_query_of(request: &HttpRequest) -> Result<ImportQuery, Problem> {
                     .ok()
                     .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
                     .ok_or_else(|| {
-                        bad_query(format!(
-                            "limit must be a whole number from 1 to {MAX_LIST_LIMIT}"
-                        ))
+                        bad_query(Detail::BadLimit {
+                            max: MAX_LIST_LIMIT,
+                        })
                     })?;
             }
             _ => {
-                query.after = Some(decode_cursor(&value).ok_or_else(|| {
-                    bad_query(
-                        "cursor is not one this service issued; pass the next of a page as it came",
-                    )
-                })?);
+                query.after =
+                    Some(decode_cursor(&value).ok_or_else(|| bad_query(Detail::BadCursor))?);
             }
         }
     }
@@ -797,9 +787,7 @@ pub async fn list(
             })),
         Err(error) => {
             tracing::error!(error = %error, "could not list imports");
-            Err(Problem::unavailable(
-                "our database is unavailable, retry later",
-            ))
+            Err(Problem::unavailable(Detail::DatabaseUnavailable))
         }
     }
 }

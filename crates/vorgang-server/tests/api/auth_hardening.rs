@@ -120,8 +120,13 @@ fn basic(client_id: &str, secret: &str) -> String {
 }
 
 /// An RFC 6749 §5.2 error answer: the status, JSON `{"error": error, "error_description": …}`,
-/// `Cache-Control: no-store`.
+/// `Cache-Control: no-store`, `Content-Language` (`de` unless the request asked for English).
 fn assert_raw_oauth_error(response: &RawResponse, status: u16, error: &str) {
+    assert!(
+        matches!(response.header("content-language"), Some("de" | "en")),
+        "{:?}",
+        response.headers
+    );
     assert_eq!(
         response.status,
         status,

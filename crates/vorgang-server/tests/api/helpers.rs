@@ -118,16 +118,29 @@ pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Settings)) -> Te
         sandbox_url: sandbox_server.base_url(),
         client_id: client.client_id,
         client_secret: client.client_secret.expose_secret().to_owned(),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        http: http_client(None),
         settings,
         _sandbox_server: sandbox_server,
         _dir: dir,
         _postgres: postgres,
     }
+}
+
+/// The tests' HTTP client; with `accept_language`, every request sends it as `Accept-Language`.
+pub fn http_client(accept_language: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(value) = accept_language {
+        headers.insert(
+            reqwest::header::ACCEPT_LANGUAGE,
+            reqwest::header::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// A random key-encryption key: base64 of 32 random bytes, as `openssl rand -base64 32` makes.
@@ -145,6 +158,12 @@ pub fn postgres_admin_url() -> String {
 }
 
 impl TestApp {
+    /// From now on every request of this app's client sends `Accept-Language: {value}`: the
+    /// tests that check the English texts say `app.speak("en")` (German is the default).
+    pub fn speak(&mut self, value: &str) {
+        self.http = http_client(Some(value));
+    }
+
     /// Stops the server gracefully and waits until it has closed its database connections.
     pub async fn stop(&mut self) {
         self.server.stop(true).await;
@@ -244,12 +263,21 @@ impl TestApp {
     }
 }
 
-/// Asserts a problem+json answer and returns its body.
+/// Asserts a problem+json answer (with its `Content-Language`, `de` or `en`) and returns its
+/// body.
 pub async fn problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
     assert_eq!(
         response.headers()["content-type"],
         "application/problem+json"
+    );
+    let language = response
+        .headers()
+        .get("content-language")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        matches!(language.as_deref(), Some("de" | "en")),
+        "Content-Language {language:?}"
     );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], status);

@@ -268,7 +268,9 @@ async fn another_clients_imports_are_never_listed() {
 
 #[tokio::test]
 async fn a_bad_query_is_400_naming_the_parameter_never_the_value() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
+    // The English texts are checked (German is the default).
+    app.speak("en");
     let token = app.token().await;
     app.import(&token, 201).await;
     let foreign_cursor = {

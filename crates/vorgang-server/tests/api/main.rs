@@ -10,6 +10,7 @@ mod faults;
 mod health;
 mod helpers;
 mod import;
+mod language;
 mod list;
 mod metrics;
 mod oauth;

@@ -124,6 +124,7 @@ async fn assert_documented(
             "RateLimit-Limit",
             "RateLimit-Remaining",
             "RateLimit-Reset",
+            "Content-Language",
         ]
         .contains(&name.as_str())
         {
@@ -268,6 +269,28 @@ async fn openapi_json_is_openapi_3_1_with_every_path_and_answer() {
     assert_eq!(
         responses["201"]["content"]["application/json"]["schema"],
         json!({"$ref": "#/components/schemas/ImportCreated"})
+    );
+    // Every answer with translated text documents its language.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let translated =
+                    status.starts_with('4') || status.starts_with('5') || status == "202";
+                if translated && response.get("content").is_some() {
+                    assert_eq!(
+                        response["headers"]["Content-Language"]["schema"],
+                        json!({"type": "string", "enum": ["de", "en"]}),
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        document["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("German unless `Accept-Language` prefers")
     );
     for status in [400, 401, 403, 409, 413, 415, 422, 429, 502, 503, 504] {
         let content = responses[status.to_string()]["content"]

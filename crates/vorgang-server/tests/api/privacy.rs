@@ -87,7 +87,9 @@ async fn nul_anywhere_is_422_with_its_pointer_and_nothing_is_stored_or_sent(db: 
 }
 
 async fn member_names_are_echoed_only_if_they_are_identifiers(db: Db) {
-    let app = spawn_app_with(db, |_| {}).await;
+    let mut app = spawn_app_with(db, |_| {}).await;
+    // The English texts are checked (German is the default).
+    app.speak("en");
     let token = app.token().await;
     let planted = [
         "Erika Mustermann",

@@ -13,8 +13,23 @@ use crate::helpers::spawn_app;
 /// What the server did with a stalled request: its answer and when the connection closed.
 struct Outcome {
     status_line: String,
+    head: String,
     body: String,
     closed_after: Duration,
+}
+
+impl Outcome {
+    /// The value of the answer header `name` (lower case), if any.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
 }
 
 /// Sends `head` (request line and headers, without the blank line) and then `body` as separate
@@ -47,6 +62,7 @@ async fn stalled(address: &str, head: String, body: &[&[u8]], pause: Duration) -
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     Outcome {
         status_line: head.lines().next().unwrap_or("").to_owned(),
+        head: head.to_owned(),
         body: body.to_owned(),
         closed_after: started.elapsed(),
     }
@@ -95,21 +111,22 @@ async fn stalled_and_dripping_bodies_get_408_and_the_connection_is_closed() {
             &[b"{"],
             one_second,
         ),
-        // One byte per second: each arrives in time, the whole body never does.
+        // One byte per second: each arrives in time, the whole body never does. (In English.)
         stalled(
             &app.address,
             format!(
                 "POST /vorgang HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
-                 Content-Type: application/json\r\nContent-Length: 4000"
+                 Accept-Language: en\r\nContent-Type: application/json\r\nContent-Length: 4000"
             ),
             &drip,
             one_second,
         ),
         // Chunked and stalled: actix-web would drain it forever once the reader is gone.
+        // (In English.)
         stalled(
             &app.address,
             format!(
-                "POST /oauth2/token HTTP/1.1\r\nHost: {host}\r\n\
+                "POST /oauth2/token HTTP/1.1\r\nHost: {host}\r\nAccept-Language: en;q=0.9\r\n\
                  Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked"
             ),
             &[b"5\r\ngr"],
@@ -142,6 +159,36 @@ async fn stalled_and_dripping_bodies_get_408_and_the_connection_is_closed() {
     );
     assert_timed_out(&vorgang_drip, "POST /vorgang, one byte per second");
     assert_timed_out(&token_chunked, "chunked token request");
+
+    // German by default, English on request; the codes the same in both.
+    assert_eq!(token_endpoint.header("content-language"), Some("de"));
+    assert_eq!(
+        token_endpoint.json()["error_description"],
+        "der Request-Body ist nicht innerhalb von 10 s nach den Headern angekommen"
+    );
+    assert_eq!(token_chunked.header("content-language"), Some("en"));
+    assert_eq!(
+        token_chunked.json()["error_description"],
+        "the request body did not arrive within 10 s of the headers"
+    );
+    assert_eq!(
+        token_chunked.json()["error"],
+        token_endpoint.json()["error"]
+    );
+    assert_eq!(vorgang.header("content-language"), Some("de"));
+    assert_eq!(problem["title"], "Zeitüberschreitung der Anfrage");
+    assert_eq!(
+        problem["detail"],
+        "der Request-Body ist nicht innerhalb von 10 s nach den Headern angekommen"
+    );
+    assert_eq!(vorgang_drip.header("content-language"), Some("en"));
+    let english = vorgang_drip.json();
+    assert_eq!(english["title"], "Request timeout");
+    assert_eq!(
+        english["detail"],
+        "the request body did not arrive within 10 s of the headers"
+    );
+    assert_eq!(english["type"], problem["type"]);
     assert_eq!(health_chunked.status_line, "HTTP/1.1 200 OK");
     assert!(
         health_chunked.closed_after < Duration::from_secs(5),
