@@ -10,8 +10,10 @@ use crate::observe::CallObserver;
 
 /// Default scope of the KEX token.
 pub const DEFAULT_KEX_SCOPE: &str = "privatkredit:vorgang:schreiben";
-/// Default scope of the Partnermanagement token.
-pub const DEFAULT_PARTNER_SCOPE: &str = "partner:plakette:lesen partner:plakette:anlegen";
+/// Default scope of the Partnermanagement token: reading (lookup), creating and updating
+/// (`PATCH` of a Tippgeber's changed data) partners.
+pub const DEFAULT_PARTNER_SCOPE: &str =
+    "partner:plakette:lesen partner:plakette:anlegen partner:plakette:schreiben";
 /// Default connect timeout (`europace.connect_timeout_ms`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Default timeout of one whole request, answer body included (`europace.request_timeout_ms`).

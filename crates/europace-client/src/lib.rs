@@ -2,8 +2,8 @@
 //!
 //! - [`TokenCache`]: OAuth2 client-credentials tokens of the Europace authorization API, one
 //!   cache per scope set, refreshed shortly before expiry, one refresh at a time.
-//! - [`PartnerApi`]: [`PartnerDirectory`] over Europace Partnermanagement (Tippgeber lookup and
-//!   creation), retried with jittered backoff because both calls are safe to repeat.
+//! - [`PartnerApi`]: [`PartnerDirectory`] over Europace Partnermanagement (Tippgeber lookup,
+//!   creation and update), retried with jittered backoff because every call is safe to repeat.
 //! - [`KexApi`]: [`KexImporter`] over the KEX Vorgang Import API, never repeated once the import
 //!   may have reached Europace.
 //!

@@ -20,8 +20,8 @@ pub enum CallTarget {
     PartnerLookup,
     /// `POST /v2/partner/{parent}/untergeordnete`: creating a Tippgeber.
     PartnerCreate,
-    /// `PATCH /v2/partner/{id}`: updating a Tippgeber's data (docs/reference/import-states.md). Not sent by this
-    /// build; the label is part of the set so dashboards need no change when it is.
+    /// `PATCH /v2/partner/{id}`: updating a Tippgeber's changed data
+    /// (docs/reference/import-states.md, step 2).
     PartnerUpdate,
     /// `POST {kex_url}`: the KEX Vorgang import.
     Kex,

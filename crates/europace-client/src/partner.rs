@@ -1,4 +1,4 @@
-//! Europace Partnermanagement (API v2): finding and creating Tippgeber.
+//! Europace Partnermanagement (API v2): finding, creating and updating Tippgeber.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -8,8 +8,11 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION};
 use serde::Deserialize;
 use url::Url;
-use vorgang_core::model::{Anrede, Tippgeber};
-use vorgang_core::{EuropaceError, PartnerDirectory, PartnerRecord, TraceId};
+use vorgang_core::model::Tippgeber;
+use vorgang_core::{
+    EuropaceError, PartnerDirectory, PartnerRecord, TippgeberAttribute, TippgeberUpdate, TraceId,
+    anrede_wire,
+};
 
 use crate::config::{EuropaceConfig, RetryPolicy, append_path};
 use crate::http::{self, BodyError, TRACE_HEADER, TRACEPARENT_HEADER};
@@ -26,10 +29,13 @@ use crate::token::{AccessToken, TokenCache};
 ///   body or else from the last segment of `Location`. If the answer names a `parent` other than
 ///   the requested one (Europace matched the `externePartnerId` to a partner elsewhere), it is a
 ///   [`EuropaceError::Protocol`]: that partner must not be used as a Tippgeber under this parent.
+/// - Update: `PATCH {partner_url}/v2/partner/{id}` (`application/json`) with only the changed
+///   attributes, in Partnermanagement's names (Europace changes only the attributes sent); any
+///   2xx is success (the partner in the answer is not read). Needs `partner:plakette:schreiben`.
 ///
-/// Every call carries the Bearer token of the partner scope, `X-TraceId` and `traceparent`. Both
-/// operations are
-/// safe to repeat, so [`EuropaceError::Unavailable`] (5xx, 429, connection errors, timeouts) is
+/// Every call carries the Bearer token of the partner scope, `X-TraceId` and `traceparent`. All
+/// three operations are safe to repeat (a `PATCH` of the same attributes leaves the same
+/// partner), so [`EuropaceError::Unavailable`] (5xx, 429, connection errors, timeouts) is
 /// retried with jittered backoff honouring `Retry-After`, up to [`RetryPolicy::max_attempts`]; a
 /// 401 drops the token and sends once more with a fresh one; any other 4xx is
 /// [`EuropaceError::Rejected`]. [`EuropaceError::InDoubt`] is never returned.
@@ -333,6 +339,31 @@ impl PartnerDirectory for PartnerApi {
         );
         Ok(partner_id)
     }
+
+    async fn update_tippgeber(
+        &self,
+        partner_id: &str,
+        update: &TippgeberUpdate,
+        trace: &TraceId,
+    ) -> Result<(), EuropaceError> {
+        let url = self.url(&["partner", partner_id]);
+        let body = update_body(update);
+        let answer = self
+            .call(CallTarget::PartnerUpdate, "partner update", trace, || {
+                self.http.patch(url.clone()).json(&body)
+            })
+            .await?;
+        self.settle(&answer, Ok(()))?;
+        // `update`'s Debug names the attributes, never their values.
+        tracing::debug!(
+            trace = %trace,
+            partner_id,
+            attributes = ?update,
+            status = answer.status.as_u16(),
+            "Tippgeber partner updated"
+        );
+        Ok(())
+    }
 }
 
 impl PartnerApi {
@@ -383,12 +414,33 @@ fn protocol(operation: &str, what: &str) -> EuropaceError {
     }
 }
 
-/// Europace's name of an [`Anrede`].
-const fn anrede_wire(anrede: Anrede) -> &'static str {
-    match anrede {
-        Anrede::Herr => "HERR",
-        Anrede::Frau => "FRAU",
+/// Partnermanagement's name of a Tippgeber attribute.
+const fn wire_name(attribute: TippgeberAttribute) -> &'static str {
+    match attribute {
+        TippgeberAttribute::Anrede => "anrede",
+        TippgeberAttribute::Vorname => "vorname",
+        TippgeberAttribute::Nachname => "nachname",
+        TippgeberAttribute::Telefon => "telefonnummer",
+        TippgeberAttribute::Email => "email",
     }
+}
+
+/// The JSON of a partner update: exactly the attributes of `update`, in Partnermanagement's names
+/// (`telefon` is sent as `telefonnummer`). Nothing else: Europace overwrites only what is sent.
+fn update_body(update: &TippgeberUpdate) -> serde_json::Value {
+    serde_json::Value::Object(
+        TippgeberAttribute::ALL
+            .into_iter()
+            .filter_map(|attribute| {
+                update.value(attribute).map(|value| {
+                    (
+                        wire_name(attribute).to_owned(),
+                        serde_json::Value::String(value.to_owned()),
+                    )
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The JSON of a new PERSON partner, in Partnermanagement's names (`telefon` is sent as
@@ -452,6 +504,8 @@ struct PartnerDetails {
 
 #[cfg(test)]
 mod tests {
+    use vorgang_core::model::Anrede;
+
     use super::*;
 
     #[test]
@@ -512,5 +566,27 @@ mod tests {
             },
         );
         assert_eq!(frau["anrede"], "FRAU");
+    }
+
+    #[test]
+    fn update_body_has_exactly_the_changed_attributes_in_europaces_names() {
+        let phone = TippgeberUpdate {
+            telefon: Some("030 2".into()),
+            ..TippgeberUpdate::default()
+        };
+        assert_eq!(
+            update_body(&phone),
+            serde_json::json!({"telefonnummer": "030 2"})
+        );
+        let all = TippgeberUpdate::all_of(&Tippgeber {
+            anrede: Some(Anrede::Frau),
+            telefon: Some("030 2".into()),
+            ..tippgeber()
+        });
+        assert_eq!(
+            update_body(&all),
+            serde_json::json!({"anrede": "FRAU", "vorname": "V", "nachname": "N",
+                "telefonnummer": "030 2", "email": "e@example.org"})
+        );
     }
 }

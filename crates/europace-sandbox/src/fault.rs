@@ -21,6 +21,8 @@ pub(crate) enum Call {
     PartnerLookup,
     /// `POST /v2/partner/{parentId}/untergeordnete`.
     PartnerCreate,
+    /// `PATCH /v2/partner/{id}`.
+    PartnerUpdate,
     /// `POST /vorgang`.
     Kex,
 }
@@ -30,10 +32,11 @@ pub(crate) enum Call {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum FaultTarget {
     Auth,
-    /// Both partner lookup and partner creation.
+    /// Partner lookup, creation and update.
     Partner,
     PartnerLookup,
     PartnerCreate,
+    PartnerUpdate,
     Kex,
 }
 
@@ -44,6 +47,7 @@ impl FaultTarget {
             (Self::Auth, Call::Auth)
                 | (Self::Partner | Self::PartnerLookup, Call::PartnerLookup)
                 | (Self::Partner | Self::PartnerCreate, Call::PartnerCreate)
+                | (Self::Partner | Self::PartnerUpdate, Call::PartnerUpdate)
                 | (Self::Kex, Call::Kex)
         )
     }
@@ -160,7 +164,7 @@ impl QueuedFault {
                 };
                 builder.json(json!({ "error": error, "error_description": description }))
             }
-            Call::PartnerLookup | Call::PartnerCreate | Call::Kex => {
+            Call::PartnerLookup | Call::PartnerCreate | Call::PartnerUpdate | Call::Kex => {
                 builder.json(json!({ "message": description, "traceId": trace_id }))
             }
         })
@@ -239,6 +243,7 @@ mod tests {
         assert!(parse(r#"{"target":"kex","body":{"messages":[]}}"#).is_err());
         assert!(parse(r#"{"target":"kex","status":0,"body":{"messages":[]}}"#).is_err());
         assert!(parse(r#"{"target":"kex","status":400,"body":null}"#).is_ok());
+        assert!(parse(r#"{"target":"partner_update","status":503,"times":3}"#).is_ok());
     }
 
     #[test]
@@ -254,6 +259,12 @@ mod tests {
     fn targets() {
         assert!(FaultTarget::Partner.applies_to(Call::PartnerLookup));
         assert!(FaultTarget::Partner.applies_to(Call::PartnerCreate));
+        assert!(FaultTarget::Partner.applies_to(Call::PartnerUpdate));
+        assert!(FaultTarget::PartnerUpdate.applies_to(Call::PartnerUpdate));
+        assert!(!FaultTarget::PartnerUpdate.applies_to(Call::PartnerCreate));
+        assert!(!FaultTarget::PartnerUpdate.applies_to(Call::PartnerLookup));
+        assert!(!FaultTarget::PartnerCreate.applies_to(Call::PartnerUpdate));
+        assert!(!FaultTarget::PartnerLookup.applies_to(Call::PartnerUpdate));
         assert!(!FaultTarget::Partner.applies_to(Call::Kex));
         assert!(!FaultTarget::PartnerLookup.applies_to(Call::PartnerCreate));
         assert!(!FaultTarget::PartnerCreate.applies_to(Call::PartnerLookup));

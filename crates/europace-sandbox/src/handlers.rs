@@ -20,6 +20,7 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 const SCOPE_PARTNER_READ: &str = "partner:plakette:lesen";
 const SCOPE_PARTNER_CREATE: &str = "partner:plakette:anlegen";
+const SCOPE_PARTNER_WRITE: &str = "partner:plakette:schreiben";
 const SCOPE_KEX: &str = "privatkredit:vorgang:schreiben";
 
 pub(crate) fn configure(sandbox: &Sandbox, cfg: &mut web::ServiceConfig) {
@@ -39,7 +40,9 @@ pub(crate) fn configure(sandbox: &Sandbox, cfg: &mut web::ServiceConfig) {
         web::resource("/v2/partner/{partnerId}")
             .name(PARTNER_RESOURCE)
             .app_data(data.clone())
-            .route(web::get().to(get_partner)),
+            .app_data(payload.clone())
+            .route(web::get().to(get_partner))
+            .route(web::patch().to(update_partner)),
     )
     .service(
         web::resource("/v2/partner/{partnerId}/untergeordnete")
@@ -143,6 +146,7 @@ const fn call_name(call: Call) -> &'static str {
         Call::Auth => "auth",
         Call::PartnerLookup => "partner_lookup",
         Call::PartnerCreate => "partner_create",
+        Call::PartnerUpdate => "partner_update",
         Call::Kex => "kex",
     }
 }
@@ -548,6 +552,109 @@ async fn create_partner(
     .await
 }
 
+/// Partner attributes a `PATCH` may change (Partner API: "Attributes that can be changed via
+/// PATCH"). `typ`, `partnerId`, `parent`, `gesperrt` and `avatar` are not among them.
+const PATCHABLE_STRING_ATTRIBUTES: &[&str] = &[
+    "anrede",
+    "aufsichtsbehoerde",
+    "email",
+    "externePartnerId",
+    "faxnummer",
+    "firmenname",
+    "firmennameZusatz",
+    "geburtsdatum",
+    "mobilnummer",
+    "name",
+    "vorname",
+    "nachname",
+    "registrierungsnummer",
+    "telefonnummer",
+    "titelFunktion",
+    "webseite",
+];
+const PATCHABLE_BOOLEAN_ATTRIBUTES: &[&str] = &["kreditsachbearbeiter"];
+const PATCHABLE_OBJECT_ATTRIBUTES: &[&str] = &["anschrift", "bankverbindung"];
+
+/// The changes of a `PATCH` body, as Europace evaluates it: an attribute is set to the value
+/// sent, an empty string deletes it (`None`), `anrede` needs a value (`HERR`/`FRAU`); unknown
+/// and unchangeable attributes and `null`s are ignored. Messages name fields, never values.
+fn patch_changes(body: Map<String, Value>) -> Result<Vec<(String, Option<Value>)>, String> {
+    let mut changes = Vec::new();
+    for (key, value) in body {
+        if value.is_null() {
+            continue;
+        }
+        if PATCHABLE_STRING_ATTRIBUTES.contains(&key.as_str()) {
+            let Some(text) = value.as_str() else {
+                return Err(format!("Attribut '{key}' muss ein String sein"));
+            };
+            if key == "anrede" && !matches!(text, "HERR" | "FRAU") {
+                return Err("Enum literal für 'anrede' muss FRAU oder HERR sein.".into());
+            }
+            if text.is_empty() {
+                changes.push((key, None));
+                continue;
+            }
+            if key == "geburtsdatum" && !is_iso_date(text) {
+                return Err("'geburtsdatum' muss das Format YYYY-MM-DD haben".into());
+            }
+            changes.push((key, Some(value)));
+        } else if PATCHABLE_BOOLEAN_ATTRIBUTES.contains(&key.as_str()) {
+            if !value.is_boolean() {
+                return Err(format!("Attribut '{key}' muss ein Boolean sein"));
+            }
+            changes.push((key, Some(value)));
+        } else if PATCHABLE_OBJECT_ATTRIBUTES.contains(&key.as_str()) {
+            if !value.is_object() {
+                return Err(format!("Attribut '{key}' muss ein Objekt sein"));
+            }
+            changes.push((key, Some(value)));
+        }
+    }
+    Ok(changes)
+}
+
+async fn update_partner(
+    sandbox: web::Data<Sandbox>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let trace_id = trace_id(&req);
+    with_faults(&sandbox, Call::PartnerUpdate, &req, &trace_id, || {
+        if let Some(response) = refuse_unauthorized(&sandbox, &req, SCOPE_PARTNER_WRITE, &trace_id)
+        {
+            return response;
+        }
+        if !is_json(&req) {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type muss application/json sein",
+                &trace_id,
+            );
+        }
+        let changes = match parse_object(&body).and_then(patch_changes) {
+            Ok(changes) => changes,
+            Err(message) => return error(StatusCode::BAD_REQUEST, &message, &trace_id),
+        };
+        let changed: Vec<String> = changes.iter().map(|(key, _)| key.clone()).collect();
+        match sandbox.lock().update_partner(&path, changes) {
+            Some(partner) => {
+                // Attribute names only, never their values.
+                tracing::info!(
+                    target: "europace_sandbox",
+                    partner_id = %path.as_str(),
+                    attributes = ?changed,
+                    "partner updated"
+                );
+                HttpResponse::Ok().json(partner)
+            }
+            None => error(StatusCode::NOT_FOUND, "Partner nicht gefunden", &trace_id),
+        }
+    })
+    .await
+}
+
 // ---- KEX Vorgang Import ------------------------------------------------------------------------
 
 /// Checks that `vorgang[field].partnerId`, when given, names a known partner.
@@ -738,6 +845,50 @@ mod tests {
             };
             let message = partner_attributes(body).unwrap_err();
             assert!(!message.contains("Geheim"), "{message}");
+        }
+    }
+
+    #[test]
+    fn patch_changes_follow_europaces_rules() {
+        let body = json!({
+            "partnerId": "XXX00",
+            "typ": "ORGANISATION",
+            "parent": {"partnerId": "KBT01"},
+            "gesperrt": true,
+            "unbekannt": 1,
+            "telefonnummer": "030 2",
+            "email": "",
+            "vorname": null,
+            "kreditsachbearbeiter": false
+        });
+        let Value::Object(body) = body else {
+            unreachable!()
+        };
+        let mut changes = patch_changes(body).unwrap();
+        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            changes,
+            vec![
+                ("email".to_owned(), None),
+                ("kreditsachbearbeiter".to_owned(), Some(json!(false))),
+                ("telefonnummer".to_owned(), Some(json!("030 2"))),
+            ]
+        );
+        for bad in [
+            json!({"anrede": ""}),
+            json!({"anrede": "Herr Dr. Geheim"}),
+            json!({"telefonnummer": 3012345}),
+            json!({"geburtsdatum": "1.2.1980 Geheim"}),
+            json!({"anschrift": "Geheimweg 1"}),
+        ] {
+            let Value::Object(body) = bad else {
+                unreachable!()
+            };
+            let message = patch_changes(body).unwrap_err();
+            assert!(
+                !message.contains("Geheim") && !message.contains("3012345"),
+                "{message}"
+            );
         }
     }
 

@@ -8,13 +8,15 @@
 //! | `POST /auth/token` | Authorization API: any HTTP Basic credentials, `grant_type=client_credentials` |
 //! | `GET /v2/partners?externePartnerId=X` | Partnermanagement: Europace-wide search, `{total, partners:[{partnerId, href}]}` |
 //! | `GET /v2/partner/{id}` | Partnermanagement: one partner, with `parent` |
+//! | `PATCH /v2/partner/{id}` | Partnermanagement: 200 with the partner; only the attributes sent change (an empty string deletes one; unknown and unchangeable ones such as `typ`, `parent` are ignored); 404 for an unknown id |
 //! | `POST /v2/partner/{parentId}/untergeordnete` | Partnermanagement: 201 + `Location`, or 205 when the `externePartnerId` exists below that parent |
 //! | `POST /vorgang[?environment=PRODUCTION]` | KEX Vorgang Import: 201 `{vorgangsnummer, messages, antragsteller1:{id}}` |
 //!
 //! Every endpoint but the token endpoint requires `Authorization: Bearer` with a token the sandbox
 //! issued and that has not expired. A token requested with an explicit `scope` only carries those
 //! scopes (`partner:plakette:lesen` for lookups, `partner:plakette:anlegen` for creation,
-//! `privatkredit:vorgang:schreiben` for the KEX import; see [`SandboxConfig::check_scopes`]); a
+//! `partner:plakette:schreiben` for updates, `privatkredit:vorgang:schreiben` for the KEX import;
+//! see [`SandboxConfig::check_scopes`]); a
 //! token requested without `scope` carries all of them.
 //!
 //! It starts with the partners `KBT01` (Kundenbetreuer, a `PERSON`), `TGP01` and `TGT01` (the
@@ -32,19 +34,20 @@
 //! | `GET /_sandbox/faults` | the faults still queued |
 //! | `DELETE /_sandbox/faults` | clears all faults |
 //! | `POST /_sandbox/reset` | forgets imports, created partners, tokens, faults and counters |
-//! | `GET /_sandbox/stats` | requests received per target: `{"auth","partner_lookup","partner_create","kex"}` |
+//! | `GET /_sandbox/stats` | requests received per target: `{"auth","partner_lookup","partner_create","partner_update","kex"}` |
 //! | `GET /_sandbox/calls` | the correlation headers of the last 1000 requests, oldest first: `[{"call","traceId","traceparent"}]` (`call` as in stats; a header not sent is `null`) |
 //!
-//! A fault is `{"target": "auth"|"partner"|"partner_lookup"|"partner_create"|"kex", "status": 503,
-//! "delay_ms": 0, "times": 1, "after_receive": false, "retry_after_s": 5, "body": null}`; only
-//! `target` is required. The next `times` calls to `target` (`partner` = lookup and creation,
-//! `partner_lookup` = both `GET` endpoints) wait `delay_ms` and then answer `status` with a small
+//! A fault is `{"target": "auth"|"partner"|"partner_lookup"|"partner_create"|"partner_update"|"kex",
+//! "status": 503, "delay_ms": 0, "times": 1, "after_receive": false, "retry_after_s": 5,
+//! "body": null}`; only `target` is required. The next `times` calls to `target` (`partner` =
+//! lookup, creation and update, `partner_lookup` = both `GET` endpoints) wait `delay_ms` and then answer `status` with a small
 //! JSON error body, or with `body` as the JSON answer when given (e.g. Europace's
 //! `{"messages": [...]}` of a refused KEX import; it needs a `status` other than 0), and
 //! `Retry-After` when `retry_after_s` is given. `status: 0` drops the
 //! connection without any answer; no `status` means the normal answer, only delayed. With
-//! `after_receive` the request is processed first (a KEX import is recorded, a partner created,
-//! a token issued) and only then delayed and answered with the fault: the answer is lost.
+//! `after_receive` the request is processed first (a KEX import is recorded, a partner created
+//! or updated, a token issued) and only then delayed and answered with the fault: the answer is
+//! lost.
 //! Faults queue first in, first out, per call. Requests are counted in `/_sandbox/stats` whether
 //! a fault hit them or not.
 //!
@@ -152,7 +155,7 @@ pub struct RecordedVorgang {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordedCall {
-    /// `auth`, `partner_lookup`, `partner_create` or `kex`.
+    /// `auth`, `partner_lookup`, `partner_create`, `partner_update` or `kex`.
     pub call: &'static str,
     /// The `X-TraceId` header as sent (when it is printable ASCII).
     pub trace_id: Option<String>,

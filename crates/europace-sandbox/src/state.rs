@@ -16,8 +16,8 @@ use crate::{Environment, RecordedCall, RecordedVorgang};
 const MAX_RECORDED_CALLS: usize = 1000;
 
 /// Scope granted when a token request names no scope: everything the sandbox knows.
-pub(crate) const ALL_SCOPES: &str =
-    "partner:plakette:lesen partner:plakette:anlegen privatkredit:vorgang:schreiben";
+pub(crate) const ALL_SCOPES: &str = "partner:plakette:lesen partner:plakette:anlegen \
+     partner:plakette:schreiben privatkredit:vorgang:schreiben";
 
 /// Number of seed partners at the start of [`State::partners`].
 const SEED_COUNT: usize = 3;
@@ -36,6 +36,7 @@ pub(crate) struct Stats {
     auth: u64,
     partner_lookup: u64,
     partner_create: u64,
+    partner_update: u64,
     kex: u64,
 }
 
@@ -160,6 +161,7 @@ impl State {
             Call::Auth => self.stats.auth += 1,
             Call::PartnerLookup => self.stats.partner_lookup += 1,
             Call::PartnerCreate => self.stats.partner_create += 1,
+            Call::PartnerUpdate => self.stats.partner_update += 1,
             Call::Kex => self.stats.kex += 1,
         }
         let index = self.faults.iter().position(|f| f.target.applies_to(call))?;
@@ -275,6 +277,29 @@ impl State {
         }
         self.insert_partner(partner.clone());
         CreateOutcome::Created(partner)
+    }
+
+    /// Applies a `PATCH` to partner `id`: each attribute set to its value, or removed for
+    /// `None` (Europace: an empty string deletes the value); every other attribute stays.
+    /// Returns the partner as it is now, `None` when there is no such partner.
+    pub(crate) fn update_partner(
+        &mut self,
+        id: &str,
+        changes: Vec<(String, Option<Value>)>,
+    ) -> Option<Map<String, Value>> {
+        let index = *self.by_id.get(id)?;
+        let partner = self.partners.get_mut(index)?;
+        for (key, value) in changes {
+            match value {
+                Some(value) => {
+                    partner.insert(key, value);
+                }
+                None => {
+                    partner.remove(&key);
+                }
+            }
+        }
+        Some(partner.clone())
     }
 
     /// A fresh partnerId like Europace's: three uppercase letters and two digits.
@@ -402,6 +427,35 @@ mod tests {
         assert!(state.begin(Call::PartnerLookup).is_none());
         assert!(state.begin(Call::Kex).is_some());
         assert!(state.faults().is_empty());
+    }
+
+    #[test]
+    fn update_changes_only_the_attributes_given() {
+        let mut state = State::new();
+        let mut attributes = Map::new();
+        attributes.insert("vorname".into(), json!("Erika"));
+        attributes.insert("telefonnummer".into(), json!("030 1"));
+        attributes.insert("email".into(), json!("e@example.org"));
+        let CreateOutcome::Created(created) = state.create_partner("TGP01", None, attributes)
+        else {
+            panic!("not created")
+        };
+        let id = created["partnerId"].as_str().unwrap().to_owned();
+        let updated = state
+            .update_partner(
+                &id,
+                vec![
+                    ("telefonnummer".into(), Some(json!("030 2"))),
+                    ("email".into(), None),
+                ],
+            )
+            .unwrap();
+        assert_eq!(updated["telefonnummer"], "030 2");
+        assert_eq!(updated["vorname"], "Erika");
+        assert!(updated.get("email").is_none());
+        assert_eq!(updated["parent"], created["parent"]);
+        assert_eq!(state.partner(&id), Some(&updated));
+        assert_eq!(state.update_partner("NOPE1", Vec::new()), None);
     }
 
     #[test]

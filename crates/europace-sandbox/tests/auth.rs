@@ -28,7 +28,8 @@ async fn issues_a_bearer_token_for_any_basic_credentials() {
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(
         body["scope"],
-        "partner:plakette:lesen partner:plakette:anlegen privatkredit:vorgang:schreiben"
+        "partner:plakette:lesen partner:plakette:anlegen partner:plakette:schreiben \
+         privatkredit:vorgang:schreiben"
     );
 
     let second = s.token().await;
@@ -228,6 +229,19 @@ async fn tokens_for_explicit_scopes_only_open_those_endpoints() {
             .status(),
         201
     );
+    // Updating a partner needs `partner:plakette:schreiben`.
+    let phone = serde_json::json!({"telefonnummer": "030 1"});
+    let refused = s.update(&partner_token, "KBT01", &phone).await;
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("partner:plakette:schreiben")
+    );
+    let writer = s.token_with(Some("partner:plakette:schreiben")).await;
+    assert_eq!(s.update(&writer, "KBT01", &phone).await.status(), 200);
+    assert_eq!(s.lookup(&writer, "x").await.status(), 403);
     let refused = s.import(&partner_token, None, &vorgang("Max")).await;
     assert_eq!(refused.status(), 403);
     assert!(
@@ -242,6 +256,7 @@ async fn tokens_for_explicit_scopes_only_open_those_endpoints() {
         201
     );
     assert_eq!(s.lookup(&kex_token, "x").await.status(), 403);
+    assert_eq!(s.update(&kex_token, "KBT01", &phone).await.status(), 403);
     assert_eq!(
         s.create(&kex_token, "TGT01", &common::tippgeber("other"))
             .await

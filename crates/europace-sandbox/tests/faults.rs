@@ -421,7 +421,7 @@ async fn reset_forgets_imports_partners_tokens_faults_and_counters() {
     assert_eq!(ids, [json!("KBT01"), json!("TGP01"), json!("TGT01")]);
     assert_eq!(
         s.stats().await,
-        json!({"auth": 0, "partner_lookup": 0, "partner_create": 0, "kex": 0})
+        json!({"auth": 0, "partner_lookup": 0, "partner_create": 0, "partner_update": 0, "kex": 0})
     );
     // The old token is forgotten.
     let response = s
@@ -454,7 +454,7 @@ async fn stats_count_every_request_per_target_including_faulted_and_refused_ones
     let s = start();
     assert_eq!(
         s.stats().await,
-        json!({"auth": 0, "partner_lookup": 0, "partner_create": 0, "kex": 0})
+        json!({"auth": 0, "partner_lookup": 0, "partner_create": 0, "partner_update": 0, "kex": 0})
     );
     let token = s.token().await;
     s.fault(json!({"target": "partner", "status": 503})).await;
@@ -464,6 +464,12 @@ async fn stats_count_every_request_per_target_including_faulted_and_refused_ones
     let _ = s.lookup(&token, "x").await;
     let _ = s.http.get(s.url("/v2/partner/KBT01")).send().await.unwrap(); // 401, still counted
     let _ = s.create(&token, "TGP01", &tippgeber("client-1")).await;
+    let _ = s
+        .update(&token, "KBT01", &json!({"telefonnummer": "030 1"}))
+        .await;
+    let _ = s
+        .update(&token, "NOP99", &json!({"telefonnummer": "030 1"}))
+        .await; // 404
     let _ = s.try_import(&token, None, &vorgang("Max")).await; // dropped
     let _ = s.import(&token, None, &vorgang("Max")).await;
     let _ = s.import(&token, Some("nope"), &vorgang("Max")).await; // 400
@@ -472,7 +478,7 @@ async fn stats_count_every_request_per_target_including_faulted_and_refused_ones
     let _ = s.recorded().await;
     assert_eq!(
         s.stats().await,
-        json!({"auth": 1, "partner_lookup": 3, "partner_create": 1, "kex": 3})
+        json!({"auth": 1, "partner_lookup": 3, "partner_create": 1, "partner_update": 2, "kex": 3})
     );
     s.server.stop().await;
 }
@@ -577,5 +583,55 @@ async fn calls_record_the_correlation_headers_of_every_request() {
             {"call": "kex", "traceId": null, "traceparent": null},
         ])
     );
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn partner_update_faults_hit_only_updates_and_partner_faults_hit_updates_too() {
+    let s = start();
+    let token = s.token().await;
+    let phone = json!({"telefonnummer": "030 999"});
+    s.fault(json!({"target": "partner_update", "status": 503, "times": 2}))
+        .await;
+    assert_eq!(s.lookup(&token, "x").await.status(), 200);
+    assert_eq!(
+        s.create(&token, "TGP01", &tippgeber("client-1"))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(s.update(&token, "KBT01", &phone).await.status(), 503);
+    assert_eq!(s.update(&token, "KBT01", &phone).await.status(), 503);
+    // Nothing changed by a faulted update.
+    let kbt = |s: &common::Running| {
+        s.sandbox
+            .partners()
+            .into_iter()
+            .find(|p| p["partnerId"] == "KBT01")
+            .unwrap()
+    };
+    assert_eq!(kbt(&s)["telefonnummer"], "030 0000000");
+
+    // `partner` covers lookup, creation and update, first in, first out.
+    s.fault(json!({"target": "partner", "status": 502, "times": 2}))
+        .await;
+    assert_eq!(s.update(&token, "KBT01", &phone).await.status(), 502);
+    assert_eq!(s.lookup(&token, "x").await.status(), 502);
+    assert_eq!(s.update(&token, "KBT01", &phone).await.status(), 200);
+    assert_eq!(kbt(&s)["telefonnummer"], "030 999");
+
+    // After receive: the update is applied, only the answer is lost.
+    s.fault(json!({"target": "partner_update", "status": 0, "after_receive": true}))
+        .await;
+    let lost = s
+        .http
+        .patch(s.url("/v2/partner/KBT01"))
+        .bearer_auth(&token)
+        .json(&json!({"telefonnummer": "030 777"}))
+        .send()
+        .await;
+    assert!(lost.is_err(), "{lost:?}");
+    assert_eq!(kbt(&s)["telefonnummer"], "030 777");
+    assert_eq!(s.stats().await["partner_update"], 5);
     s.server.stop().await;
 }

@@ -308,3 +308,108 @@ async fn href_follows_the_request_host() {
     );
     s.server.stop().await;
 }
+
+#[tokio::test]
+async fn patch_changes_only_the_attributes_sent_and_answers_the_partner() {
+    let s = start();
+    let token = s.token().await;
+    let created: Value = s
+        .create(&token, "TGT01", &tippgeber("client-9"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["partnerId"].as_str().unwrap();
+
+    let response = s
+        .update(
+            &token,
+            id,
+            &json!({"telefonnummer": "030 999", "unbekannt": 1}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let updated: Value = response.json().await.unwrap();
+    let mut expected = created.clone();
+    expected["telefonnummer"] = json!("030 999");
+    assert_eq!(updated, expected, "only the phone number changed");
+    let read: Value = s
+        .http
+        .get(s.url(&format!("/v2/partner/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read, expected);
+
+    // Unchangeable attributes are ignored; an empty string deletes a value.
+    let response = s
+        .update(
+            &token,
+            id,
+            &json!({"partnerId": "XXX00", "typ": "ORGANISATION",
+                    "parent": {"partnerId": "KBT01"}, "email": "", "nachname": "Neu"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let updated: Value = response.json().await.unwrap();
+    assert_eq!(updated["partnerId"], created["partnerId"]);
+    assert_eq!(updated["typ"], "PERSON");
+    assert_eq!(updated["parent"], json!({"partnerId": "TGT01"}));
+    assert_eq!(updated["nachname"], "Neu");
+    assert!(updated.get("email").is_none(), "{updated}");
+    assert_eq!(updated["vorname"], created["vorname"]);
+    assert_eq!(s.sandbox.partners().len(), 4);
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn patch_of_an_unknown_partner_is_404_and_bad_bodies_are_400_or_415() {
+    let s = start();
+    let token = s.token().await;
+    let response = s
+        .update(&token, "NOP99", &json!({"telefonnummer": "030 1"}))
+        .await;
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["message"].is_string());
+
+    for bad in [
+        json!({"anrede": "Geheimrat"}),
+        json!({"anrede": ""}),
+        json!({"telefonnummer": 301234}),
+        json!([1]),
+    ] {
+        let response = s.update(&token, "KBT01", &bad).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        let text = response.text().await.unwrap();
+        assert!(
+            !text.contains("Geheimrat") && !text.contains("301234"),
+            "{text}"
+        );
+    }
+    let response = s
+        .http
+        .patch(s.url("/v2/partner/KBT01"))
+        .bearer_auth(&token)
+        .header("Content-Type", "text/plain")
+        .body(r#"{"telefonnummer": "030 1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let unauthenticated = s
+        .http
+        .patch(s.url("/v2/partner/KBT01"))
+        .json(&json!({"telefonnummer": "030 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let kbt = &s.sandbox.partners()[0];
+    assert_eq!(kbt["telefonnummer"], "030 0000000", "nothing changed");
+    s.server.stop().await;
+}

@@ -32,7 +32,8 @@ use uuid::Uuid;
 /// The service's default scope for KEX imports.
 const KEX_SCOPE: &str = "privatkredit:vorgang:schreiben";
 /// The service's default scopes for Partnermanagement.
-const PARTNER_SCOPE: &str = "partner:plakette:lesen partner:plakette:anlegen";
+const PARTNER_SCOPE: &str =
+    "partner:plakette:lesen partner:plakette:anlegen partner:plakette:schreiben";
 /// The sandbox's Kundenbetreuer (the service's default `europace.kundenbetreuer_partner_id`).
 const KUNDENBETREUER: &str = "KBT01";
 /// The sandbox's Tippgeber parent for test mode (`europace.test_tippgeber_parent_id`).

@@ -23,6 +23,7 @@ use crate::ports::{
 use crate::query::{ImportPage, ImportQuery};
 use crate::record::{EuropaceMessages, Failure, FailureKind, ImportRecord, ImportStatus};
 use crate::resolver::{Resolution, Resolver, Step};
+use crate::tippgeber::{TIPPGEBER_NOT_UPDATED, TippgeberMapping, TippgeberUpdate};
 use crate::trace::TraceContext;
 
 /// Longest [`Importer::submit`] waits for the outcome of an import that another writer took over
@@ -124,21 +125,39 @@ pub fn fingerprint(environment: Environment, raw_body: &[u8]) -> String {
     hex
 }
 
-/// Most Tippgeber partnerIds an [`Importer`] keeps in memory; beyond, it forgets them all and
-/// learns them again from the store (a partner organisation has a handful of Tippgeber, so this
-/// bounds the memory of a pathological mix, not of normal traffic).
+/// Most Tippgeber an [`Importer`] keeps in memory; beyond, it forgets them all and learns them
+/// again from the store (a partner organisation has a handful of Tippgeber, so this bounds the
+/// memory of a pathological mix, not of normal traffic).
 const TIPPGEBER_CACHE_MAX: usize = 10_000;
 
-/// The Tippgeber partnerIds this process has read from the store or learnt from Europace, per
-/// environment and `externePartnerId`: an import of a known Tippgeber is stored directly as
+/// How long an [`Importer`] trusts its copy of a Tippgeber mapping before it reads the store
+/// again.
+///
+/// The partnerId never changes while the partner exists, but what was last sent to it does, and
+/// another replica may have sent it: a replica whose copy says "phone A was sent" while another
+/// has since sent phone B would take a request with phone A for unchanged and leave Europace at
+/// B. Reading the store again after a minute bounds that window (to within a minute of the
+/// other replica's update) for one indexed read per Tippgeber and minute.
+const TIPPGEBER_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// A mapping as this process last read or stored it.
+#[derive(Debug, Clone)]
+struct CachedTippgeber {
+    mapping: Arc<TippgeberMapping>,
+    learnt: Instant,
+}
+
+/// The Tippgeber mappings this process has read from the store or stored itself, per
+/// environment and `externePartnerId`, each trusted for [`TIPPGEBER_CACHE_TTL`]: an import of
+/// a known Tippgeber whose data did not change since it was last sent is stored directly as
 /// `SENDING` (one durable write before the KEX POST instead of three).
 ///
 /// A mapping is the Europace partnerId of `{client_id}-{externeMitarbeiternummer}` under the
-/// environment's Tippgeber parent: it does not change while the partner exists at Europace, so
-/// the copy needs no invalidation (the stored mapping is only ever replaced by what Europace
-/// answered for the same key).
+/// environment's Tippgeber parent, with the fingerprints of what was last sent to it
+/// ([`TippgeberMapping`]). The fingerprints, not the values: the copy holds no more personal data
+/// than the store does.
 #[derive(Debug, Default)]
-struct TippgeberCache(Mutex<HashMap<String, [Option<String>; 2]>>);
+struct TippgeberCache(Mutex<HashMap<String, [Option<CachedTippgeber>; 2]>>);
 
 impl TippgeberCache {
     /// The slot of an environment in a key's entry.
@@ -149,19 +168,46 @@ impl TippgeberCache {
         }
     }
 
-    fn get(&self, environment: Environment, externe_partner_id: &str) -> Option<String> {
+    /// The mapping, if learnt less than [`TIPPGEBER_CACHE_TTL`] before `now`.
+    fn get(
+        &self,
+        environment: Environment,
+        externe_partner_id: &str,
+        now: Instant,
+    ) -> Option<Arc<TippgeberMapping>> {
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(externe_partner_id)?[Self::slot(environment)].clone()
+        map.get(externe_partner_id)?[Self::slot(environment)]
+            .as_ref()
+            .filter(|cached| now.saturating_duration_since(cached.learnt) < TIPPGEBER_CACHE_TTL)
+            .map(|cached| cached.mapping.clone())
     }
 
-    fn put(&self, environment: Environment, externe_partner_id: &str, partner_id: &str) {
+    fn put(
+        &self,
+        environment: Environment,
+        externe_partner_id: &str,
+        mapping: Arc<TippgeberMapping>,
+        now: Instant,
+    ) {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= TIPPGEBER_CACHE_MAX && !map.contains_key(externe_partner_id) {
             map.clear();
         }
         map.entry(externe_partner_id.to_owned()).or_default()[Self::slot(environment)] =
-            Some(partner_id.to_owned());
+            Some(CachedTippgeber {
+                mapping,
+                learnt: now,
+            });
     }
+}
+
+/// The outcome of the Tippgeber step: the partnerId for the KEX import, and whether changed
+/// data could not be sent to Partnermanagement (then the import carries
+/// [`TIPPGEBER_NOT_UPDATED`]).
+#[derive(Debug)]
+struct TippgeberReady {
+    partner_id: String,
+    not_updated: bool,
 }
 
 /// Records `id` as the field `drkleinrkVorgangsnummer` of the current tracing span: a caller
@@ -184,7 +230,7 @@ pub struct Importer {
     /// over, however long a step takes (Europace timeouts and retries can exceed the stale
     /// window).
     in_flight: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
-    /// Tippgeber partnerIds known to this process.
+    /// Tippgeber mappings known to this process.
     tippgeber: Arc<TippgeberCache>,
 }
 
@@ -254,8 +300,10 @@ impl Importer {
     /// unavailable is attempted again under the same id.
     ///
     /// Durable writes: an import whose Tippgeber this process knows (from an earlier import, or
-    /// the store) is stored directly as `SENDING`, and Europace's outcome with the CRM id is one
-    /// more write: two in all. An unknown Tippgeber adds the `ACCEPTED` insert and the mapping.
+    /// the store) with the data last sent to Europace is stored directly as `SENDING`, and
+    /// Europace's outcome with the CRM id is one more write: two in all. An unknown Tippgeber, or
+    /// one whose data changed (its partner is updated before the import is sent), adds the
+    /// `ACCEPTED` insert and the mapping.
     /// `PARTNER_READY` and `IMPORTED` are stored only by the paths that need them (an import
     /// stored by an earlier build; a CRM that is not in-process, see
     /// [`CrmIds::kennung_in_process`]).
@@ -281,8 +329,8 @@ impl Importer {
         Ok(Submitted { record, replayed })
     }
 
-    /// The Tippgeber partnerId this process knows for `externe_partner_id`, else the stored one
-    /// (then remembered).
+    /// The Tippgeber mapping this process knows for `externe_partner_id` (learnt less than
+    /// [`TIPPGEBER_CACHE_TTL`] ago), else the stored one (then remembered).
     ///
     /// # Errors
     /// The store could not be read.
@@ -290,19 +338,22 @@ impl Importer {
         &self,
         environment: Environment,
         externe_partner_id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        if let Some(known) = self.tippgeber.get(environment, externe_partner_id) {
+    ) -> Result<Option<Arc<TippgeberMapping>>, StoreError> {
+        let now = Instant::now();
+        if let Some(known) = self.tippgeber.get(environment, externe_partner_id, now) {
             return Ok(Some(known));
         }
-        let stored = self
+        let Some(stored) = self
             .store()
-            .tippgeber_partner_id(environment, externe_partner_id)
-            .await?;
-        if let Some(partner_id) = &stored {
-            self.tippgeber
-                .put(environment, externe_partner_id, partner_id);
-        }
-        Ok(stored)
+            .tippgeber_partner(environment, externe_partner_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let stored = Arc::new(stored);
+        self.tippgeber
+            .put(environment, externe_partner_id, stored.clone(), now);
+        Ok(Some(stored))
     }
 
     /// Stores the import and drives it; the flag tells whether an earlier import was replayed.
@@ -316,16 +367,27 @@ impl Importer {
             new.request,
             self.resolver.now(),
         );
-        // Stored before anything is sent; with the Tippgeber known, the insert itself is the
-        // durable `SENDING` that must precede the KEX POST (docs/reference/import-states.md). A crash right after it
-        // leaves a `SENDING` import that nothing was sent for: the resume makes it `IN_DOUBT`,
-        // for an operator to resolve as failed (docs/operations.md) — never a second POST.
-        if let Some(partner_id) = self
-            .known_tippgeber(record.environment, &record.tippgeber_externe_partner_id)
-            .await?
+        // Stored before anything is sent; with the Tippgeber known and its data as last sent, the
+        // insert itself is the durable `SENDING` that must precede the KEX POST
+        // (docs/reference/import-states.md). A crash right after it leaves a `SENDING` import
+        // that nothing was sent for: the resume makes it `IN_DOUBT`, for an operator to resolve
+        // as failed (docs/operations.md) — never a second POST. Changed data stays `ACCEPTED`:
+        // the Tippgeber step updates the partner first, and "stored before anything is sent"
+        // holds for that `PATCH` too.
+        if let (Some(known), Some(request)) = (
+            self.known_tippgeber(record.environment, &record.tippgeber_externe_partner_id)
+                .await?,
+            &record.request,
+        ) && TippgeberUpdate::between(
+            record.environment,
+            &record.tippgeber_externe_partner_id,
+            &known,
+            &request.tippgeber,
+        )
+        .is_empty()
         {
             record.status = ImportStatus::Sending;
-            record.tippgeber_partner_id = Some(partner_id);
+            record.tippgeber_partner_id = Some(known.partner_id.clone());
         }
         // Claimed before it is stored: no resume pass of this process can take it over between
         // the insert and its first step. A fresh id is claimed by nobody else.
@@ -517,7 +579,7 @@ impl Importer {
                 let found = match &record.request {
                     Some(request) => match self.ensure_tippgeber(&record, &request.tippgeber).await
                     {
-                        Ok(Ok(partner_id)) => Ok(partner_id),
+                        Ok(Ok(ready)) => Ok(ready),
                         Ok(Err(error)) => {
                             tracing::warn!(import = %record.id, error = %error, "Tippgeber step failed");
                             Err(Self::failure_of(&error))
@@ -533,12 +595,16 @@ impl Importer {
                 };
                 match found {
                     // `PARTNER_READY` is not stored: the partnerId goes into the row with
-                    // `SENDING`, the state the KEX POST needs durable.
-                    Ok(partner_id) => {
+                    // `SENDING`, the state the KEX POST needs durable, and so does the warning
+                    // of a Tippgeber update that failed.
+                    Ok(ready) => {
                         self.resolver
                             .advance_to(record, |next| {
                                 next.status = ImportStatus::Sending;
-                                next.tippgeber_partner_id = Some(partner_id);
+                                next.tippgeber_partner_id = Some(ready.partner_id);
+                                if ready.not_updated {
+                                    next.messages.push(TIPPGEBER_NOT_UPDATED.to_owned());
+                                }
                             })
                             .await?
                     }
@@ -590,47 +656,110 @@ impl Importer {
         }
     }
 
-    /// The Tippgeber's partnerId: known to this process or stored from an earlier import, found
-    /// at Europace under the environment's parent, or created there. The outer error is our
-    /// store's (the import stays as it is), the inner one Europace's (the import fails).
+    /// The Tippgeber step (docs/reference/import-states.md, step 2): the Tippgeber's partnerId,
+    /// stored from an earlier import, found at Europace under the environment's parent, or
+    /// created there; then, if its data differs from what was last sent to that partner, the
+    /// changed attributes are sent (`PATCH`). The outer error is our store's (the import stays as
+    /// it is), the inner one Europace's finding or creating the partner (the import fails). A
+    /// failed update only sets [`TippgeberReady::not_updated`]: the import goes on with the
+    /// partner as it is, and the next import of the Tippgeber tries again (what was sent is
+    /// remembered only after Europace took it).
     async fn ensure_tippgeber(
         &self,
         record: &ImportRecord,
         tippgeber: &Tippgeber,
-    ) -> Result<Result<String, EuropaceError>, StoreError> {
+    ) -> Result<Result<TippgeberReady, EuropaceError>, StoreError> {
+        let environment = record.environment;
         let externe = &record.tippgeber_externe_partner_id;
-        if let Some(known) = self.known_tippgeber(record.environment, externe).await? {
-            return Ok(Ok(known));
-        }
         let trace = TraceId::for_import(record.id);
-        let parent = self.config.tippgeber_parent(record.environment);
-        let found = match self
-            .partners
-            .find_by_externe_partner_id(externe, &trace)
-            .await
-        {
-            Ok(found) => found
-                .into_iter()
-                .find(|p| p.parent_partner_id.as_deref() == Some(parent)),
-            Err(error) => return Ok(Err(error)),
+        // The store, not this process's copy: another replica may have sent the same change
+        // meanwhile (then nothing is left to send), and this step is rare (a new Tippgeber,
+        // changed data, a resumed import).
+        let stored = self.store().tippgeber_partner(environment, externe).await?;
+        let learnt = stored.is_none();
+        let mut mapping = match stored {
+            Some(mapping) => mapping,
+            None => match self.find_or_create(record, tippgeber, &trace).await {
+                Ok(mapping) => mapping,
+                Err(error) => return Ok(Err(error)),
+            },
         };
-        let partner_id = if let Some(found) = found {
-            found.partner_id
-        } else {
+        let update = TippgeberUpdate::between(environment, externe, &mapping, tippgeber);
+        let mut updated = false;
+        let mut not_updated = false;
+        if !update.is_empty() {
+            // `update`'s Debug names the attributes, never their values.
             match self
                 .partners
-                .create_tippgeber(parent, externe, tippgeber, &trace)
+                .update_tippgeber(&mapping.partner_id, &update, &trace)
                 .await
             {
-                Ok(partner_id) => partner_id,
-                Err(error) => return Ok(Err(error)),
+                Ok(()) => {
+                    tracing::info!(
+                        import = %record.id,
+                        partner_id = %mapping.partner_id,
+                        attributes = ?update,
+                        "Tippgeber updated at Europace"
+                    );
+                    mapping.record_sent(environment, externe, &update);
+                    updated = true;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        import = %record.id,
+                        partner_id = %mapping.partner_id,
+                        attributes = ?update,
+                        error = %error,
+                        "Tippgeber could not be updated at Europace; the import goes on with the partner as it is"
+                    );
+                    not_updated = true;
+                }
             }
-        };
-        self.store()
-            .save_tippgeber_partner_id(record.environment, externe, &partner_id)
+        }
+        if learnt || updated {
+            self.store()
+                .save_tippgeber_partner(environment, externe, &mapping)
+                .await?;
+        }
+        let partner_id = mapping.partner_id.clone();
+        self.tippgeber
+            .put(environment, externe, Arc::new(mapping), Instant::now());
+        Ok(Ok(TippgeberReady {
+            partner_id,
+            not_updated,
+        }))
+    }
+
+    /// The Tippgeber's partner at Europace: the one found under the environment's parent (what
+    /// it holds is unknown, so everything counts as changed), else a new one created with the
+    /// request's data (which is then what was sent).
+    async fn find_or_create(
+        &self,
+        record: &ImportRecord,
+        tippgeber: &Tippgeber,
+        trace: &TraceId,
+    ) -> Result<TippgeberMapping, EuropaceError> {
+        let externe = &record.tippgeber_externe_partner_id;
+        let parent = self.config.tippgeber_parent(record.environment);
+        let found = self
+            .partners
+            .find_by_externe_partner_id(externe, trace)
+            .await?
+            .into_iter()
+            .find(|p| p.parent_partner_id.as_deref() == Some(parent));
+        if let Some(found) = found {
+            return Ok(TippgeberMapping::found(found.partner_id));
+        }
+        let partner_id = self
+            .partners
+            .create_tippgeber(parent, externe, tippgeber, trace)
             .await?;
-        self.tippgeber.put(record.environment, externe, &partner_id);
-        Ok(Ok(partner_id))
+        Ok(TippgeberMapping::created(
+            record.environment,
+            externe,
+            partner_id,
+            tippgeber,
+        ))
     }
 
     /// Sends an import this call has stored as `SENDING` and stores the outcome: `COMPLETED`
@@ -804,5 +933,30 @@ impl Importer {
         resolution: Resolution,
     ) -> Result<ImportRecord, ImportError> {
         self.resolver.resolve(id, resolution).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_mapping_is_trusted_for_a_minute_per_environment() {
+        let cache = TippgeberCache::default();
+        let learnt = Instant::now();
+        let mapping = Arc::new(TippgeberMapping::found("TG1"));
+        cache.put(Environment::Test, "c-1", mapping.clone(), learnt);
+        let later = |by: Duration| learnt + by;
+        assert_eq!(
+            cache.get(Environment::Test, "c-1", later(Duration::from_secs(59))),
+            Some(mapping)
+        );
+        assert_eq!(cache.get(Environment::Production, "c-1", learnt), None);
+        assert_eq!(cache.get(Environment::Test, "c-2", learnt), None);
+        assert_eq!(
+            cache.get(Environment::Test, "c-1", later(TIPPGEBER_CACHE_TTL)),
+            None,
+            "read from the store again after the TTL"
+        );
     }
 }

@@ -12,9 +12,10 @@
 //! ([`kex_body`]) are built from it, and only the store adapter serialises it.
 //!
 //! Modules, each using only those before it: `record`, `kex`, `query` (→ record), `change`
-//! (→ record), [`ports`] (→ change, query, record), `error` (→ ports, record), `crm` (→ ports,
-//! record), `resolver` (→ change, error, ports, query, record), `importer` (→ error, kex, ports,
-//! query, record, resolver), [`memory`] (→ change, ports, query, record).
+//! (→ record), `tippgeber`, [`ports`] (→ change, query, record, tippgeber), `error` (→ ports,
+//! record), `crm` (→ ports, record), `resolver` (→ change, error, ports, query, record),
+//! `importer` (→ error, kex, ports, query, record, resolver, tippgeber), [`memory`] (→ change,
+//! ports, query, record, tippgeber).
 
 mod change;
 mod crm;
@@ -26,6 +27,7 @@ pub mod ports;
 mod query;
 pub mod record;
 mod resolver;
+mod tippgeber;
 mod trace;
 
 pub use change::{BodyChange, ImportChange};
@@ -42,5 +44,9 @@ pub use ports::{
 pub use query::{ImportCursor, ImportPage, ImportQuery, ParseCursorError};
 pub use record::{EuropaceMessages, Failure, FailureKind, ImportRecord, ImportStatus};
 pub use resolver::{Resolution, Resolver};
+pub use tippgeber::{
+    SentTippgeber, TIPPGEBER_NOT_UPDATED, TippgeberAttribute, TippgeberMapping, TippgeberUpdate,
+    anrede_wire,
+};
 pub use trace::TraceContext;
 pub use vorgang_model as model;

@@ -18,6 +18,7 @@ use crate::ports::{
 };
 use crate::query::{ImportCursor, ImportQuery};
 use crate::record::{ImportRecord, ImportStatus};
+use crate::tippgeber::{TippgeberMapping, TippgeberUpdate};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -27,7 +28,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub struct InMemoryImportStore {
     imports: Mutex<Vec<ImportRecord>>,
-    tippgeber: Mutex<HashMap<(Environment, String), String>>,
+    tippgeber: Mutex<HashMap<(Environment, String), TippgeberMapping>>,
 }
 
 impl InMemoryImportStore {
@@ -114,25 +115,25 @@ impl ImportStore for InMemoryImportStore {
         Ok(u64::try_from(before - imports.len()).unwrap_or(u64::MAX))
     }
 
-    async fn tippgeber_partner_id(
+    async fn tippgeber_partner(
         &self,
         environment: Environment,
         externe_partner_id: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<TippgeberMapping>, StoreError> {
         Ok(lock(&self.tippgeber)
             .get(&(environment, externe_partner_id.to_owned()))
             .cloned())
     }
 
-    async fn save_tippgeber_partner_id(
+    async fn save_tippgeber_partner(
         &self,
         environment: Environment,
         externe_partner_id: &str,
-        partner_id: &str,
+        mapping: &TippgeberMapping,
     ) -> Result<(), StoreError> {
         lock(&self.tippgeber).insert(
             (environment, externe_partner_id.to_owned()),
-            partner_id.to_owned(),
+            mapping.clone(),
         );
         Ok(())
     }
@@ -170,6 +171,8 @@ struct EuropaceState {
     imports: Vec<ReceivedImport>,
     kex_faults: VecDeque<EuropaceError>,
     partner_faults: VecDeque<EuropaceError>,
+    update_faults: VecDeque<EuropaceError>,
+    updates: Vec<(String, TippgeberUpdate)>,
     calls: u64,
     traces: Vec<TraceId>,
 }
@@ -212,6 +215,18 @@ impl InMemoryEuropace {
         lock(&self.state).partner_faults.push_back(error);
     }
 
+    /// The next partner update (`PATCH`) answers this error instead and changes nothing.
+    pub fn fail_next_partner_update(&self, error: EuropaceError) {
+        lock(&self.state).update_faults.push_back(error);
+    }
+
+    /// The partner updates applied, in arrival order: the partnerId and exactly the attributes
+    /// sent.
+    #[must_use]
+    pub fn updates(&self) -> Vec<(String, TippgeberUpdate)> {
+        lock(&self.state).updates.clone()
+    }
+
     /// The KEX imports received (including those whose answer was "lost").
     #[must_use]
     pub fn imports(&self) -> Vec<ReceivedImport> {
@@ -224,7 +239,8 @@ impl InMemoryEuropace {
         lock(&self.state).partners.clone()
     }
 
-    /// The trace id of every call received (lookups, creations, KEX imports), in arrival order.
+    /// The trace id of every call received (lookups, creations, updates, KEX imports), in
+    /// arrival order.
     #[must_use]
     pub fn traces(&self) -> Vec<TraceId> {
         lock(&self.state).traces.clone()
@@ -289,6 +305,24 @@ impl PartnerDirectory for InMemoryEuropace {
             externe_partner_id: Some(externe_partner_id.to_owned()),
         });
         Ok(partner_id)
+    }
+
+    async fn update_tippgeber(
+        &self,
+        partner_id: &str,
+        update: &TippgeberUpdate,
+        trace: &TraceId,
+    ) -> Result<(), EuropaceError> {
+        let mut state = lock(&self.state);
+        state.traces.push(trace.clone());
+        if let Some(error) = state.update_faults.pop_front() {
+            return Err(error);
+        }
+        if !state.partners.iter().any(|p| p.partner_id == partner_id) {
+            return Err(EuropaceError::rejected(404));
+        }
+        state.updates.push((partner_id.to_owned(), update.clone()));
+        Ok(())
     }
 }
 

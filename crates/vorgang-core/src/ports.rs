@@ -14,6 +14,7 @@ use crate::change::ImportChange;
 use crate::kex::KexBody;
 use crate::query::ImportQuery;
 use crate::record::{EuropaceMessages, ImportRecord, ImportStatus};
+use crate::tippgeber::{TippgeberMapping, TippgeberUpdate};
 use crate::trace::TraceContext;
 
 /// Correlation of one import's Europace calls: the id sent as `X-TraceId` (and written to our
@@ -92,7 +93,7 @@ pub enum InsertOutcome {
     IdempotencyKeyExists(Box<ImportRecord>),
 }
 
-/// Persistence of imports and of the Tippgeber partnerIds learnt from Europace.
+/// Persistence of imports and of the Tippgeber partners learnt from Europace.
 ///
 /// Error contract: every method returns [`StoreError::Unavailable`] when the database cannot be
 /// reached (the caller answers 503 and changes nothing) and [`StoreError::Corrupt`] when a stored
@@ -145,28 +146,31 @@ pub trait ImportStore: Send + Sync {
     /// Deletes imports that finished (`COMPLETED` or `FAILED`) before `cutoff`. Returns how many.
     async fn purge_finished_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// The Europace partnerId stored for a Tippgeber's `externePartnerId` in an environment.
+    /// The Europace partner stored for a Tippgeber's `externePartnerId` in an environment, with
+    /// what was last sent to it ([`TippgeberMapping`]; a mapping stored before migration 0006
+    /// reads with an empty [`SentTippgeber`](crate::SentTippgeber)).
     ///
     /// Per environment because Partnermanagement has no test mode: a test-mode Tippgeber is a
     /// different partner (under the test parent) from the production one with the same
-    /// `externePartnerId`. A hit spares the import every Partnermanagement call.
-    async fn tippgeber_partner_id(
+    /// `externePartnerId`. A hit spares the import every Partnermanagement call unless the
+    /// Tippgeber's data changed.
+    async fn tippgeber_partner(
         &self,
         environment: Environment,
         externe_partner_id: &str,
-    ) -> Result<Option<String>, StoreError>;
+    ) -> Result<Option<TippgeberMapping>, StoreError>;
 
-    /// Remembers the Europace partnerId of a Tippgeber. Storing the same mapping twice is fine;
-    /// a different partnerId for an existing key replaces it.
+    /// Remembers the Europace partner of a Tippgeber and what was last sent to it, replacing
+    /// what was stored for the key. Storing the same mapping twice is fine.
     ///
     /// Two imports of the same new Tippgeber may run at once and both look it up or create it
     /// (creation of an existing `externePartnerId` answers the existing partner), so both store
     /// the same id: this must be an upsert, never a uniqueness error that fails an import.
-    async fn save_tippgeber_partner_id(
+    async fn save_tippgeber_partner(
         &self,
         environment: Environment,
         externe_partner_id: &str,
-        partner_id: &str,
+        mapping: &TippgeberMapping,
     ) -> Result<(), StoreError>;
 
     /// Whether the database takes writes (for `GET /health/ready`): `Ok` only after a small
@@ -256,10 +260,10 @@ pub enum EuropaceError {
 
 /// Europace Partnermanagement, as far as Tippgeber are concerned.
 ///
-/// Error contract: both calls are safe to repeat (a lookup reads; creating an existing
-/// `externePartnerId` answers the existing partner), so an adapter may retry
-/// [`EuropaceError::Unavailable`] internally with backoff before returning it. `InDoubt` is never
-/// returned.
+/// Error contract: every call is safe to repeat (a lookup reads; creating an existing
+/// `externePartnerId` answers the existing partner; a `PATCH` of the same attributes leaves the
+/// same partner), so an adapter may retry [`EuropaceError::Unavailable`] internally with backoff
+/// before returning it. `InDoubt` is never returned.
 #[async_trait]
 pub trait PartnerDirectory: Send + Sync {
     /// All partners with this `externePartnerId` (Europace-wide), each with its parent. The
@@ -285,6 +289,19 @@ pub trait PartnerDirectory: Send + Sync {
         tippgeber: &Tippgeber,
         trace: &TraceId,
     ) -> Result<String, EuropaceError>;
+
+    /// Changes exactly the attributes of `update` of partner `partner_id` (a `PATCH`: every
+    /// other attribute stays as it is). The caller sends only what changed and never an empty
+    /// update.
+    ///
+    /// The adapter maps the attributes to the wire as for [`Self::create_tippgeber`]. An error
+    /// means the partner may still hold the old values; the import goes on regardless.
+    async fn update_tippgeber(
+        &self,
+        partner_id: &str,
+        update: &TippgeberUpdate,
+        trace: &TraceId,
+    ) -> Result<(), EuropaceError>;
 }
 
 /// Europace's answer to a successful KEX import.

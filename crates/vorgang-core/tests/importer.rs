@@ -10,7 +10,8 @@ use vorgang_core::memory::{HeldPartner, InMemoryEuropace, InMemoryImportStore};
 use vorgang_core::{
     BuiltinCrm, Clock, EuropaceError, FailureKind, ImportChange, ImportError, ImportQuery,
     ImportRecord, ImportStatus, ImportStore, Importer, ImporterConfig, NewImport, Ports, RandomIds,
-    Resolution, Resolver, Submitted, TraceContext,
+    Resolution, Resolver, Submitted, TIPPGEBER_NOT_UPDATED, TippgeberMapping, TippgeberUpdate,
+    TraceContext,
 };
 use vorgang_model::{
     Anrede, CustomEntry, CustomValue, Environment, ImportRequest, PartnerDaten, Tippgeber,
@@ -618,6 +619,15 @@ impl vorgang_core::PartnerDirectory for SlowPartners {
             .create_tippgeber(parent_partner_id, externe_partner_id, tippgeber, trace)
             .await
     }
+
+    async fn update_tippgeber(
+        &self,
+        partner_id: &str,
+        update: &TippgeberUpdate,
+        trace: &vorgang_core::TraceId,
+    ) -> Result<(), EuropaceError> {
+        self.inner.update_tippgeber(partner_id, update, trace).await
+    }
 }
 
 #[tokio::test]
@@ -755,24 +765,24 @@ impl ImportStore for FailingStore {
     async fn count_by_status(&self, status: ImportStatus) -> Result<u64, vorgang_core::StoreError> {
         self.inner.count_by_status(status).await
     }
-    async fn tippgeber_partner_id(
+    async fn tippgeber_partner(
         &self,
         environment: Environment,
         externe_partner_id: &str,
-    ) -> Result<Option<String>, vorgang_core::StoreError> {
+    ) -> Result<Option<TippgeberMapping>, vorgang_core::StoreError> {
         self.inner
-            .tippgeber_partner_id(environment, externe_partner_id)
+            .tippgeber_partner(environment, externe_partner_id)
             .await
     }
-    async fn save_tippgeber_partner_id(
+    async fn save_tippgeber_partner(
         &self,
         environment: Environment,
         externe_partner_id: &str,
-        partner_id: &str,
+        mapping: &TippgeberMapping,
     ) -> Result<(), vorgang_core::StoreError> {
         self.write("mapping".to_owned())?;
         self.inner
-            .save_tippgeber_partner_id(environment, externe_partner_id, partner_id)
+            .save_tippgeber_partner(environment, externe_partner_id, mapping)
             .await
     }
     async fn ping(&self) -> Result<(), vorgang_core::StoreError> {
@@ -941,9 +951,16 @@ async fn a_store_failing_on_the_nth_write_never_loses_or_doubles_the_import() {
             let h = harness();
             let store = Arc::new(FailingStore::new(fail_at));
             if tippgeber_known {
+                // Known with the data last sent: no update, the insert is `SENDING`.
+                let mapping = TippgeberMapping::created(
+                    Environment::Test,
+                    "client-a-42",
+                    "TG999",
+                    &request("42").tippgeber,
+                );
                 store
                     .inner
-                    .save_tippgeber_partner_id(Environment::Test, "client-a-42", "TG999")
+                    .save_tippgeber_partner(Environment::Test, "client-a-42", &mapping)
                     .await
                     .unwrap();
             }
@@ -1288,4 +1305,313 @@ fn import_ids_are_time_ordered_uuids() {
         RandomIds.new_id()
     };
     assert!(ids.iter().all(|id| *id < later));
+}
+
+// ---- Issue 12, point 6: the Tippgeber kept current ---------------------------------------------
+
+/// `request(mitarbeiternummer)` with the Tippgeber's phone number set.
+fn request_with_phone(mitarbeiternummer: &str, telefon: &str) -> ImportRequest {
+    let mut request = request(mitarbeiternummer);
+    request.tippgeber.telefon = Some(telefon.to_owned());
+    request
+}
+
+async fn submit_request(importer: &Importer, request: ImportRequest) -> ImportRecord {
+    importer
+        .submit(NewImport {
+            client_id: "client-a",
+            environment: Environment::Test,
+            idempotency_key: None,
+            raw_body: b"{}",
+            request,
+            trace: None,
+        })
+        .await
+        .unwrap()
+        .record
+}
+
+/// A Partnermanagement that notes, for every update it passes on, how many KEX imports Europace
+/// had received by then.
+struct KexCountingPartners {
+    inner: Arc<InMemoryEuropace>,
+    kex_imports_at_update: Mutex<Vec<usize>>,
+}
+
+#[async_trait::async_trait]
+impl vorgang_core::PartnerDirectory for KexCountingPartners {
+    async fn find_by_externe_partner_id(
+        &self,
+        externe_partner_id: &str,
+        trace: &vorgang_core::TraceId,
+    ) -> Result<Vec<vorgang_core::PartnerRecord>, EuropaceError> {
+        self.inner
+            .find_by_externe_partner_id(externe_partner_id, trace)
+            .await
+    }
+
+    async fn create_tippgeber(
+        &self,
+        parent_partner_id: &str,
+        externe_partner_id: &str,
+        tippgeber: &Tippgeber,
+        trace: &vorgang_core::TraceId,
+    ) -> Result<String, EuropaceError> {
+        self.inner
+            .create_tippgeber(parent_partner_id, externe_partner_id, tippgeber, trace)
+            .await
+    }
+
+    async fn update_tippgeber(
+        &self,
+        partner_id: &str,
+        update: &TippgeberUpdate,
+        trace: &vorgang_core::TraceId,
+    ) -> Result<(), EuropaceError> {
+        self.kex_imports_at_update
+            .lock()
+            .unwrap()
+            .push(self.inner.imports().len());
+        self.inner.update_tippgeber(partner_id, update, trace).await
+    }
+}
+
+#[tokio::test]
+async fn a_changed_phone_is_patched_alone_before_the_import_is_sent() {
+    let h = harness();
+    let store = Arc::new(FailingStore::recording());
+    let partners = Arc::new(KexCountingPartners {
+        inner: h.europace.clone(),
+        kex_imports_at_update: Mutex::new(Vec::new()),
+    });
+    let importer = Importer::new(
+        ImporterConfig {
+            kundenbetreuer_partner_id: "KBT01".into(),
+            tippgeber_parent_id: "TGP01".into(),
+            test_tippgeber_parent_id: "TGT01".into(),
+        },
+        Ports {
+            store: store.clone(),
+            partners: partners.clone(),
+            kex: h.europace.clone(),
+            crm: Arc::new(BuiltinCrm),
+            clock: h.clock.clone(),
+            ids: Arc::new(RandomIds),
+        },
+    );
+    let first = submit_request(&importer, request_with_phone("42", "030 111")).await;
+    assert_eq!(first.status, ImportStatus::Completed);
+    let partner_id = first.tippgeber_partner_id.clone().unwrap();
+    let writes = store.writes().len();
+
+    let second = submit_request(&importer, request_with_phone("42", "030 222")).await;
+    assert_eq!(second.status, ImportStatus::Completed);
+    assert_eq!(second.tippgeber_partner_id.as_ref(), Some(&partner_id));
+    assert_eq!(
+        h.europace.updates(),
+        [(
+            partner_id.clone(),
+            TippgeberUpdate {
+                telefon: Some("030 222".into()),
+                ..TippgeberUpdate::default()
+            }
+        )],
+        "only the phone, to the Tippgeber's partner"
+    );
+    assert_eq!(
+        *partners.kex_imports_at_update.lock().unwrap(),
+        [1],
+        "the update before the second import was sent"
+    );
+    assert_eq!(h.europace.imports().len(), 2);
+    assert_eq!(second.messages, ["WARN unknown-field /vorgang/foo"]);
+    // Changed data takes the path through `ACCEPTED` (stored before the PATCH leaves) and
+    // remembers what was sent with the mapping.
+    assert_eq!(
+        store.writes()[writes..],
+        [
+            "insert ACCEPTED",
+            "mapping",
+            "ACCEPTED -> SENDING",
+            "SENDING -> COMPLETED"
+        ]
+    );
+    let stored = store
+        .inner
+        .tippgeber_partner(Environment::Test, "client-a-42")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored,
+        TippgeberMapping::created(
+            Environment::Test,
+            "client-a-42",
+            partner_id,
+            &request_with_phone("42", "030 222").tippgeber
+        )
+    );
+
+    // The same data again: nothing to update, the short path (`SENDING` at once).
+    let writes = store.writes().len();
+    submit_request(&importer, request_with_phone("42", "030 222")).await;
+    assert_eq!(h.europace.updates().len(), 1);
+    assert_eq!(
+        store.writes()[writes..],
+        ["insert SENDING", "SENDING -> COMPLETED"]
+    );
+}
+
+#[tokio::test]
+async fn unchanged_or_left_out_data_sends_no_update() {
+    let h = harness();
+    submit_request(&h.importer, request_with_phone("42", "030 111")).await;
+    submit_request(&h.importer, request_with_phone("42", "030 111")).await;
+    // A request without the phone number does not delete it at Europace.
+    let without_phone = submit_request(&h.importer, request("42")).await;
+    assert_eq!(without_phone.status, ImportStatus::Completed);
+    // Another process (a restart, a replica) reads what was sent from the store.
+    let restarted = importer_over(&h, h.store.clone(), Arc::new(BuiltinCrm));
+    submit_request(&restarted, request_with_phone("42", "030 111")).await;
+    assert_eq!(h.europace.updates(), []);
+    assert_eq!(h.europace.imports().len(), 4);
+}
+
+#[tokio::test]
+async fn a_failed_update_only_warns_and_the_next_import_tries_again() {
+    let h = harness();
+    let first = submit_request(&h.importer, request_with_phone("42", "030 111")).await;
+    let created = h
+        .store
+        .tippgeber_partner(Environment::Test, "client-a-42")
+        .await
+        .unwrap();
+
+    h.europace
+        .fail_next_partner_update(EuropaceError::Unavailable {
+            reason: "503".into(),
+            retry_after: None,
+        });
+    let warned = submit_request(&h.importer, request_with_phone("42", "030 222")).await;
+    assert_eq!(warned.status, ImportStatus::Completed, "{warned:?}");
+    assert_eq!(
+        warned.messages,
+        ["WARN unknown-field /vorgang/foo", TIPPGEBER_NOT_UPDATED]
+    );
+    assert_eq!(TIPPGEBER_NOT_UPDATED, "WARN tippgeber-not-updated");
+    assert_eq!(warned.tippgeber_partner_id, first.tippgeber_partner_id);
+    assert_eq!(
+        h.europace.imports().len(),
+        2,
+        "the import was sent all the same"
+    );
+    assert_eq!(h.europace.updates(), []);
+    assert_eq!(
+        h.store
+            .tippgeber_partner(Environment::Test, "client-a-42")
+            .await
+            .unwrap(),
+        created,
+        "what was sent is unchanged"
+    );
+
+    // Europace refusing the update (a 4xx) is a warning too.
+    h.europace
+        .fail_next_partner_update(EuropaceError::rejected(403));
+    let refused = submit_request(&h.importer, request_with_phone("42", "030 222")).await;
+    assert_eq!(refused.status, ImportStatus::Completed);
+    assert_eq!(refused.messages.last().unwrap(), TIPPGEBER_NOT_UPDATED);
+
+    // The next import with the new number sends it.
+    let third = submit_request(&h.importer, request_with_phone("42", "030 222")).await;
+    assert_eq!(third.messages, ["WARN unknown-field /vorgang/foo"]);
+    assert_eq!(h.europace.updates().len(), 1);
+    assert_eq!(h.europace.imports().len(), 4);
+}
+
+#[tokio::test]
+async fn a_new_tippgeber_is_created_with_its_data_and_what_was_sent_is_stored() {
+    let h = harness();
+    let record = submit_request(&h.importer, request_with_phone("7", "030 111")).await;
+    let partner_id = record.tippgeber_partner_id.unwrap();
+    assert_eq!(
+        h.europace.updates(),
+        [],
+        "created with the data: nothing to update"
+    );
+    let stored = h
+        .store
+        .tippgeber_partner(Environment::Test, "client-a-7")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored,
+        TippgeberMapping::created(
+            Environment::Test,
+            "client-a-7",
+            partner_id,
+            &request_with_phone("7", "030 111").tippgeber
+        )
+    );
+    assert!(!stored.sent.is_empty());
+}
+
+#[tokio::test]
+async fn a_partner_found_at_europace_or_stored_without_data_is_brought_up_to_date_once() {
+    let h = harness();
+    // Found by the lookup: what it holds is unknown, everything the partner sent is sent.
+    h.europace.add_partner(HeldPartner {
+        partner_id: "MINE1".into(),
+        parent_partner_id: Some("TGT01".into()),
+        externe_partner_id: Some("client-a-42".into()),
+    });
+    let found = submit_request(&h.importer, request("42")).await;
+    assert_eq!(found.tippgeber_partner_id.as_deref(), Some("MINE1"));
+    assert_eq!(
+        h.europace.updates(),
+        [(
+            "MINE1".to_owned(),
+            TippgeberUpdate::all_of(&request("42").tippgeber)
+        )]
+    );
+    submit_request(&h.importer, request("42")).await;
+    assert_eq!(h.europace.updates().len(), 1, "once");
+
+    // A mapping stored by the build before (no data known): the same, once.
+    h.store
+        .save_tippgeber_partner(
+            Environment::Test,
+            "client-a-43",
+            &TippgeberMapping::found("TG001"),
+        )
+        .await
+        .unwrap();
+    h.europace.add_partner(HeldPartner {
+        partner_id: "TG001".into(),
+        parent_partner_id: Some("TGT01".into()),
+        externe_partner_id: Some("client-a-43".into()),
+    });
+    let legacy = submit_request(&h.importer, request("43")).await;
+    assert_eq!(legacy.tippgeber_partner_id.as_deref(), Some("TG001"));
+    assert_eq!(h.europace.updates().len(), 2);
+    assert_eq!(h.europace.updates()[1].0, "TG001");
+    submit_request(&h.importer, request("43")).await;
+    assert_eq!(h.europace.updates().len(), 2, "once");
+}
+
+/// Two replicas knowing the same Tippgeber: once one has sent a change, the other one's import
+/// of the same data sends no second update (the Tippgeber step reads the store, not its copy).
+#[tokio::test]
+async fn a_change_another_replica_sent_is_not_sent_again() {
+    let h = harness();
+    let replica = importer_over(&h, h.store.clone(), Arc::new(BuiltinCrm));
+    submit_request(&h.importer, request_with_phone("42", "030 111")).await;
+    submit_request(&replica, request_with_phone("42", "030 111")).await;
+
+    submit_request(&h.importer, request_with_phone("42", "030 222")).await;
+    let other = submit_request(&replica, request_with_phone("42", "030 222")).await;
+    assert_eq!(other.status, ImportStatus::Completed);
+    assert_eq!(h.europace.updates().len(), 1);
+    assert_eq!(h.europace.imports().len(), 4);
 }

@@ -72,7 +72,8 @@ pub struct EuropaceSettings {
     pub impersonation_actor: Option<String>,
     /// Scope requested for KEX imports.
     pub kex_scope: String,
-    /// Scopes requested for Partnermanagement.
+    /// Scopes requested for Partnermanagement: reading, creating and updating (the Tippgeber
+    /// `PATCH`) partners by default.
     pub partner_scope: String,
     /// partnerId of the Kundenbetreuer set on every import.
     pub kundenbetreuer_partner_id: String,
@@ -96,7 +97,7 @@ impl Default for EuropaceSettings {
             impersonation_subject: None,
             impersonation_actor: None,
             kex_scope: "privatkredit:vorgang:schreiben".into(),
-            partner_scope: "partner:plakette:lesen partner:plakette:anlegen".into(),
+            partner_scope: europace_client::DEFAULT_PARTNER_SCOPE.into(),
             kundenbetreuer_partner_id: "KBT01".into(),
             tippgeber_parent_id: "TGP01".into(),
             test_tippgeber_parent_id: "TGT01".into(),
@@ -718,6 +719,10 @@ mod tests {
         assert_eq!(settings.listen, "127.0.0.1:8080");
         assert_eq!(settings.europace.request_timeout_ms, 10_000);
         assert_eq!(settings.europace.kundenbetreuer_partner_id, "KBT01");
+        assert_eq!(
+            settings.europace.partner_scope,
+            "partner:plakette:lesen partner:plakette:anlegen partner:plakette:schreiben"
+        );
         assert_eq!(settings.limits.imports_per_minute, 600);
     }
 

@@ -195,3 +195,73 @@ async fn a_request_without_an_id_logs_the_one_it_is_answered_with() {
     assert_eq!(line["span"]["route"], "/health/live");
     assert!(!line.to_string().contains("zqx"), "no query string: {line}");
 }
+
+/// Issue 12, point 6: a Tippgeber update is logged by the attributes it changed, never by
+/// their values, whether Europace took it or not.
+#[tokio::test]
+async fn a_tippgeber_update_logs_attribute_names_never_values() {
+    captured();
+    let app = spawn_app().await;
+    let token = app.token().await;
+    let planted = [
+        "0301-5544-1",
+        "0301-5544-2",
+        "0301-5544-3",
+        "tippo@update.example",
+    ];
+    let post = |telefon: &str, email: Option<&str>| {
+        let mut body = seed();
+        body["tippgeber"]["externeMitarbeiternummer"] = serde_json::json!("log-4711");
+        body["tippgeber"]["telefon"] = serde_json::json!(telefon);
+        if let Some(email) = email {
+            body["tippgeber"]["email"] = serde_json::json!(email);
+        }
+        let app = &app;
+        let token = &token;
+        async move {
+            let response = app.post_vorgang(token, &body).await;
+            assert_eq!(response.status(), 201);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    post(planted[0], None).await;
+    let updated = post(planted[1], Some(planted[3])).await;
+    app.sandbox_fault(serde_json::json!({"target": "partner_update", "status": 400}))
+        .await;
+    let refused = post(planted[2], Some(planted[3])).await;
+    assert_eq!(
+        refused["messages"].as_array().unwrap().last().unwrap(),
+        "WARN tippgeber-not-updated"
+    );
+    let ids = [&updated, &refused].map(|answer| {
+        answer["drkleinrkVorgangsnummer"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+
+    // The lines are written before the answers leave; both outcomes are logged.
+    let ours: Vec<Value> = lines()
+        .into_iter()
+        .filter(|line| ids.iter().any(|id| line.to_string().contains(id.as_str())))
+        .collect();
+    let line_of = |message: &str| {
+        ours.iter()
+            .find(|line| line["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no line {message:?} in {ours:?}"))
+            .clone()
+    };
+    let done = line_of("Tippgeber updated at Europace");
+    assert_eq!(done["fields"]["attributes"], "{\"telefon\", \"email\"}");
+    let failed = line_of(
+        "Tippgeber could not be updated at Europace; the import goes on with the partner as it is",
+    );
+    assert_eq!(failed["level"], "WARN");
+    assert_eq!(failed["fields"]["attributes"], "{\"telefon\"}");
+    for line in lines() {
+        let text = line.to_string();
+        for value in planted {
+            assert!(!text.contains(value), "{value} logged: {line}");
+        }
+    }
+}

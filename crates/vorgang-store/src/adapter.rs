@@ -47,12 +47,10 @@ pub(crate) const PURGE: &str = "DELETE FROM imports WHERE status IN ($1, $2) \
 /// (`imports_status_created_at_id`, `imports_status_updated_at`), answered from the index alone.
 pub(crate) const COUNT_BY_STATUS: &str = "SELECT count(*) FROM imports WHERE status = $1";
 
-pub(crate) const SELECT_TIPPGEBER: &str = "SELECT partner_id FROM tippgeber_partners \
+/// A Tippgeber's mapping (`TippgeberRow`); the fingerprints as text on both backends.
+pub(crate) const SELECT_TIPPGEBER: &str = "SELECT partner_id, \
+     CAST(sent_fingerprints AS TEXT) AS sent_fingerprints FROM tippgeber_partners \
      WHERE environment = $1 AND externe_partner_id = $2";
-
-pub(crate) const UPSERT_TIPPGEBER: &str = "INSERT INTO tippgeber_partners \
-     (environment, externe_partner_id, partner_id) VALUES ($1, $2, $3) \
-     ON CONFLICT (environment, externe_partner_id) DO UPDATE SET partner_id = excluded.partner_id";
 
 pub(crate) const REVOKE_CLIENT: &str =
     "UPDATE clients SET revoked_at = COALESCE(revoked_at, $1) WHERE client_id = $2";
@@ -100,8 +98,10 @@ pub(crate) const RETIRE_OTHER_KEYS: &str =
 ///   migration 0002 stays quiet); the body as `BodyParam` says (`Keep`: untouched, `Drop`:
 ///   deleted, `Store`: upserted); a body a build before 0002 left in `imports.request` is moved
 ///   to `import_requests` (kept) or cleared (dropped);
-/// - `purge_rows(cutoff)`, `save_mapping(environment, externe, partner)`, `heartbeat(now)`:
-///   `PURGE`, `UPSERT_TIPPGEBER`, `HEARTBEAT`.
+/// - `purge_rows(cutoff)`, `heartbeat(now)`: `PURGE`, `HEARTBEAT`;
+/// - `save_mapping(environment, externe, partner, sent)`: the backend's `UPSERT_TIPPGEBER`
+///   (PostgreSQL casts the fingerprints to `json`, which SQLite's `CAST` would turn into a
+///   number), `sent` as [`encode_sent`](crate::codec::encode_sent) writes it.
 ///
 /// The invoking module also provides the statements `SELECT_IMPORT` (the columns of
 /// [`ImportRow`](crate::codec::ImportRow) from `imports i` joined with its body, no `WHERE`),
@@ -310,27 +310,36 @@ macro_rules! impl_store_ports {
                 Ok(u64::try_from(count).unwrap_or(0))
             }
 
-            async fn tippgeber_partner_id(
+            async fn tippgeber_partner(
                 &self,
                 environment: vorgang_core::model::Environment,
                 externe_partner_id: &str,
-            ) -> Result<Option<String>, vorgang_core::StoreError> {
-                sqlx::query_scalar::<_, String>($crate::adapter::SELECT_TIPPGEBER)
-                    .bind(environment.as_str())
-                    .bind(externe_partner_id)
-                    .fetch_optional(self.reader())
-                    .await
-                    .map_err(|err| $crate::error::map_sqlx("read tippgeber partnerId", &err))
+            ) -> Result<Option<vorgang_core::TippgeberMapping>, vorgang_core::StoreError> {
+                Self::fetch_optional(
+                    self.reader(),
+                    "read tippgeber partner",
+                    sqlx::query_as($crate::adapter::SELECT_TIPPGEBER)
+                        .bind(environment.as_str())
+                        .bind(externe_partner_id),
+                    $crate::codec::TippgeberRow::into_mapping,
+                )
+                .await
             }
 
-            async fn save_tippgeber_partner_id(
+            async fn save_tippgeber_partner(
                 &self,
                 environment: vorgang_core::model::Environment,
                 externe_partner_id: &str,
-                partner_id: &str,
+                mapping: &vorgang_core::TippgeberMapping,
             ) -> Result<(), vorgang_core::StoreError> {
-                self.save_mapping(environment.as_str(), externe_partner_id, partner_id)
-                    .await
+                let sent = $crate::codec::encode_sent(&mapping.sent)?;
+                self.save_mapping(
+                    environment.as_str(),
+                    externe_partner_id,
+                    &mapping.partner_id,
+                    sent,
+                )
+                .await
             }
 
             async fn ping(&self) -> Result<(), vorgang_core::StoreError> {

@@ -10,7 +10,10 @@ use uuid::Uuid;
 use vorgang_core::model::{
     Environment, ImportRequest, PartnerDaten, Tippgeber, render_partner_line,
 };
-use vorgang_core::{BodyChange, Failure, ImportChange, ImportRecord, ImportStatus, StoreError};
+use vorgang_core::{
+    BodyChange, Failure, ImportChange, ImportRecord, ImportStatus, SentTippgeber, StoreError,
+    TippgeberAttribute, TippgeberMapping,
+};
 
 use crate::error::corrupt;
 
@@ -337,6 +340,53 @@ impl ImportRow {
             attempts: u32::try_from(self.attempts).map_err(|_| corrupt(CONTEXT, "attempts"))?,
             created_at: decode_time(CONTEXT, "created_at", &self.created_at)?,
             updated_at: decode_time(CONTEXT, "updated_at", &self.updated_at)?,
+        })
+    }
+}
+
+/// The stored form of what was last sent to a Tippgeber's partner (`sent_fingerprints`): a JSON
+/// object from attribute name to fingerprint, `NULL` when nothing is known to be sent.
+pub(crate) fn encode_sent(sent: &SentTippgeber) -> Result<Option<String>, StoreError> {
+    if sent.is_empty() {
+        return Ok(None);
+    }
+    let object: serde_json::Map<String, serde_json::Value> = sent
+        .iter()
+        .map(|(attribute, fingerprint)| {
+            (
+                attribute.as_str().to_owned(),
+                serde_json::Value::String(fingerprint.to_owned()),
+            )
+        })
+        .collect();
+    encode_json("save tippgeber partner", "sent_fingerprints", &object).map(Some)
+}
+
+/// One row of `tippgeber_partners`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TippgeberRow {
+    partner_id: String,
+    sent_fingerprints: Option<String>,
+}
+
+impl TippgeberRow {
+    /// Decodes the row into the mapping it stores. An attribute this build does not know (one a
+    /// later build keeps current) is skipped: that build's rows stay readable during a rollout.
+    pub(crate) fn into_mapping(self) -> Result<TippgeberMapping, StoreError> {
+        const CONTEXT: &str = "read tippgeber partner";
+        let mut sent = SentTippgeber::default();
+        if let Some(text) = &self.sent_fingerprints {
+            let object: std::collections::BTreeMap<String, String> =
+                decode_json(CONTEXT, "sent_fingerprints", text)?;
+            for (name, fingerprint) in object {
+                if let Some(attribute) = TippgeberAttribute::parse(&name) {
+                    sent.set_fingerprint(attribute, fingerprint);
+                }
+            }
+        }
+        Ok(TippgeberMapping {
+            partner_id: self.partner_id,
+            sent,
         })
     }
 }

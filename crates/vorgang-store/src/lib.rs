@@ -35,7 +35,10 @@
 //!   touches it, so no old copy of it is left behind (dead row versions in PostgreSQL, page
 //!   images in SQLite's WAL). See docs/privacy.md.
 //! - `heartbeat`: one row, upserted by `ImportStore::ping`.
-//! - `tippgeber_partners`: `(environment, externe_partner_id)` → `partner_id`.
+//! - `tippgeber_partners`: `(environment, externe_partner_id)` → `partner_id` and
+//!   `sent_fingerprints` (migration 0006), what was last sent to that partner as
+//!   `{"attribute": "fingerprint"}` JSON, `NULL` when nothing is known to be sent
+//!   (`vorgang_core::TippgeberMapping`; no readable value, see docs/privacy.md).
 //! - `clients`: partner clients, `scopes` as a JSON array.
 //! - `signing_keys`: the token issuer's key pairs, private key as stored by `auth`.
 //! - `revoked_tokens`: `jti` → client, `expires_at` (the token's `exp`, Unix seconds),
@@ -124,6 +127,9 @@
 //! that increase the generation (so a client revoked by the previous build's CLI is seen too).
 //! `0005_fewer_import_indexes` drops `(status, updated_at)`; the previous build's queries still
 //! run (its purge then reads all finished imports of a state: slower, hourly, during a rollout).
+//! `0006_tippgeber_sent` only adds the nullable `tippgeber_partners.sent_fingerprints`; the
+//! previous build's upsert leaves it as it is, and since a fingerprint includes the partnerId,
+//! what it left under a partnerId that build replaced never counts as sent.
 //!
 //! One limit while two builds run: a replica of the previous build that resumes an *abandoned*
 //! import stored by this build cannot read its body (before 0002: no body at all; since issue 9:

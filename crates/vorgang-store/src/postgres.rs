@@ -102,6 +102,13 @@ const TRANSITION_CLEAR: &str = "UPDATE imports SET status = $2, tippgeber_partne
      failure = CAST($7 AS json), attempts = $8, updated_at = $9, request = NULL \
      WHERE id = $1 AND (status = $10) IS TRUE RETURNING request::text";
 
+/// A Tippgeber's mapping, replacing the stored one: partnerId and what was last sent to it.
+const UPSERT_TIPPGEBER: &str = "INSERT INTO tippgeber_partners \
+     (environment, externe_partner_id, partner_id, sent_fingerprints) \
+     VALUES ($1, $2, $3, CAST($4 AS json)) \
+     ON CONFLICT (environment, externe_partner_id) DO UPDATE \
+     SET partner_id = excluded.partner_id, sent_fingerprints = excluded.sent_fingerprints";
+
 const INSERT_CLIENT: &str = "INSERT INTO clients (client_id, secret_hash, name, email, \
      telefonnummer, organisation, scopes, revoked_at, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS json), $8, $9)";
@@ -293,21 +300,23 @@ impl PgStore {
             .map_err(|err| map_sqlx("purge imports", &err))
     }
 
-    /// Upserts a Tippgeber's partnerId.
+    /// Upserts a Tippgeber's mapping.
     async fn save_mapping(
         &self,
         environment: &'static str,
         externe_partner_id: &str,
         partner_id: &str,
+        sent: Option<String>,
     ) -> Result<(), StoreError> {
-        sqlx::query(crate::adapter::UPSERT_TIPPGEBER)
+        sqlx::query(UPSERT_TIPPGEBER)
             .bind(environment)
             .bind(externe_partner_id)
             .bind(partner_id)
+            .bind(sent)
             .execute(&self.pool)
             .await
             .map(|_| ())
-            .map_err(|err| map_sqlx("save tippgeber partnerId", &err))
+            .map_err(|err| map_sqlx("save tippgeber partner", &err))
     }
 
     /// Refreshes the readiness row.

@@ -63,6 +63,12 @@ const INSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) VALUES 
 const UPSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) VALUES (?1, ?2) \
      ON CONFLICT (import_id) DO UPDATE SET body = excluded.body WHERE body IS NOT excluded.body";
 
+/// A Tippgeber's mapping, replacing the stored one: partnerId and what was last sent to it.
+const UPSERT_TIPPGEBER: &str = "INSERT INTO tippgeber_partners \
+     (environment, externe_partner_id, partner_id, sent_fingerprints) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (environment, externe_partner_id) DO UPDATE \
+     SET partner_id = excluded.partner_id, sent_fingerprints = excluded.sent_fingerprints";
+
 /// The mutable columns of one import, if it is still in state `?10`; `imports.request` is not
 /// named, so the body stays where it is. Returns `imports.request` (a body a build before
 /// migration 0002 left there, else NULL); no row when the import is gone or moved on.
@@ -422,22 +428,23 @@ impl SqliteStore {
         }
     }
 
-    /// Upserts a Tippgeber's partnerId.
+    /// Upserts a Tippgeber's mapping.
     async fn save_mapping(
         &self,
         environment: &'static str,
         externe_partner_id: &str,
         partner_id: &str,
+        sent: Option<String>,
     ) -> Result<(), StoreError> {
-        const CONTEXT: &str = "save tippgeber partnerId";
+        const CONTEXT: &str = "save tippgeber partner";
         let (externe_partner_id, partner_id) =
             (externe_partner_id.to_owned(), partner_id.to_owned());
         self.imports
             .write(CONTEXT, move |connection| {
                 execute(
                     connection,
-                    crate::adapter::UPSERT_TIPPGEBER,
-                    params![environment, externe_partner_id, partner_id],
+                    UPSERT_TIPPGEBER,
+                    params![environment, externe_partner_id, partner_id, sent],
                     CONTEXT,
                 )
                 .map(|_| ())

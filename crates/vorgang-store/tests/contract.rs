@@ -13,7 +13,7 @@ use uuid::Uuid;
 use vorgang_core::model::Environment;
 use vorgang_core::{
     Failure, FailureKind, ImportChange, ImportCursor, ImportQuery, ImportRecord, ImportStatus,
-    InsertOutcome, StoreError,
+    InsertOutcome, StoreError, TippgeberMapping, TippgeberUpdate,
 };
 use vorgang_store::Store;
 use vorgang_store::testing::{
@@ -487,62 +487,77 @@ mod cases {
         assert_eq!(imports.purge_finished_before(cutoff).await.unwrap(), 0);
     }
 
-    pub async fn tippgeber_partner_ids_per_environment(store: &Store) {
+    pub async fn tippgeber_partners_per_environment_with_what_was_sent(store: &Store) {
         let imports = store.as_import_store();
         let (test, prod) = (Environment::Test, Environment::Production);
-        assert_eq!(
-            imports.tippgeber_partner_id(test, "c-42").await.unwrap(),
-            None
-        );
+        let tippgeber = request(serde_json::json!({})).tippgeber;
+        let partner = |environment, externe, partner_id: &str| {
+            TippgeberMapping::created(environment, externe, partner_id, &tippgeber)
+        };
+        assert_eq!(imports.tippgeber_partner(test, "c-42").await.unwrap(), None);
 
+        // Nothing known to be sent (a partner found at Europace): stored as NULL, read empty.
+        let found = TippgeberMapping::found("TG1");
         imports
-            .save_tippgeber_partner_id(test, "c-42", "TG1")
+            .save_tippgeber_partner(test, "c-42", &found)
             .await
             .unwrap();
         imports
-            .save_tippgeber_partner_id(test, "c-42", "TG1")
+            .save_tippgeber_partner(test, "c-42", &found)
             .await
             .unwrap();
         assert_eq!(
-            imports
-                .tippgeber_partner_id(test, "c-42")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("TG1")
+            imports.tippgeber_partner(test, "c-42").await.unwrap(),
+            Some(found)
         );
-        assert_eq!(
-            imports.tippgeber_partner_id(prod, "c-42").await.unwrap(),
-            None
-        );
-        assert_eq!(
-            imports.tippgeber_partner_id(test, "c-43").await.unwrap(),
-            None
-        );
+        assert_eq!(imports.tippgeber_partner(prod, "c-42").await.unwrap(), None);
+        assert_eq!(imports.tippgeber_partner(test, "c-43").await.unwrap(), None);
 
+        // What was sent replaces what was known, per environment.
+        let created = partner(test, "c-42", "TG1");
+        assert!(!created.sent.is_empty());
         imports
-            .save_tippgeber_partner_id(prod, "c-42", "PG9")
-            .await
-            .unwrap();
-        imports
-            .save_tippgeber_partner_id(test, "c-42", "TG2")
+            .save_tippgeber_partner(test, "c-42", &created)
             .await
             .unwrap();
         assert_eq!(
-            imports
-                .tippgeber_partner_id(test, "c-42")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("TG2")
+            imports.tippgeber_partner(test, "c-42").await.unwrap(),
+            Some(created.clone())
+        );
+        let mut updated = created.clone();
+        updated.record_sent(
+            test,
+            "c-42",
+            &TippgeberUpdate {
+                telefon: Some("030 999".to_owned()),
+                ..TippgeberUpdate::default()
+            },
+        );
+        assert_ne!(updated, created);
+        imports
+            .save_tippgeber_partner(test, "c-42", &updated)
+            .await
+            .unwrap();
+        imports
+            .save_tippgeber_partner(prod, "c-42", &partner(prod, "c-42", "PG9"))
+            .await
+            .unwrap();
+        assert_eq!(
+            imports.tippgeber_partner(test, "c-42").await.unwrap(),
+            Some(updated)
         );
         assert_eq!(
-            imports
-                .tippgeber_partner_id(prod, "c-42")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("PG9")
+            imports.tippgeber_partner(prod, "c-42").await.unwrap(),
+            Some(partner(prod, "c-42", "PG9"))
+        );
+        // Another partnerId for the key replaces the mapping, fingerprints included.
+        imports
+            .save_tippgeber_partner(test, "c-42", &TippgeberMapping::found("TG2"))
+            .await
+            .unwrap();
+        assert_eq!(
+            imports.tippgeber_partner(test, "c-42").await.unwrap(),
+            Some(TippgeberMapping::found("TG2"))
         );
     }
 
@@ -943,7 +958,7 @@ contract_tests!(
     imports_without_key_never_conflict,
     concurrent_inserts_with_one_key_store_exactly_one,
     purge_deletes_only_finished_imports_before_cutoff,
-    tippgeber_partner_ids_per_environment,
+    tippgeber_partners_per_environment_with_what_was_sent,
     clients_round_trip_oldest_first,
     clients_revoke_and_rotate,
     revocations_increase_the_generation_and_expire,

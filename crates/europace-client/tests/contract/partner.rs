@@ -1,10 +1,10 @@
-//! Partnermanagement: lookup with parent resolution, creation, retries.
+//! Partnermanagement: lookup with parent resolution, creation, update, retries.
 
 use std::time::{Duration, Instant};
 
 use europace_client::RetryPolicy;
 use vorgang_core::model::{Anrede, Tippgeber};
-use vorgang_core::{EuropaceError, PartnerRecord};
+use vorgang_core::{EuropaceError, PartnerRecord, TippgeberUpdate};
 use wiremock::matchers::{bearer_token, body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -540,4 +540,149 @@ async fn partner_timeout_is_retried_and_never_in_doubt() {
         matches!(records, Err(EuropaceError::Unavailable { .. })),
         "{records:?}"
     );
+}
+
+// ---- update (PATCH /v2/partner/{id}) -------------------------------------------------------------
+
+fn phone_update() -> TippgeberUpdate {
+    TippgeberUpdate {
+        telefon: Some("030 2222".into()),
+        ..TippgeberUpdate::default()
+    }
+}
+
+/// The PATCH of `phone_update()` to partner `ABC12`, exactly as Partnermanagement expects it.
+fn update_mock() -> wiremock::MockBuilder {
+    Mock::given(method("PATCH"))
+        .and(path("/v2/partner/ABC12"))
+        .and(bearer_token("tok-p"))
+        .and(header("X-TraceId", TRACE))
+        .and(header("content-type", "application/json"))
+        .and(body_json(serde_json::json!({"telefonnummer": "030 2222"})))
+}
+
+/// Europace's 200: the whole partner, the new phone number included.
+fn updated_partner() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "partnerId": "ABC12",
+        "typ": "PERSON",
+        "vorname": "Erika",
+        "nachname": "Mustermann",
+        "telefonnummer": "030 2222",
+        "parent": {"partnerId": "TGP01"}
+    }))
+}
+
+#[tokio::test]
+async fn update_patches_only_the_changed_attributes_in_europaces_names() {
+    let server = MockServer::start().await;
+    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    update_mock()
+        .respond_with(updated_partner())
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/v2/partner/ABC12"))
+        .and(body_json(serde_json::json!({
+            "anrede": "HERR",
+            "nachname": "Musterfrau",
+            "email": "erika@neu.example"
+        })))
+        .respond_with(updated_partner())
+        .expect(1)
+        .mount(&server)
+        .await;
+    let directory = client(config(&server)).partner_directory();
+
+    let phone = directory
+        .update_tippgeber("ABC12", &phone_update(), &trace())
+        .await;
+    let several = directory
+        .update_tippgeber(
+            "ABC12",
+            &TippgeberUpdate {
+                anrede: Some(Anrede::Herr),
+                nachname: Some("Musterfrau".into()),
+                email: Some("erika@neu.example".into()),
+                ..TippgeberUpdate::default()
+            },
+            &trace(),
+        )
+        .await;
+
+    assert_eq!(phone, Ok(()));
+    assert_eq!(several, Ok(()));
+}
+
+#[tokio::test]
+async fn update_5xx_is_retried_then_unavailable() {
+    let server = MockServer::start().await;
+    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    update_mock()
+        .respond_with(ResponseTemplate::new(503))
+        .expect(3)
+        .named("three attempts")
+        .mount(&server)
+        .await;
+
+    let updated = client(config(&server))
+        .partner_directory()
+        .update_tippgeber("ABC12", &phone_update(), &trace())
+        .await;
+
+    assert!(
+        matches!(updated, Err(EuropaceError::Unavailable { .. })),
+        "{updated:?}"
+    );
+}
+
+#[tokio::test]
+async fn update_503_once_is_retried() {
+    let server = MockServer::start().await;
+    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    update_mock()
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    update_mock()
+        .respond_with(updated_partner())
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let updated = client(config(&server))
+        .partner_directory()
+        .update_tippgeber("ABC12", &phone_update(), &trace())
+        .await;
+
+    assert_eq!(updated, Ok(()));
+}
+
+#[tokio::test]
+async fn update_4xx_is_rejected_without_retry() {
+    for status in [400, 403, 404] {
+        let server = MockServer::start().await;
+        mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+        update_mock()
+            .respond_with(
+                ResponseTemplate::new(status).set_body_json(serde_json::json!({
+                    "message": "Enum literal für 'anrede' muss FRAU oder HERR sein.: 030 2222",
+                    "traceId": "t"
+                })),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let updated = client(config(&server))
+            .partner_directory()
+            .update_tippgeber("ABC12", &phone_update(), &trace())
+            .await;
+
+        assert_eq!(updated, Err(EuropaceError::rejected(status)));
+        assert!(!format!("{updated:?}").contains("030 2222"));
+    }
 }

@@ -15,7 +15,8 @@ use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 pub const CLIENT_ID: &str = "drkleinrk-client";
 pub const SECRET: &str = "s3cr3t:with/special&chars";
 pub const KEX_SCOPE: &str = "privatkredit:vorgang:schreiben";
-pub const PARTNER_SCOPE: &str = "partner:plakette:lesen partner:plakette:anlegen";
+pub const PARTNER_SCOPE: &str =
+    "partner:plakette:lesen partner:plakette:anlegen partner:plakette:schreiben";
 pub const TRACE: &str = "drkleinrk-00000000-0000-0000-0000-000000000001";
 /// The W3C trace-id of [`trace`], as an incoming `traceparent` would have set it.
 pub const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";

@@ -236,3 +236,65 @@ async fn failed_and_unreadable_exchanges_are_observed_by_their_outcome() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_tippgeber_update_continues_the_trace_and_is_observed_per_attempt() {
+    let server = MockServer::start().await;
+    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    Mock::given(method("PATCH"))
+        .and(path("/v2/partner/ABC12"))
+        .and(header("X-TraceId", TRACE))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/v2/partner/ABC12"))
+        .and(header("X-TraceId", TRACE))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "partnerId": "ABC12", "email": "max@neu.example"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let recorder = Arc::new(Recorder::default());
+    let mut config = config(&server);
+    config.observer = Some(recorder.clone());
+
+    let updated = client(config)
+        .partner_directory()
+        .update_tippgeber(
+            "ABC12",
+            &vorgang_core::TippgeberUpdate {
+                email: Some("max@neu.example".into()),
+                ..vorgang_core::TippgeberUpdate::default()
+            },
+            &trace(),
+        )
+        .await;
+
+    assert_eq!(updated, Ok(()));
+    let received = server.received_requests().await.unwrap();
+    let patches: Vec<_> = received
+        .iter()
+        .filter(|r| r.method.as_str() == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 2);
+    for request in patches {
+        let traceparent = request
+            .headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap();
+        assert!(traceparent.contains(TRACE_ID), "{traceparent}");
+    }
+    assert_eq!(
+        recorder.seen(),
+        [
+            (CallTarget::Token, CallOutcome::Ok),
+            (CallTarget::PartnerUpdate, CallOutcome::Unavailable),
+            (CallTarget::PartnerUpdate, CallOutcome::Ok),
+        ]
+    );
+}

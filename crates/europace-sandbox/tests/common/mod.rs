@@ -122,6 +122,17 @@ impl Running {
         self.try_create(token, parent, body).await.unwrap()
     }
 
+    /// `PATCH /v2/partner/{id}` with a JSON body.
+    pub async fn update(&self, token: &str, id: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .patch(self.url(&format!("/v2/partner/{id}")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn try_import(
         &self,
         token: &str,

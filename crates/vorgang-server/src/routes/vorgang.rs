@@ -363,13 +363,15 @@ fn in_progress(id: Uuid, status: ImportStatus) -> Problem {
 
 /// Import a Vorgang
 ///
-/// Creates the Tippgeber in Europace Partnermanagement (or reuses it), imports the Vorgang into
-/// KreditSmart through Europace's KEX Vorgang Import API and answers with our
-/// `drkleinrkVorgangsnummer`, Europace's Vorgangsnummer and the CRM id.
+/// Creates the Tippgeber in Europace Partnermanagement (or reuses it, sending its changed data
+/// first), imports the Vorgang into KreditSmart through Europace's KEX Vorgang Import API and
+/// answers with our `drkleinrkVorgangsnummer`, Europace's Vorgangsnummer and the CRM id.
 ///
 /// The body is JSON (at most 256 KiB, nesting at most 32 levels), sent as `application/json`.
 /// `null` counts as absent. Unknown members are accepted; each is named in `messages` as
-/// `WARN unknown-field <pointer>`.
+/// `WARN unknown-field <pointer>`. `WARN tippgeber-not-updated` in `messages`: the Tippgeber's
+/// changed data could not be sent to Europace; the import went through, the next one of that
+/// Tippgeber sends it again.
 ///
 /// **Compatibility:** `Content-Type: application/x-www-form-urlencoded` is accepted too, but
 /// only as a label on the same JSON text (the published example sends it so). A real form body

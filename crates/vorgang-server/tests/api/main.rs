@@ -22,4 +22,5 @@ mod resume;
 mod routes;
 mod slow_clients;
 mod store_faults;
+mod tippgeber_update;
 mod token;
