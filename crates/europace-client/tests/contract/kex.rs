@@ -10,7 +10,7 @@ use wiremock::matchers::{
 };
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{KEX_SCOPE, RawPeer, TRACE, client, config, mount_token, trace};
+use crate::support::{KEX_SCOPE, RawPeer, TRACE, client, config, mount_token, mount_with, trace};
 
 /// The Vorgang as the use case hands it to the adapter: serialised once.
 fn body() -> KexBody {
@@ -45,6 +45,13 @@ fn kex_mock() -> wiremock::MockBuilder {
     Mock::given(method("POST")).and(path("/vorgang"))
 }
 
+/// A mock Europace with the KEX-scope token `tok-k`, fetched exactly once.
+async fn kex_server() -> MockServer {
+    let server = MockServer::start().await;
+    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    server
+}
+
 async fn import(
     server: &MockServer,
     environment: Environment,
@@ -57,8 +64,7 @@ async fn import(
 
 #[tokio::test]
 async fn test_import_posts_the_body_unchanged_without_environment() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let server = kex_server().await;
     kex_mock()
         .and(query_param_is_missing("environment"))
         .and(bearer_token("tok-k"))
@@ -85,8 +91,7 @@ async fn test_import_posts_the_body_unchanged_without_environment() {
 
 #[tokio::test]
 async fn production_import_sends_environment_parameter() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let server = kex_server().await;
     kex_mock()
         .and(query_param("environment", "PRODUCTION"))
         .and(body_json(vorgang()))
@@ -102,8 +107,7 @@ async fn production_import_sends_environment_parameter() {
 
 #[tokio::test]
 async fn messages_may_be_absent_or_objects() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let server = kex_server().await;
     kex_mock()
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
             "vorgangsnummer": "AB1234",
@@ -113,14 +117,13 @@ async fn messages_may_be_absent_or_objects() {
         .expect(1)
         .mount(&server)
         .await;
-    kex_mock()
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(serde_json::json!({"vorgangsnummer": "CD5678"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_with(
+        kex_mock(),
+        &server,
+        ResponseTemplate::new(201).set_body_json(serde_json::json!({"vorgangsnummer": "CD5678"})),
+        1,
+    )
+    .await;
     let importer = client(config(&server)).kex_importer();
 
     let first = importer.import(Environment::Test, &body(), &trace()).await;
@@ -144,13 +147,14 @@ async fn messages_may_be_absent_or_objects() {
 
 #[tokio::test]
 async fn success_without_vorgangsnummer_is_protocol_error() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
-    kex_mock()
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"messages": []})))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = kex_server().await;
+    mount_with(
+        kex_mock(),
+        &server,
+        ResponseTemplate::new(201).set_body_json(serde_json::json!({"messages": []})),
+        1,
+    )
+    .await;
 
     let imported = import(&server, Environment::Test).await;
 
@@ -163,13 +167,14 @@ async fn success_without_vorgangsnummer_is_protocol_error() {
 /// A body that is not JSON carries no messages: still `Rejected`, with none.
 #[tokio::test]
 async fn rejected_400_is_not_resent_and_not_echoed() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
-    kex_mock()
-        .respond_with(ResponseTemplate::new(400).set_body_string("vorname Erika ungültig"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = kex_server().await;
+    mount_with(
+        kex_mock(),
+        &server,
+        ResponseTemplate::new(400).set_body_string("vorname Erika ungültig"),
+        1,
+    )
+    .await;
 
     let imported = import(&server, Environment::Test).await;
 
@@ -178,20 +183,21 @@ async fn rejected_400_is_not_resent_and_not_echoed() {
 
 #[tokio::test]
 async fn rejected_400_carries_europaces_messages_but_never_shows_them() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let server = kex_server().await;
     let sent = vec![
         "Die Postleitzahl 99999 ist ungültig.".to_owned(),
         "Antragsteller Erika Mustermann: Geburtsdatum fehlt.".to_owned(),
     ];
-    kex_mock()
-        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+    mount_with(
+        kex_mock(),
+        &server,
+        ResponseTemplate::new(400).set_body_json(serde_json::json!({
             "messages": sent,
             "traceId": TRACE,
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+        })),
+        1,
+    )
+    .await;
 
     let imported = import(&server, Environment::Test).await;
 
@@ -217,16 +223,17 @@ async fn rejected_400_carries_europaces_messages_but_never_shows_them() {
 
 #[tokio::test]
 async fn rejected_422_with_a_single_message_as_the_partner_api_sends_it() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
-    kex_mock()
-        .respond_with(ResponseTemplate::new(422).set_body_json(serde_json::json!({
+    let server = kex_server().await;
+    mount_with(
+        kex_mock(),
+        &server,
+        ResponseTemplate::new(422).set_body_json(serde_json::json!({
             "message": "Es wurde keine gültige Kundenbetreuer-Partner-ID angegeben",
             "traceId": TRACE,
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+        })),
+        1,
+    )
+    .await;
 
     let imported = import(&server, Environment::Test).await;
 
@@ -242,13 +249,14 @@ async fn rejected_422_with_a_single_message_as_the_partner_api_sends_it() {
 
 #[tokio::test]
 async fn rejected_with_a_json_body_without_messages_has_none() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
-    kex_mock()
-        .respond_with(ResponseTemplate::new(409).set_body_json(serde_json::json!({"status": 409})))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = kex_server().await;
+    mount_with(
+        kex_mock(),
+        &server,
+        ResponseTemplate::new(409).set_body_json(serde_json::json!({"status": 409})),
+        1,
+    )
+    .await;
 
     let imported = import(&server, Environment::Test).await;
 
@@ -257,13 +265,14 @@ async fn rejected_with_a_json_body_without_messages_has_none() {
 
 #[tokio::test]
 async fn unavailable_503_is_not_resent() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
-    kex_mock()
-        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "7"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = kex_server().await;
+    mount_with(
+        kex_mock(),
+        &server,
+        ResponseTemplate::new(503).insert_header("Retry-After", "7"),
+        1,
+    )
+    .await;
 
     let imported = import(&server, Environment::Test).await;
 
@@ -278,13 +287,8 @@ async fn unavailable_503_is_not_resent() {
 
 #[tokio::test]
 async fn throttled_429_is_not_resent() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
-    kex_mock()
-        .respond_with(ResponseTemplate::new(429))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = kex_server().await;
+    mount_with(kex_mock(), &server, ResponseTemplate::new(429), 1).await;
 
     let imported = import(&server, Environment::Test).await;
 
@@ -335,14 +339,14 @@ async fn second_unauthorized_is_rejected() {
     let server = MockServer::start().await;
     mount_token(&server, KEX_SCOPE, "tok-k", 3600, 2).await;
     // Messages of a 401 are about our token, not the partner's import: not passed on.
-    kex_mock()
-        .respond_with(
-            ResponseTemplate::new(401)
-                .set_body_json(serde_json::json!({"messages": ["token expired"]})),
-        )
-        .expect(2)
-        .mount(&server)
-        .await;
+    mount_with(
+        kex_mock(),
+        &server,
+        ResponseTemplate::new(401)
+            .set_body_json(serde_json::json!({"messages": ["token expired"]})),
+        2,
+    )
+    .await;
 
     let imported = import(&server, Environment::Test).await;
 
@@ -351,13 +355,14 @@ async fn second_unauthorized_is_rejected() {
 
 #[tokio::test]
 async fn answer_slower_than_request_timeout_is_in_doubt() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
-    kex_mock()
-        .respond_with(created().set_delay(Duration::from_millis(1500)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = kex_server().await;
+    mount_with(
+        kex_mock(),
+        &server,
+        created().set_delay(Duration::from_millis(1500)),
+        1,
+    )
+    .await;
     let mut config = config(&server);
     config.connect_timeout = Duration::from_millis(200);
     config.request_timeout = Duration::from_millis(300);
@@ -377,8 +382,7 @@ async fn answer_slower_than_request_timeout_is_in_doubt() {
 
 #[tokio::test]
 async fn refused_connection_is_unavailable() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let server = kex_server().await;
     let mut config = config(&server);
     config.kex_url = crate::support::closed_port_url("/vorgang").await;
 
@@ -398,8 +402,7 @@ async fn refused_connection_is_unavailable() {
 
 #[tokio::test]
 async fn connection_closed_after_sending_is_in_doubt() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let server = kex_server().await;
     let peer = RawPeer::start(b"", "/vorgang").await;
     let mut config = config(&server);
     config.kex_url = peer.url.clone();
@@ -420,8 +423,7 @@ async fn connection_closed_after_sending_is_in_doubt() {
 
 #[tokio::test]
 async fn success_answer_cut_off_is_in_doubt() {
-    let server = MockServer::start().await;
-    mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
+    let server = kex_server().await;
     let peer = RawPeer::start(
         b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n{\"vorgangsnummer\":\"AB",
         "/vorgang",
@@ -453,11 +455,7 @@ async fn token_failure_sends_nothing() {
         .expect(3)
         .mount(&server)
         .await;
-    kex_mock()
-        .respond_with(created())
-        .expect(0)
-        .mount(&server)
-        .await;
+    mount_with(kex_mock(), &server, created(), 0).await;
 
     let imported = import(&server, Environment::Test).await;
 
@@ -476,11 +474,7 @@ async fn unusable_token_answer_sends_nothing_and_is_not_in_doubt() {
         .expect(1)
         .mount(&server)
         .await;
-    kex_mock()
-        .respond_with(created())
-        .expect(0)
-        .mount(&server)
-        .await;
+    mount_with(kex_mock(), &server, created(), 0).await;
 
     let imported = import(&server, Environment::Test).await;
 

@@ -8,7 +8,7 @@ use vorgang_core::{EuropaceError, PartnerRecord, TippgeberUpdate};
 use wiremock::matchers::{bearer_token, body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{PARTNER_SCOPE, TRACE, client, config, mount_token, trace};
+use crate::support::{PARTNER_SCOPE, TRACE, client, config, mount_token, mount_with, trace};
 
 const EXTERN: &str = "drkleinrk-client-4711";
 
@@ -74,6 +74,29 @@ async fn mount_details(server: &MockServer, id: &str, parent: Option<&str>) {
         .await;
 }
 
+/// A mock Europace with the partner-scope token `tok-p`, fetched exactly once.
+async fn partner_server() -> MockServer {
+    let server = MockServer::start().await;
+    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    server
+}
+
+/// Creates [`tippgeber`] under `TGP01` with a fresh client against `server`.
+async fn create(server: &MockServer) -> Result<String, EuropaceError> {
+    client(config(server))
+        .partner_directory()
+        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
+        .await
+}
+
+/// Sends [`phone_update`] for `ABC12` with a fresh client against `server`.
+async fn update_phone(server: &MockServer) -> Result<(), EuropaceError> {
+    client(config(server))
+        .partner_directory()
+        .update_tippgeber("ABC12", &phone_update(), &trace())
+        .await
+}
+
 fn create_mock() -> wiremock::MockBuilder {
     Mock::given(method("POST"))
         .and(path("/v2/partner/TGP01/untergeordnete"))
@@ -92,8 +115,7 @@ fn create_mock() -> wiremock::MockBuilder {
 
 #[tokio::test]
 async fn lookup_sends_query_bearer_and_trace_and_resolves_parents() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     Mock::given(method("GET"))
         .and(path("/v2/partners"))
         .and(query_param("externePartnerId", EXTERN))
@@ -134,8 +156,7 @@ async fn lookup_sends_query_bearer_and_trace_and_resolves_parents() {
 
 #[tokio::test]
 async fn lookup_without_hits_is_empty() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     mount_lookup(&server, found(&[]), 1).await;
 
     let records = client(config(&server))
@@ -148,8 +169,7 @@ async fn lookup_without_hits_is_empty() {
 
 #[tokio::test]
 async fn hit_we_may_not_see_has_no_parent() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     mount_lookup(&server, found(&["FOR01"]), 1).await;
     Mock::given(method("GET"))
         .and(path("/v2/partner/FOR01"))
@@ -174,8 +194,7 @@ async fn hit_we_may_not_see_has_no_parent() {
 
 #[tokio::test]
 async fn lookup_503_is_retried() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     mount_lookup_first(&server, ResponseTemplate::new(503), 1).await;
     mount_lookup(&server, found(&[]), 1).await;
 
@@ -189,8 +208,7 @@ async fn lookup_503_is_retried() {
 
 #[tokio::test]
 async fn lookup_429_honours_retry_after() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     mount_lookup_first(
         &server,
         ResponseTemplate::new(429).insert_header("Retry-After", "1"),
@@ -221,8 +239,7 @@ async fn lookup_429_honours_retry_after() {
 
 #[tokio::test]
 async fn retry_after_is_capped_at_max_delay() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     mount_lookup_first(
         &server,
         ResponseTemplate::new(503).insert_header("Retry-After", "3600"),
@@ -247,8 +264,7 @@ async fn retry_after_is_capped_at_max_delay() {
 
 #[tokio::test]
 async fn lookup_gives_up_after_max_attempts_with_retry_after() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     mount_lookup(
         &server,
         ResponseTemplate::new(503).insert_header("Retry-After", "0"),
@@ -272,8 +288,7 @@ async fn lookup_gives_up_after_max_attempts_with_retry_after() {
 
 #[tokio::test]
 async fn lookup_403_is_rejected_without_retry() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     mount_lookup(&server, ResponseTemplate::new(403), 1).await;
 
     let records = client(config(&server))
@@ -318,8 +333,7 @@ async fn lookup_401_refreshes_the_token_once() {
 
 #[tokio::test]
 async fn lookup_unreadable_answer_is_protocol_error() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     mount_lookup(
         &server,
         ResponseTemplate::new(200).set_body_string("<html>oops</html>"),
@@ -340,90 +354,76 @@ async fn lookup_unreadable_answer_is_protocol_error() {
 
 #[tokio::test]
 async fn create_201_returns_the_new_partner_id() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
-    create_mock()
-        .respond_with(
-            ResponseTemplate::new(201)
-                .insert_header("Location", "https://api.europace.de/v2/partner/WRONG")
-                .set_body_json(serde_json::json!({
-                    "partnerId": "NEW01",
-                    "typ": "PERSON",
-                    "parent": {"partnerId": "TGP01"},
-                    "externePartnerId": EXTERN
-                })),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = partner_server().await;
+    mount_with(
+        create_mock(),
+        &server,
+        ResponseTemplate::new(201)
+            .insert_header("Location", "https://api.europace.de/v2/partner/WRONG")
+            .set_body_json(serde_json::json!({
+                "partnerId": "NEW01",
+                "typ": "PERSON",
+                "parent": {"partnerId": "TGP01"},
+                "externePartnerId": EXTERN
+            })),
+        1,
+    )
+    .await;
 
-    let partner_id = client(config(&server))
-        .partner_directory()
-        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
-        .await;
+    let partner_id = create(&server).await;
 
     assert_eq!(partner_id.as_deref(), Ok("NEW01"));
 }
 
 #[tokio::test]
 async fn create_205_returns_the_existing_partner_id() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
-    create_mock()
-        .respond_with(
-            ResponseTemplate::new(205)
-                .insert_header("Location", "/v2/partner/OLD01")
-                .set_body_json(serde_json::json!({
-                    "partnerId": "OLD01",
-                    "parent": {"partnerId": "TGP01"}
-                })),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = partner_server().await;
+    mount_with(
+        create_mock(),
+        &server,
+        ResponseTemplate::new(205)
+            .insert_header("Location", "/v2/partner/OLD01")
+            .set_body_json(serde_json::json!({
+                "partnerId": "OLD01",
+                "parent": {"partnerId": "TGP01"}
+            })),
+        1,
+    )
+    .await;
 
-    let partner_id = client(config(&server))
-        .partner_directory()
-        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
-        .await;
+    let partner_id = create(&server).await;
 
     assert_eq!(partner_id.as_deref(), Ok("OLD01"));
 }
 
 #[tokio::test]
 async fn create_without_body_falls_back_to_location() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
-    create_mock()
-        .respond_with(ResponseTemplate::new(205).insert_header("Location", "/v2/partner/OLD02"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = partner_server().await;
+    mount_with(
+        create_mock(),
+        &server,
+        ResponseTemplate::new(205).insert_header("Location", "/v2/partner/OLD02"),
+        1,
+    )
+    .await;
 
-    let partner_id = client(config(&server))
-        .partner_directory()
-        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
-        .await;
+    let partner_id = create(&server).await;
 
     assert_eq!(partner_id.as_deref(), Ok("OLD02"));
 }
 
 #[tokio::test]
 async fn create_without_any_partner_id_is_protocol_error() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
-    create_mock()
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(serde_json::json!({"typ": "PERSON"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = partner_server().await;
+    mount_with(
+        create_mock(),
+        &server,
+        ResponseTemplate::new(201).set_body_json(serde_json::json!({"typ": "PERSON"})),
+        1,
+    )
+    .await;
 
-    let partner_id = client(config(&server))
-        .partner_directory()
-        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
-        .await;
+    let partner_id = create(&server).await;
 
     assert!(
         matches!(partner_id, Err(EuropaceError::Protocol { .. })),
@@ -433,25 +433,21 @@ async fn create_without_any_partner_id_is_protocol_error() {
 
 #[tokio::test]
 async fn create_answering_a_partner_under_another_parent_is_refused() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
-    create_mock()
-        .respond_with(
-            ResponseTemplate::new(205)
-                .insert_header("Location", "/v2/partner/TST01")
-                .set_body_json(serde_json::json!({
-                    "partnerId": "TST01",
-                    "parent": {"partnerId": "TGT01"}
-                })),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = partner_server().await;
+    mount_with(
+        create_mock(),
+        &server,
+        ResponseTemplate::new(205)
+            .insert_header("Location", "/v2/partner/TST01")
+            .set_body_json(serde_json::json!({
+                "partnerId": "TST01",
+                "parent": {"partnerId": "TGT01"}
+            })),
+        1,
+    )
+    .await;
 
-    let partner_id = client(config(&server))
-        .partner_directory()
-        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
-        .await;
+    let partner_id = create(&server).await;
 
     assert!(
         matches!(partner_id, Err(EuropaceError::Protocol { .. })),
@@ -461,44 +457,38 @@ async fn create_answering_a_partner_under_another_parent_is_refused() {
 
 #[tokio::test]
 async fn create_503_is_retried() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     create_mock()
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
-    create_mock()
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(serde_json::json!({"partnerId": "NEW01"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_with(
+        create_mock(),
+        &server,
+        ResponseTemplate::new(201).set_body_json(serde_json::json!({"partnerId": "NEW01"})),
+        1,
+    )
+    .await;
 
-    let partner_id = client(config(&server))
-        .partner_directory()
-        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
-        .await;
+    let partner_id = create(&server).await;
 
     assert_eq!(partner_id.as_deref(), Ok("NEW01"));
 }
 
 #[tokio::test]
 async fn create_400_is_rejected_without_retry() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
-    create_mock()
-        .respond_with(ResponseTemplate::new(400).set_body_string("vorname Erika invalid"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = partner_server().await;
+    mount_with(
+        create_mock(),
+        &server,
+        ResponseTemplate::new(400).set_body_string("vorname Erika invalid"),
+        1,
+    )
+    .await;
 
-    let partner_id = client(config(&server))
-        .partner_directory()
-        .create_tippgeber("TGP01", EXTERN, &tippgeber(), &trace())
-        .await;
+    let partner_id = create(&server).await;
 
     assert_eq!(partner_id, Err(EuropaceError::rejected(400)));
     assert!(!format!("{partner_id:?}").contains("Erika"));
@@ -506,8 +496,7 @@ async fn create_400_is_rejected_without_retry() {
 
 #[tokio::test]
 async fn unreachable_partner_api_is_unavailable_after_retries() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     let mut config = config(&server);
     config.partner_url = crate::support::closed_port_url("/").await;
 
@@ -524,8 +513,7 @@ async fn unreachable_partner_api_is_unavailable_after_retries() {
 
 #[tokio::test]
 async fn partner_timeout_is_retried_and_never_in_doubt() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     mount_lookup(&server, found(&[]).set_delay(Duration::from_millis(800)), 2).await;
     let mut config = config(&server);
     config.request_timeout = Duration::from_millis(300);
@@ -575,13 +563,8 @@ fn updated_partner() -> ResponseTemplate {
 
 #[tokio::test]
 async fn update_patches_only_the_changed_attributes_in_europaces_names() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
-    update_mock()
-        .respond_with(updated_partner())
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = partner_server().await;
+    mount_with(update_mock(), &server, updated_partner(), 1).await;
     Mock::given(method("PATCH"))
         .and(path("/v2/partner/ABC12"))
         .and(body_json(serde_json::json!({
@@ -617,8 +600,7 @@ async fn update_patches_only_the_changed_attributes_in_europaces_names() {
 
 #[tokio::test]
 async fn update_5xx_is_retried_then_unavailable() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     update_mock()
         .respond_with(ResponseTemplate::new(503))
         .expect(3)
@@ -626,10 +608,7 @@ async fn update_5xx_is_retried_then_unavailable() {
         .mount(&server)
         .await;
 
-    let updated = client(config(&server))
-        .partner_directory()
-        .update_tippgeber("ABC12", &phone_update(), &trace())
-        .await;
+    let updated = update_phone(&server).await;
 
     assert!(
         matches!(updated, Err(EuropaceError::Unavailable { .. })),
@@ -639,24 +618,16 @@ async fn update_5xx_is_retried_then_unavailable() {
 
 #[tokio::test]
 async fn update_503_once_is_retried() {
-    let server = MockServer::start().await;
-    mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
+    let server = partner_server().await;
     update_mock()
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
-    update_mock()
-        .respond_with(updated_partner())
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_with(update_mock(), &server, updated_partner(), 1).await;
 
-    let updated = client(config(&server))
-        .partner_directory()
-        .update_tippgeber("ABC12", &phone_update(), &trace())
-        .await;
+    let updated = update_phone(&server).await;
 
     assert_eq!(updated, Ok(()));
 }
@@ -664,23 +635,19 @@ async fn update_503_once_is_retried() {
 #[tokio::test]
 async fn update_4xx_is_rejected_without_retry() {
     for status in [400, 403, 404] {
-        let server = MockServer::start().await;
-        mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
-        update_mock()
-            .respond_with(
-                ResponseTemplate::new(status).set_body_json(serde_json::json!({
-                    "message": "Enum literal für 'anrede' muss FRAU oder HERR sein.: 030 2222",
-                    "traceId": "t"
-                })),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = partner_server().await;
+        mount_with(
+            update_mock(),
+            &server,
+            ResponseTemplate::new(status).set_body_json(serde_json::json!({
+                "message": "Enum literal für 'anrede' muss FRAU oder HERR sein.: 030 2222",
+                "traceId": "t"
+            })),
+            1,
+        )
+        .await;
 
-        let updated = client(config(&server))
-            .partner_directory()
-            .update_tippgeber("ABC12", &phone_update(), &trace())
-            .await;
+        let updated = update_phone(&server).await;
 
         assert_eq!(updated, Err(EuropaceError::rejected(status)));
         assert!(!format!("{updated:?}").contains("030 2222"));

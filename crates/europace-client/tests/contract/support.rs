@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use europace_client::{EuropaceClient, EuropaceConfig, RetryPolicy};
+use europace_client::{AccessToken, EuropaceClient, EuropaceConfig, RetryPolicy};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
-use vorgang_core::{TraceContext, TraceId};
+use vorgang_core::{EuropaceError, TraceContext, TraceId};
 use wiremock::matchers::{method, path};
-use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Match, Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
 pub const CLIENT_ID: &str = "drkleinrk-client";
 pub const SECRET: &str = "s3cr3t:with/special&chars";
@@ -109,6 +109,59 @@ pub async fn mount_token(
         .named(format!("token {scope}"))
         .mount(server)
         .await;
+}
+
+/// The token endpoint (any scope) answering `answer`, called exactly `times` times.
+pub async fn mount_token_answer(server: &MockServer, answer: ResponseTemplate, times: u64) {
+    mount(server, "POST", "/auth/token", answer, times).await;
+}
+
+/// `verb path` answering `answer`, called exactly `times` times.
+pub async fn mount(
+    server: &MockServer,
+    verb: &str,
+    at: &str,
+    answer: ResponseTemplate,
+    times: u64,
+) {
+    mount_with(
+        Mock::given(method(verb)).and(path(at)),
+        server,
+        answer,
+        times,
+    )
+    .await;
+}
+
+/// The requests `mock` matches, answered with `answer`, exactly `times` of them.
+pub async fn mount_with(
+    mock: MockBuilder,
+    server: &MockServer,
+    answer: ResponseTemplate,
+    times: u64,
+) {
+    mock.respond_with(answer).expect(times).mount(server).await;
+}
+
+/// `verb path` answering `answer` to the first call only (a failure before a retry); later calls
+/// fall through to the mocks mounted after it.
+pub async fn mount_first(server: &MockServer, verb: &str, at: &str, answer: ResponseTemplate) {
+    Mock::given(method(verb))
+        .and(path(at))
+        .respond_with(answer)
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+/// One KEX-scope token from a fresh client against `server`.
+pub async fn kex_token(server: &MockServer) -> Result<AccessToken, EuropaceError> {
+    client(config(server))
+        .kex_api()
+        .tokens()
+        .token(&trace())
+        .await
 }
 
 /// A raw HTTP/1.1 peer: reads each request completely, then writes `answer` (possibly a broken

@@ -12,7 +12,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::{
     self, CLIENT_ID, FormIs, KEX_SCOPE, PARTNER_SCOPE, SECRET, ScopeIs, TRACE, client, config,
-    mount_token, token_answer, trace,
+    kex_token, mount_token, mount_token_answer, token_answer, trace,
 };
 
 async fn mount_kex_created(server: &MockServer, times: u64) {
@@ -149,12 +149,12 @@ async fn token_is_refreshed_shortly_before_expiry() {
 #[tokio::test]
 async fn concurrent_imports_share_one_token_request() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/auth/token"))
-        .respond_with(token_answer("tok-1", 3600).set_delay(Duration::from_millis(300)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_token_answer(
+        &server,
+        token_answer("tok-1", 3600).set_delay(Duration::from_millis(300)),
+        1,
+    )
+    .await;
     mount_kex_created(&server, 100).await;
     let importer = client(config(&server)).kex_importer();
     let body = Arc::new(
@@ -176,12 +176,12 @@ async fn concurrent_imports_share_one_token_request() {
 #[tokio::test]
 async fn concurrent_callers_share_a_failed_refresh() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/auth/token"))
-        .respond_with(ResponseTemplate::new(400).set_delay(Duration::from_millis(500)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_token_answer(
+        &server,
+        ResponseTemplate::new(400).set_delay(Duration::from_millis(500)),
+        1,
+    )
+    .await;
     let tokens = client(config(&server)).kex_api().tokens().clone();
 
     let mut tasks = JoinSet::new();
@@ -212,11 +212,7 @@ async fn token_5xx_is_retried() {
         .await;
     mount_token(&server, KEX_SCOPE, "tok-1", 3600, 1).await;
 
-    let token = client(config(&server))
-        .kex_api()
-        .tokens()
-        .token(&trace())
-        .await;
+    let token = kex_token(&server).await;
 
     assert_eq!(token.expect("token after retries").expose_secret(), "tok-1");
 }
@@ -224,18 +220,14 @@ async fn token_5xx_is_retried() {
 #[tokio::test]
 async fn token_gives_up_after_max_attempts() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/auth/token"))
-        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "0"))
-        .expect(3)
-        .mount(&server)
-        .await;
+    mount_token_answer(
+        &server,
+        ResponseTemplate::new(503).insert_header("Retry-After", "0"),
+        3,
+    )
+    .await;
 
-    let token = client(config(&server))
-        .kex_api()
-        .tokens()
-        .token(&trace())
-        .await;
+    let token = kex_token(&server).await;
 
     assert_eq!(
         token.map(|_| ()),
@@ -249,21 +241,17 @@ async fn token_gives_up_after_max_attempts() {
 #[tokio::test]
 async fn token_401_is_rejected_without_retry() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/auth/token"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+    mount_token_answer(
+        &server,
+        ResponseTemplate::new(401).set_body_json(serde_json::json!({
             "error": "invalid_client",
             "error_description": "Client authentication failed"
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+        })),
+        1,
+    )
+    .await;
 
-    let token = client(config(&server))
-        .kex_api()
-        .tokens()
-        .token(&trace())
-        .await;
+    let token = kex_token(&server).await;
 
     assert_eq!(token.map(|_| ()), Err(EuropaceError::rejected(401)));
 }
@@ -315,14 +303,14 @@ async fn unreachable_token_endpoint_is_unavailable() {
 #[tokio::test]
 async fn a_numeric_string_expires_in_is_a_lifetime() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/auth/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+    mount_token_answer(
+        &server,
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({
             "access_token": "tok-1", "token_type": "Bearer", "expires_in": "3600"
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+        })),
+        1,
+    )
+    .await;
     let tokens = client(config(&server)).kex_api().tokens().clone();
 
     for _ in 0..3 {
@@ -336,22 +324,16 @@ async fn a_numeric_string_expires_in_is_a_lifetime() {
 #[tokio::test]
 async fn a_token_answer_that_is_not_json_is_a_protocol_error() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/auth/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("Content-Type", "text/html")
-                .set_body_string(r#"{"access_token":"tok-1","token_type":"Bearer"}"#),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_token_answer(
+        &server,
+        ResponseTemplate::new(200)
+            .insert_header("Content-Type", "text/html")
+            .set_body_string(r#"{"access_token":"tok-1","token_type":"Bearer"}"#),
+        1,
+    )
+    .await;
 
-    let token = client(config(&server))
-        .kex_api()
-        .tokens()
-        .token(&trace())
-        .await;
+    let token = kex_token(&server).await;
 
     assert!(
         matches!(token, Err(EuropaceError::Protocol { .. })),
@@ -362,15 +344,15 @@ async fn a_token_answer_that_is_not_json_is_a_protocol_error() {
 #[tokio::test]
 async fn an_rfc_6749_error_answer_is_rejected_with_its_status() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/auth/token"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+    mount_token_answer(
+        &server,
+        ResponseTemplate::new(400).set_body_json(serde_json::json!({
             "error": "invalid_scope",
             "error_description": "scope not granted"
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+        })),
+        1,
+    )
+    .await;
 
     let token = client(config(&server))
         .partner_api()

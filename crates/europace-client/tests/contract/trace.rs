@@ -5,13 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use europace_client::{CallObserver, CallOutcome, CallTarget};
+use europace_client::{CallObserver, CallOutcome, CallTarget, EuropaceClient};
 use vorgang_core::model::{Environment, Tippgeber};
-use wiremock::matchers::{header, method, path, path_regex};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::{
-    KEX_SCOPE, PARTNER_SCOPE, TRACE, TRACE_ID, client, config, mount_token, trace,
+    KEX_SCOPE, PARTNER_SCOPE, TRACE, TRACE_ID, client, config, mount, mount_first, mount_token,
+    trace,
 };
 
 /// The parent id of the caller's `traceparent` in [`trace`]: never sent on (our calls are our
@@ -41,6 +42,14 @@ impl Recorder {
     }
 }
 
+/// A client against `server` whose calls `recorder` observes.
+fn observed_client(server: &MockServer) -> (Arc<Recorder>, EuropaceClient) {
+    let recorder = Arc::new(Recorder::default());
+    let mut config = config(server);
+    config.observer = Some(recorder.clone());
+    (recorder, client(config))
+}
+
 fn tippgeber() -> Tippgeber {
     Tippgeber {
         externe_mitarbeiternummer: "7".into(),
@@ -66,26 +75,27 @@ async fn every_exchange_continues_the_trace_with_a_span_of_its_own_and_is_observ
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/v2/partner/TGP01/untergeordnete$"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+    mount(
+        &server,
+        "POST",
+        "/v2/partner/TGP01/untergeordnete",
+        ResponseTemplate::new(201).set_body_json(serde_json::json!({
             "partnerId": "NEW01", "parent": {"partnerId": "TGP01"}
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/vorgang"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+        })),
+        1,
+    )
+    .await;
+    mount(
+        &server,
+        "POST",
+        "/vorgang",
+        ResponseTemplate::new(201).set_body_json(serde_json::json!({
             "vorgangsnummer": "AB1234", "messages": []
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let recorder = Arc::new(Recorder::default());
-    let mut config = config(&server);
-    config.observer = Some(recorder.clone());
-    let client = client(config);
+        })),
+        1,
+    )
+    .await;
+    let (recorder, client) = observed_client(&server);
 
     let found = client
         .partner_directory()
@@ -155,47 +165,38 @@ async fn failed_and_unreadable_exchanges_are_observed_by_their_outcome() {
     mount_token(&server, PARTNER_SCOPE, "tok-p", 3600, 1).await;
     mount_token(&server, KEX_SCOPE, "tok-k", 3600, 1).await;
     // The lookup fails once (retried), then answers; the creation names a foreign parent.
-    Mock::given(method("GET"))
-        .and(path("/v2/partners"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v2/partners"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+    mount_first(&server, "GET", "/v2/partners", ResponseTemplate::new(503)).await;
+    mount(
+        &server,
+        "GET",
+        "/v2/partners",
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({
             "total": 0, "partners": []
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex("^/v2/partner/TGP01/untergeordnete$"))
-        .respond_with(ResponseTemplate::new(205).set_body_json(serde_json::json!({
+        })),
+        1,
+    )
+    .await;
+    mount(
+        &server,
+        "POST",
+        "/v2/partner/TGP01/untergeordnete",
+        ResponseTemplate::new(205).set_body_json(serde_json::json!({
             "partnerId": "OLD01", "parent": {"partnerId": "TGT01"}
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+        })),
+        1,
+    )
+    .await;
     // The import answers 400 once, then 201 with a body that names no case.
-    Mock::given(method("POST"))
-        .and(path("/vorgang"))
-        .respond_with(ResponseTemplate::new(400))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/vorgang"))
-        .respond_with(ResponseTemplate::new(201).set_body_string("not json"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let recorder = Arc::new(Recorder::default());
-    let mut config = config(&server);
-    config.observer = Some(recorder.clone());
-    let client = client(config);
+    mount_first(&server, "POST", "/vorgang", ResponseTemplate::new(400)).await;
+    mount(
+        &server,
+        "POST",
+        "/vorgang",
+        ResponseTemplate::new(201).set_body_string("not json"),
+        1,
+    )
+    .await;
+    let (recorder, client) = observed_client(&server);
 
     let partners = client.partner_directory();
     assert!(
@@ -258,11 +259,9 @@ async fn a_tippgeber_update_continues_the_trace_and_is_observed_per_attempt() {
         .expect(1)
         .mount(&server)
         .await;
-    let recorder = Arc::new(Recorder::default());
-    let mut config = config(&server);
-    config.observer = Some(recorder.clone());
+    let (recorder, client) = observed_client(&server);
 
-    let updated = client(config)
+    let updated = client
         .partner_directory()
         .update_tippgeber(
             "ABC12",
