@@ -174,6 +174,35 @@ fn error(status: StatusCode, message: &str, trace_id: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "message": message, "traceId": trace_id }))
 }
 
+/// The JSON object a partner write sends, after the checks Europace makes first: the bearer
+/// token and its `scope` (`401`/`403`), the content type (`415`), the body (`400`). `Err` is the
+/// refusal to send.
+fn authorized_object(
+    sandbox: &Sandbox,
+    req: &HttpRequest,
+    scope: &str,
+    trace_id: &str,
+    body: &[u8],
+) -> Result<Map<String, Value>, HttpResponse> {
+    if let Some(response) = refuse_unauthorized(sandbox, req, scope, trace_id)
+        .or_else(|| refuse_not_json(req, trace_id))
+    {
+        return Err(response);
+    }
+    parse_object(body).map_err(|message| error(StatusCode::BAD_REQUEST, &message, trace_id))
+}
+
+/// `415` unless the body is declared `application/json`; `Some` is the refusal to send.
+fn refuse_not_json(req: &HttpRequest, trace_id: &str) -> Option<HttpResponse> {
+    (!is_json(req)).then(|| {
+        error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type muss application/json sein",
+            trace_id,
+        )
+    })
+}
+
 /// Checks `Authorization: Bearer …` against the issued tokens and the needed scope; `Some` is
 /// the refusal to send.
 fn refuse_unauthorized(
@@ -511,20 +540,9 @@ async fn create_partner(
 ) -> HttpResponse {
     let trace_id = trace_id(&req);
     with_faults(&sandbox, Call::PartnerCreate, &req, &trace_id, || {
-        if let Some(response) = refuse_unauthorized(&sandbox, &req, SCOPE_PARTNER_CREATE, &trace_id)
-        {
-            return response;
-        }
-        if !is_json(&req) {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type muss application/json sein",
-                &trace_id,
-            );
-        }
-        let body = match parse_object(&body) {
+        let body = match authorized_object(&sandbox, &req, SCOPE_PARTNER_CREATE, &trace_id, &body) {
             Ok(body) => body,
-            Err(message) => return error(StatusCode::BAD_REQUEST, &message, &trace_id),
+            Err(response) => return response,
         };
         let (typ, attributes) = match partner_attributes(body) {
             Ok(parsed) => parsed,
@@ -622,18 +640,11 @@ async fn update_partner(
 ) -> HttpResponse {
     let trace_id = trace_id(&req);
     with_faults(&sandbox, Call::PartnerUpdate, &req, &trace_id, || {
-        if let Some(response) = refuse_unauthorized(&sandbox, &req, SCOPE_PARTNER_WRITE, &trace_id)
-        {
-            return response;
-        }
-        if !is_json(&req) {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type muss application/json sein",
-                &trace_id,
-            );
-        }
-        let changes = match parse_object(&body).and_then(patch_changes) {
+        let body = match authorized_object(&sandbox, &req, SCOPE_PARTNER_WRITE, &trace_id, &body) {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let changes = match patch_changes(body) {
             Ok(changes) => changes,
             Err(message) => return error(StatusCode::BAD_REQUEST, &message, &trace_id),
         };
@@ -702,12 +713,8 @@ async fn import_vorgang(
                 );
             }
         };
-        if !is_json(&req) {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type muss application/json sein",
-                &trace_id,
-            );
+        if let Some(response) = refuse_not_json(&req, &trace_id) {
+            return response;
         }
         let vorgang = match parse_object(&body) {
             Ok(vorgang) => vorgang,

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FormExt, start, start_with, vorgang};
+use common::{FormExt, SendJson, start, start_with, vorgang};
 use europace_sandbox::SandboxConfig;
 use serde_json::Value;
 
@@ -70,12 +70,8 @@ async fn expires_in_follows_the_config() {
         .post(s.url("/auth/token"))
         .basic_auth("client", Some("secret"))
         .form_body(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(body["expires_in"], 120);
     s.server.stop().await;
 }

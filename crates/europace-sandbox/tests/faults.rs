@@ -5,7 +5,7 @@ mod common;
 use std::error::Error as _;
 use std::time::{Duration, Instant};
 
-use common::{FormExt, start, tippgeber, vorgang};
+use common::{FormExt, SendJson, start, tippgeber, vorgang};
 use serde_json::{Value, json};
 
 /// The error chain of a reqwest error, for assertions and failure messages.
@@ -80,15 +80,7 @@ async fn a_delay_without_status_delays_the_normal_answer() {
     assert_eq!(response.status(), 200);
 
     // Used up: nothing left in the queue.
-    let pending: Value = s
-        .http
-        .get(s.url("/_sandbox/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pending: Value = s.get_json("/_sandbox/faults").await;
     assert_eq!(pending, json!([]));
     s.server.stop().await;
 }
@@ -356,7 +348,7 @@ async fn invalid_faults_are_400() {
         let body: Value = response.json().await.unwrap();
         assert!(body["message"].is_string());
     }
-    let pending: Value = s.http.get(&url).send().await.unwrap().json().await.unwrap();
+    let pending: Value = s.http.get(&url).send_json().await;
     assert_eq!(pending, json!([]));
     s.server.stop().await;
 }
@@ -370,25 +362,21 @@ async fn queued_faults_can_be_listed_and_cleared() {
         .http
         .post(&url)
         .json(&json!({"target": "partner", "status": 503, "times": 3}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(
         answer,
         json!({"target": "partner", "status": 503, "delay_ms": 0, "times": 3, "after_receive": false})
     );
     s.fault(json!({"target": "kex"})).await;
     assert_eq!(s.lookup(&token, "x").await.status(), 503);
-    let pending: Value = s.http.get(&url).send().await.unwrap().json().await.unwrap();
+    let pending: Value = s.http.get(&url).send_json().await;
     assert_eq!(pending.as_array().unwrap().len(), 2);
     assert_eq!(pending[0]["times"], 2);
 
     let response = s.http.delete(&url).send().await.unwrap();
     assert_eq!(response.status(), 204);
-    let pending: Value = s.http.get(&url).send().await.unwrap().json().await.unwrap();
+    let pending: Value = s.http.get(&url).send_json().await;
     assert_eq!(pending, json!([]));
     assert_eq!(s.lookup(&token, "x").await.status(), 200);
     s.server.stop().await;
@@ -398,12 +386,7 @@ async fn queued_faults_can_be_listed_and_cleared() {
 async fn reset_forgets_imports_partners_tokens_faults_and_counters() {
     let s = start();
     let token = s.token().await;
-    let created: Value = s
-        .create(&token, "TGP01", &tippgeber("client-1"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created: Value = s.created(&token, "TGP01", &tippgeber("client-1")).await;
     assert_eq!(s.import(&token, None, &vorgang("Max")).await.status(), 201);
     s.fault(json!({"target": "kex", "status": 503})).await;
 
@@ -566,15 +549,7 @@ async fn calls_record_the_correlation_headers_of_every_request() {
     s.fault(json!({"target": "kex", "status": 503})).await;
     let _ = s.try_import(&token, None, &vorgang("Max")).await; // faulted, still recorded
 
-    let calls: Value = s
-        .http
-        .get(s.url("/_sandbox/calls"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let calls: Value = s.get_json("/_sandbox/calls").await;
     assert_eq!(
         calls,
         json!([

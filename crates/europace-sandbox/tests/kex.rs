@@ -159,12 +159,7 @@ async fn unknown_kundenbetreuer_or_tippgeber_is_400() {
     assert!(s.sandbox.vorgaenge().is_empty());
 
     // A Tippgeber created in Partnermanagement is known.
-    let created: Value = s
-        .create(&token, "TGT01", &tippgeber("client-1"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created: Value = s.created(&token, "TGT01", &tippgeber("client-1")).await;
     let mut body = vorgang("Max");
     body["tippgeber"] = json!({"partnerId": created["partnerId"]});
     assert_eq!(s.import(&token, None, &body).await.status(), 201);

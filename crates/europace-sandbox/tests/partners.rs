@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{start, tippgeber};
+use common::{SendJson, start, tippgeber};
 use serde_json::{Value, json};
 
 fn is_partner_id(id: &str) -> bool {
@@ -15,15 +15,7 @@ fn is_partner_id(id: &str) -> bool {
 async fn starts_with_the_seed_partners() {
     let s = start();
     let token = s.token().await;
-    let listed: Vec<Value> = s
-        .http
-        .get(s.url("/_sandbox/partners"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<Value> = s.get_json("/_sandbox/partners").await;
     let ids: Vec<&str> = listed
         .iter()
         .map(|p| p["partnerId"].as_str().unwrap())
@@ -135,12 +127,7 @@ async fn create_lookup_and_read_a_partner() {
 async fn creating_an_existing_externe_partner_id_answers_205_with_the_existing_partner() {
     let s = start();
     let token = s.token().await;
-    let first: Value = s
-        .create(&token, "TGP01", &tippgeber("client-1"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first: Value = s.created(&token, "TGP01", &tippgeber("client-1")).await;
 
     // Same externePartnerId below the same parent: the existing partner, updated.
     let mut again = tippgeber("client-1");
@@ -172,12 +159,7 @@ async fn creating_an_existing_externe_partner_id_answers_205_with_the_existing_p
     assert_eq!(s.sandbox.partners().len(), 5);
 
     // A different externePartnerId is a new partner with a new id.
-    let other: Value = s
-        .create(&token, "TGP01", &tippgeber("client-2"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let other: Value = s.created(&token, "TGP01", &tippgeber("client-2")).await;
     assert_ne!(other["partnerId"], first["partnerId"]);
     s.server.stop().await;
 }
@@ -284,24 +266,15 @@ async fn invalid_partner_bodies_are_400_without_echoing_values() {
 async fn href_follows_the_request_host() {
     let s = start();
     let token = s.token().await;
-    let created: Value = s
-        .create(&token, "TGP01", &tippgeber("client-9"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created: Value = s.created(&token, "TGP01", &tippgeber("client-9")).await;
     let id = created["partnerId"].as_str().unwrap();
     let found: Value = s
         .http
         .get(s.url("/v2/partners?externePartnerId=client-9"))
         .header("Host", "europace.example:8443")
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(
         found["partners"][0]["href"],
         format!("http://europace.example:8443/v2/partner/{id}")
@@ -313,12 +286,7 @@ async fn href_follows_the_request_host() {
 async fn patch_changes_only_the_attributes_sent_and_answers_the_partner() {
     let s = start();
     let token = s.token().await;
-    let created: Value = s
-        .create(&token, "TGT01", &tippgeber("client-9"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created: Value = s.created(&token, "TGT01", &tippgeber("client-9")).await;
     let id = created["partnerId"].as_str().unwrap();
 
     let response = s
@@ -337,12 +305,8 @@ async fn patch_changes_only_the_attributes_sent_and_answers_the_partner() {
         .http
         .get(s.url(&format!("/v2/partner/{id}")))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(read, expected);
 
     // Unchangeable attributes are ignored; an empty string deletes a value.

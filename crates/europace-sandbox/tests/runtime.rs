@@ -12,17 +12,13 @@ use serde_json::{Value, json};
 
 #[allow(clippy::unwrap_used)] // test helper
 async fn token_via(base: &str) -> String {
-    use common::FormExt as _;
+    use common::{FormExt as _, SendJson as _};
     let body: Value = common::client()
         .post(format!("{base}/auth/token"))
         .basic_auth("client", Some("secret"))
         .form_body(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     body["access_token"].as_str().unwrap().to_owned()
 }
 

@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use europace_sandbox::{Sandbox, SandboxConfig, SandboxServer};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// A running sandbox with a client pointed at it.
@@ -82,14 +83,12 @@ impl Running {
     }
 
     pub async fn stats(&self) -> Value {
-        self.http
-            .get(self.url("/_sandbox/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json("/_sandbox/stats").await
+    }
+
+    /// `GET path` without credentials, its answer read as JSON.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> T {
+        self.http.get(self.url(path)).send_json().await
     }
 
     pub async fn lookup(&self, token: &str, externe_partner_id: &str) -> reqwest::Response {
@@ -120,6 +119,11 @@ impl Running {
 
     pub async fn create(&self, token: &str, parent: &str, body: &Value) -> reqwest::Response {
         self.try_create(token, parent, body).await.unwrap()
+    }
+
+    /// The partner that [`Running::create`] answers, read as JSON.
+    pub async fn created(&self, token: &str, parent: &str, body: &Value) -> Value {
+        self.create(token, parent, body).await.json().await.unwrap()
     }
 
     /// `PATCH /v2/partner/{id}` with a JSON body.
@@ -161,14 +165,7 @@ impl Running {
     }
 
     pub async fn recorded(&self) -> Vec<Value> {
-        self.http
-            .get(self.url("/_sandbox/vorgaenge"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json("/_sandbox/vorgaenge").await
     }
 }
 
@@ -191,6 +188,18 @@ fn encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Extension of reqwest's request builder: send, and read the answer as JSON.
+pub trait SendJson {
+    /// Sends the request and parses the answer; a failure of either is a failed test.
+    async fn send_json<T: DeserializeOwned>(self) -> T;
+}
+
+impl SendJson for reqwest::RequestBuilder {
+    async fn send_json<T: DeserializeOwned>(self) -> T {
+        self.send().await.unwrap().json().await.unwrap()
+    }
 }
 
 /// Extension of reqwest's request builder with a form body.
