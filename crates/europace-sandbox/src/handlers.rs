@@ -183,13 +183,14 @@ fn authorized_object(
     scope: &str,
     trace_id: &str,
     body: &[u8],
-) -> Result<Map<String, Value>, HttpResponse> {
+) -> Result<Map<String, Value>, Box<HttpResponse>> {
     if let Some(response) = refuse_unauthorized(sandbox, req, scope, trace_id)
         .or_else(|| refuse_not_json(req, trace_id))
     {
-        return Err(response);
+        return Err(Box::new(response));
     }
-    parse_object(body).map_err(|message| error(StatusCode::BAD_REQUEST, &message, trace_id))
+    parse_object(body)
+        .map_err(|message| Box::new(error(StatusCode::BAD_REQUEST, &message, trace_id)))
 }
 
 /// `415` unless the body is declared `application/json`; `Some` is the refusal to send.
@@ -542,7 +543,7 @@ async fn create_partner(
     with_faults(&sandbox, Call::PartnerCreate, &req, &trace_id, || {
         let body = match authorized_object(&sandbox, &req, SCOPE_PARTNER_CREATE, &trace_id, &body) {
             Ok(body) => body,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let (typ, attributes) = match partner_attributes(body) {
             Ok(parsed) => parsed,
@@ -642,7 +643,7 @@ async fn update_partner(
     with_faults(&sandbox, Call::PartnerUpdate, &req, &trace_id, || {
         let body = match authorized_object(&sandbox, &req, SCOPE_PARTNER_WRITE, &trace_id, &body) {
             Ok(body) => body,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let changes = match patch_changes(body) {
             Ok(changes) => changes,
