@@ -8,10 +8,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 use vorgang_core::memory::{HeldPartner, InMemoryEuropace, InMemoryImportStore};
 use vorgang_core::{
-    BuiltinCrm, Clock, EuropaceError, FailureKind, ImportChange, ImportError, ImportQuery,
-    ImportRecord, ImportStatus, ImportStore, Importer, ImporterConfig, NewImport, Ports, RandomIds,
-    Resolution, Resolver, Submitted, TIPPGEBER_NOT_UPDATED, TippgeberMapping, TippgeberUpdate,
-    TraceContext,
+    BuiltinCrm, Clock, CrmIds, EuropaceError, FailureKind, ImportChange, ImportError, ImportQuery,
+    ImportRecord, ImportStatus, ImportStore, Importer, ImporterConfig, NewImport, PartnerDirectory,
+    Ports, RandomIds, Resolution, Resolver, Submitted, TIPPGEBER_NOT_UPDATED, TippgeberMapping,
+    TippgeberUpdate, TraceContext,
 };
 use vorgang_model::{
     Anrede, CustomEntry, CustomValue, Environment, ImportRequest, PartnerDaten, Tippgeber,
@@ -47,20 +47,12 @@ fn harness() -> Harness {
     let clock = Arc::new(TestClock(Mutex::new(
         Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
     )));
-    let importer = Importer::new(
-        ImporterConfig {
-            kundenbetreuer_partner_id: "KBT01".into(),
-            tippgeber_parent_id: "TGP01".into(),
-            test_tippgeber_parent_id: "TGT01".into(),
-        },
-        Ports {
-            store: store.clone(),
-            partners: europace.clone(),
-            kex: europace.clone(),
-            crm: Arc::new(BuiltinCrm),
-            clock: clock.clone(),
-            ids: Arc::new(RandomIds),
-        },
+    let importer = importer_with(
+        store.clone(),
+        europace.clone(),
+        &europace,
+        Arc::new(BuiltinCrm),
+        &clock,
     );
     Harness {
         importer,
@@ -68,6 +60,32 @@ fn harness() -> Harness {
         europace,
         clock,
     }
+}
+
+/// An importer with the test configuration (`KBT01`, `TGP01`, `TGT01`) over these ports; KEX
+/// is `europace`.
+fn importer_with(
+    store: Arc<dyn ImportStore>,
+    partners: Arc<dyn PartnerDirectory>,
+    europace: &Arc<InMemoryEuropace>,
+    crm: Arc<dyn CrmIds>,
+    clock: &Arc<TestClock>,
+) -> Importer {
+    Importer::new(
+        ImporterConfig {
+            kundenbetreuer_partner_id: "KBT01".into(),
+            tippgeber_parent_id: "TGP01".into(),
+            test_tippgeber_parent_id: "TGT01".into(),
+        },
+        Ports {
+            store,
+            partners,
+            kex: europace.clone(),
+            crm,
+            clock: clock.clone(),
+            ids: Arc::new(RandomIds),
+        },
+    )
 }
 
 fn request(mitarbeiternummer: &str) -> ImportRequest {
@@ -577,7 +595,6 @@ async fn purge_removes_only_old_finished_imports() {
 
 #[tokio::test]
 async fn crm_kennung_is_stable_per_import() {
-    use vorgang_core::CrmIds;
     let h = harness();
     let record = submit(&h, Environment::Test, None, b"a", "42")
         .await
@@ -587,22 +604,42 @@ async fn crm_kennung_is_stable_per_import() {
     assert_eq!(again.len(), "DKR-".len() + 8);
 }
 
-/// A Europace whose partner lookup waits until released: a step slower than the stale window.
-struct SlowPartners {
+/// A Partnermanagement that passes every call on to the in-memory Europace, with two hooks:
+/// with a `gate`, each lookup notifies its first `Notify` and waits for its second (a step
+/// slower than the stale window); every update notes how many KEX imports Europace had
+/// received by then.
+struct HookedPartners {
     inner: Arc<InMemoryEuropace>,
-    entered: tokio::sync::Notify,
-    release: tokio::sync::Notify,
+    gate: Option<(tokio::sync::Notify, tokio::sync::Notify)>,
+    kex_imports_at_update: Mutex<Vec<usize>>,
+}
+
+impl HookedPartners {
+    fn new(inner: &Arc<InMemoryEuropace>, gated: bool) -> Arc<Self> {
+        Arc::new(Self {
+            inner: inner.clone(),
+            gate: gated.then(|| (tokio::sync::Notify::new(), tokio::sync::Notify::new())),
+            kex_imports_at_update: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The gate of a gated directory: (entered, release).
+    fn gate(&self) -> &(tokio::sync::Notify, tokio::sync::Notify) {
+        self.gate.as_ref().unwrap()
+    }
 }
 
 #[async_trait::async_trait]
-impl vorgang_core::PartnerDirectory for SlowPartners {
+impl vorgang_core::PartnerDirectory for HookedPartners {
     async fn find_by_externe_partner_id(
         &self,
         externe_partner_id: &str,
         trace: &vorgang_core::TraceId,
     ) -> Result<Vec<vorgang_core::PartnerRecord>, EuropaceError> {
-        self.entered.notify_one();
-        self.release.notified().await;
+        if let Some((entered, release)) = &self.gate {
+            entered.notify_one();
+            release.notified().await;
+        }
         self.inner
             .find_by_externe_partner_id(externe_partner_id, trace)
             .await
@@ -626,6 +663,10 @@ impl vorgang_core::PartnerDirectory for SlowPartners {
         update: &TippgeberUpdate,
         trace: &vorgang_core::TraceId,
     ) -> Result<(), EuropaceError> {
+        self.kex_imports_at_update
+            .lock()
+            .unwrap()
+            .push(self.inner.imports().len());
         self.inner.update_tippgeber(partner_id, update, trace).await
     }
 }
@@ -633,25 +674,13 @@ impl vorgang_core::PartnerDirectory for SlowPartners {
 #[tokio::test]
 async fn resume_never_takes_over_an_import_this_process_is_driving() {
     let h = harness();
-    let slow = Arc::new(SlowPartners {
-        inner: h.europace.clone(),
-        entered: tokio::sync::Notify::new(),
-        release: tokio::sync::Notify::new(),
-    });
-    let importer = Importer::new(
-        ImporterConfig {
-            kundenbetreuer_partner_id: "KBT01".into(),
-            tippgeber_parent_id: "TGP01".into(),
-            test_tippgeber_parent_id: "TGT01".into(),
-        },
-        Ports {
-            store: h.store.clone(),
-            partners: slow.clone(),
-            kex: h.europace.clone(),
-            crm: Arc::new(BuiltinCrm),
-            clock: h.clock.clone(),
-            ids: Arc::new(RandomIds),
-        },
+    let slow = HookedPartners::new(&h.europace, true);
+    let importer = importer_with(
+        h.store.clone(),
+        slow.clone(),
+        &h.europace,
+        Arc::new(BuiltinCrm),
+        &h.clock,
     );
     let running = {
         let importer = importer.clone();
@@ -669,7 +698,7 @@ async fn resume_never_takes_over_an_import_this_process_is_driving() {
                 .map(|submitted| submitted.record)
         })
     };
-    slow.entered.notified().await;
+    slow.gate().0.notified().await;
     // The step outlasts the stale window: still, this process does not take its own import over.
     h.clock.advance(chrono::Duration::hours(1));
     assert!(
@@ -679,7 +708,7 @@ async fn resume_never_takes_over_an_import_this_process_is_driving() {
             .unwrap()
             .is_empty()
     );
-    slow.release.notify_one();
+    slow.gate().1.notify_one();
     let record = running.await.unwrap().unwrap();
     assert_eq!(record.status, ImportStatus::Completed);
     assert_eq!(h.europace.imports().len(), 1);
@@ -806,21 +835,7 @@ fn importer_over(
     store: Arc<dyn ImportStore>,
     crm: Arc<dyn vorgang_core::CrmIds>,
 ) -> Importer {
-    Importer::new(
-        ImporterConfig {
-            kundenbetreuer_partner_id: "KBT01".into(),
-            tippgeber_parent_id: "TGP01".into(),
-            test_tippgeber_parent_id: "TGT01".into(),
-        },
-        Ports {
-            store,
-            partners: h.europace.clone(),
-            kex: h.europace.clone(),
-            crm,
-            clock: h.clock.clone(),
-            ids: Arc::new(RandomIds),
-        },
-    )
+    importer_with(store, h.europace.clone(), &h.europace, crm, &h.clock)
 }
 
 async fn submit_to(importer: &Importer, body: &[u8]) -> Result<ImportRecord, ImportError> {
@@ -1331,73 +1346,17 @@ async fn submit_request(importer: &Importer, request: ImportRequest) -> ImportRe
         .record
 }
 
-/// A Partnermanagement that notes, for every update it passes on, how many KEX imports Europace
-/// had received by then.
-struct KexCountingPartners {
-    inner: Arc<InMemoryEuropace>,
-    kex_imports_at_update: Mutex<Vec<usize>>,
-}
-
-#[async_trait::async_trait]
-impl vorgang_core::PartnerDirectory for KexCountingPartners {
-    async fn find_by_externe_partner_id(
-        &self,
-        externe_partner_id: &str,
-        trace: &vorgang_core::TraceId,
-    ) -> Result<Vec<vorgang_core::PartnerRecord>, EuropaceError> {
-        self.inner
-            .find_by_externe_partner_id(externe_partner_id, trace)
-            .await
-    }
-
-    async fn create_tippgeber(
-        &self,
-        parent_partner_id: &str,
-        externe_partner_id: &str,
-        tippgeber: &Tippgeber,
-        trace: &vorgang_core::TraceId,
-    ) -> Result<String, EuropaceError> {
-        self.inner
-            .create_tippgeber(parent_partner_id, externe_partner_id, tippgeber, trace)
-            .await
-    }
-
-    async fn update_tippgeber(
-        &self,
-        partner_id: &str,
-        update: &TippgeberUpdate,
-        trace: &vorgang_core::TraceId,
-    ) -> Result<(), EuropaceError> {
-        self.kex_imports_at_update
-            .lock()
-            .unwrap()
-            .push(self.inner.imports().len());
-        self.inner.update_tippgeber(partner_id, update, trace).await
-    }
-}
-
 #[tokio::test]
 async fn a_changed_phone_is_patched_alone_before_the_import_is_sent() {
     let h = harness();
     let store = Arc::new(FailingStore::recording());
-    let partners = Arc::new(KexCountingPartners {
-        inner: h.europace.clone(),
-        kex_imports_at_update: Mutex::new(Vec::new()),
-    });
-    let importer = Importer::new(
-        ImporterConfig {
-            kundenbetreuer_partner_id: "KBT01".into(),
-            tippgeber_parent_id: "TGP01".into(),
-            test_tippgeber_parent_id: "TGT01".into(),
-        },
-        Ports {
-            store: store.clone(),
-            partners: partners.clone(),
-            kex: h.europace.clone(),
-            crm: Arc::new(BuiltinCrm),
-            clock: h.clock.clone(),
-            ids: Arc::new(RandomIds),
-        },
+    let partners = HookedPartners::new(&h.europace, false);
+    let importer = importer_with(
+        store.clone(),
+        partners.clone(),
+        &h.europace,
+        Arc::new(BuiltinCrm),
+        &h.clock,
     );
     let first = submit_request(&importer, request_with_phone("42", "030 111")).await;
     assert_eq!(first.status, ImportStatus::Completed);
