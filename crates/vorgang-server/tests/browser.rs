@@ -7,12 +7,14 @@
 //! passes without having looked at the page.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
 
-use std::net::TcpListener;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
+use support::{KillOnDrop, free_port};
 use thirtyfour::prelude::*;
 use vorgang_server::settings::Settings;
 use vorgang_server::startup::Application;
@@ -26,26 +28,8 @@ const INSTALL_HINT: &str = "the browser test needs Debian's Chromium and its Web
 /// The Swagger UI block of `POST /vorgang` (`operations-{tag}-{operationId}`).
 const OPERATION: &str = "#operations-Vorgang-importVorgang";
 
-/// chromedriver, killed when dropped (also when an assertion fails).
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts chromedriver on a free port and waits until it says it is ready.
-async fn start_chromedriver() -> (Driver, String) {
+async fn start_chromedriver() -> (KillOnDrop, String) {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             Path::new(tool).exists(),
@@ -60,7 +44,7 @@ async fn start_chromedriver() -> (Driver, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{CHROMEDRIVER} does not start ({e}): {INSTALL_HINT}"));
-    let mut driver = Driver(child);
+    let mut driver = KillOnDrop(child);
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -2,7 +2,8 @@
 //! database.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
 
-use std::net::TcpListener;
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use auth::SystemClock;
 use serde_json::Value;
 use vorgang_store::Store;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vorgang-server");
+use support::{BIN, KillOnDrop as Running, SendJson as _, binary, free_port};
 
 /// A temporary directory with a database URL for it.
 struct Env {
@@ -26,6 +27,13 @@ impl Env {
         }
     }
 
+    /// An env whose directory holds `v.toml` with `toml` (pass `--config v.toml`).
+    fn with_config(toml: &str) -> Self {
+        let env = Self::new();
+        std::fs::write(env.dir.path().join("v.toml"), toml).unwrap();
+        env
+    }
+
     fn database_url(&self) -> String {
         format!("sqlite://{}/v.db?mode=rwc", self.dir.path().display())
     }
@@ -33,18 +41,10 @@ impl Env {
     /// The binary with `args`, no inherited `VORGANG_*` variable, the database of this env and
     /// the working directory in it (so a default `vorgang.db` would land there, too).
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("VORGANG_") {
-                command.env_remove(name);
-            }
-        }
+        let mut command = binary(args);
         command
-            .args(args)
             .current_dir(self.dir.path())
-            .env("VORGANG_DATABASE_URL", self.database_url())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null());
+            .env("VORGANG_DATABASE_URL", self.database_url());
         command
     }
 
@@ -461,12 +461,7 @@ fn assert_refused(
 
 #[test]
 fn a_typo_in_a_file_key_is_refused() {
-    let env = Env::new();
-    std::fs::write(
-        env.dir.path().join("v.toml"),
-        "[europace]\nbase_ulr = \"https://europace.example\"\n",
-    )
-    .unwrap();
+    let env = Env::with_config("[europace]\nbase_ulr = \"https://europace.example\"\n");
     let problems = assert_refused(
         &env,
         |c| c.args(["--config", "v.toml"]),
@@ -489,12 +484,8 @@ fn a_variable_with_one_underscore_is_refused() {
 
 #[test]
 fn an_unknown_section_is_refused() {
-    let env = Env::new();
-    std::fs::write(
-        env.dir.path().join("v.toml"),
-        "retention_days = 7\n[europa]\nbase_url = \"https://europace.example\"\n",
-    )
-    .unwrap();
+    let env =
+        Env::with_config("retention_days = 7\n[europa]\nbase_url = \"https://europace.example\"\n");
     assert_refused(
         &env,
         |c| c.args(["--config", "v.toml"]),
@@ -504,12 +495,8 @@ fn an_unknown_section_is_refused() {
 
 #[test]
 fn a_broken_toml_file_is_refused_with_file_line_and_column() {
-    let env = Env::new();
-    std::fs::write(
-        env.dir.path().join("v.toml"),
-        "retention_days = 7\n[europace]\nclient_secret = \"geheim-unterminated\n",
-    )
-    .unwrap();
+    let env =
+        Env::with_config("retention_days = 7\n[europace]\nclient_secret = \"geheim-unterminated\n");
     let problems = assert_refused(&env, |c| c.args(["--config", "v.toml"]), &["v.toml:3:"]);
     let (position, message) = problems[0]["v.toml:".len()..].split_once(": ").unwrap();
     let (line, column) = position.split_once(':').unwrap();
@@ -524,12 +511,7 @@ fn a_broken_toml_file_is_refused_with_file_line_and_column() {
 
 #[test]
 fn several_bad_values_are_one_line_each_and_refused() {
-    let env = Env::new();
-    std::fs::write(
-        env.dir.path().join("v.toml"),
-        "retention_days = \"lange\"\n[auth]\nmode = \"zqxmode\"\n",
-    )
-    .unwrap();
+    let env = Env::with_config("retention_days = \"lange\"\n[auth]\nmode = \"zqxmode\"\n");
     let problems = assert_refused(
         &env,
         |c| {
@@ -723,24 +705,6 @@ async fn imports_list_since_and_limit_page_through_oldest_first() {
     }
 }
 
-/// Kills the child when dropped (also when an assertion fails).
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn sandbox_serves_the_fake_europace() {
     let env = Env::new();
@@ -785,12 +749,8 @@ async fn sandbox_serves_the_fake_europace() {
     }
     let imports: Value = http
         .get(format!("http://{listen}/_sandbox/vorgaenge"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(imports, serde_json::json!([]));
     drop(running);
     assert!(

@@ -10,36 +10,16 @@
 #[path = "api/helpers.rs"]
 #[allow(dead_code)] // the API tests' helpers; this binary uses a few of them
 mod helpers;
+mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use crate::support::{Captured, SendJson as _};
+use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
 use crate::helpers::{Db, TestApp, both_backends, problem, seed, spawn_app_with};
 
 both_backends!(a_refusal_carries_europaces_messages_in_the_502_its_replay_and_the_import);
-
-/// Everything the process logged since the capture was installed.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 /// Installs the service's own subscriber (JSON lines, its filters) process-wide, once, writing
 /// into the returned buffer. Called before any app starts, so `TEST_LOG` cannot take its place.
@@ -118,12 +98,8 @@ async fn a_refusal_carries_europaces_messages_in_the_502_its_replay_and_the_impo
         .http
         .get(format!("{}/vorgang?status=FAILED", app.address))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(listed["items"], json!([view]));
     let stored = app.stored(&id).await;
     assert_eq!(

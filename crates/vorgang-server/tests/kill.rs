@@ -5,16 +5,17 @@
 //! directory) as child processes and drives them over HTTP and through the CLI.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
 
+mod support;
+
 use std::collections::HashMap;
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vorgang-server");
+use support::{BIN, SendJson as _, free_port, without_vorgang_env};
 
 /// Outbound timeouts of the server under test. A restarted server resumes imports unchanged for
 /// `2 * (connect + request)` (see `startup::stale_after`).
@@ -28,14 +29,6 @@ const KEY_ENCRYPTION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// Upper bound of every polling loop.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn seed() -> Value {
     serde_json::from_str(include_str!("../../../examples/seed-request.json")).unwrap()
@@ -56,6 +49,16 @@ struct Proc {
 }
 
 impl Proc {
+    /// Starts `command` with stdout discarded and stderr written to `log`.
+    fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Self {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self { name, child, log }
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -106,18 +109,13 @@ impl Deployment {
         let dir = tempfile::tempdir().unwrap();
         let sandbox_port = free_port();
         let log = dir.path().join("sandbox.log");
-        let child = Command::new(BIN)
-            .args(["sandbox", "--listen", &format!("127.0.0.1:{sandbox_port}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let sandbox = Proc {
-            name: "sandbox",
-            child,
+        let sandbox = Proc::spawn(
+            "sandbox",
+            Command::new(BIN)
+                .args(["sandbox", "--listen", &format!("127.0.0.1:{sandbox_port}")])
+                .stdin(Stdio::null()),
             log,
-        };
+        );
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -160,12 +158,7 @@ impl Deployment {
 
     fn command(&self) -> Command {
         let mut command = Command::new(BIN);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("VORGANG_") {
-                command.env_remove(name);
-            }
-        }
-        command
+        without_vorgang_env(&mut command)
             .env("VORGANG_LISTEN", format!("127.0.0.1:{}", self.port))
             .env(
                 "VORGANG_DATABASE_URL",
@@ -211,17 +204,7 @@ impl Deployment {
     async fn serve(&mut self) -> Proc {
         self.starts += 1;
         let log = self.dir.path().join(format!("server-{}.log", self.starts));
-        let child = self
-            .command()
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Proc {
-            name: "server",
-            child,
-            log,
-        };
+        let mut server = Proc::spawn("server", &mut self.command(), log);
         let url = format!("{}/health/ready", self.address());
         let deadline = Instant::now() + PATIENCE;
         loop {
@@ -301,12 +284,8 @@ impl Deployment {
     async fn sandbox_get(&self, path: &str) -> Value {
         self.http
             .get(format!("{}{path}", self.sandbox_url))
-            .send()
+            .send_json()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     async fn fault(&self, fault: Value) {
@@ -661,27 +640,14 @@ async fn a_flood_of_stalled_connections_never_exhausts_the_file_descriptors() {
     command
         .args(["-c", r#"ulimit -n 128 && exec "$0""#, BIN])
         .current_dir(dir.path());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("VORGANG_") {
-            command.env_remove(name);
-        }
-    }
-    let child = command
+    without_vorgang_env(&mut command)
         .env("VORGANG_LISTEN", format!("127.0.0.1:{port}"))
         .env(
             "VORGANG_DATABASE_URL",
             format!("sqlite://{}/vorgang.db?mode=rwc", dir.path().display()),
         )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut server = Proc {
-        name: "server",
-        child,
-        log,
-    };
+        .stdin(Stdio::null());
+    let mut server = Proc::spawn("server", &mut command, log);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

@@ -4,24 +4,15 @@
 #![cfg(not(feature = "embedded-sandbox"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed assertion
 
-use std::process::{Command, Output, Stdio};
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vorgang-server");
+use std::process::Output;
 
 /// The binary with `args` in a fresh directory, no inherited `VORGANG_*` variable.
 fn run(dir: &tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("VORGANG_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .args(args)
+    support::binary(args)
         .envs(env.iter().copied())
         .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .output()
         .unwrap()
 }

@@ -9,28 +9,14 @@
 #[allow(dead_code, unused_imports, unused_macros)] // the API tests' helpers, of which this binary uses a few
 #[path = "api/helpers.rs"]
 mod helpers;
+mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
 use crate::helpers::{seed, spawn_app};
-
-/// Everything the service logs in this process.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::support::Captured;
 
 /// Installs the service's subscriber (at `info`, as deployed) writing into one buffer.
 fn captured() -> &'static Captured {
@@ -47,9 +33,8 @@ fn captured() -> &'static Captured {
 
 /// The captured lines, parsed.
 fn lines() -> Vec<Value> {
-    let bytes = captured().0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
+    captured()
+        .text()
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()

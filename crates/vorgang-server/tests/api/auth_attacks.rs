@@ -7,6 +7,7 @@
 //! signs with the same key ring; each such test also shows a correctly made token of the same key
 //! being accepted, so that the refusal is caused by the one claim changed.
 
+use crate::support::SendJson as _;
 use std::sync::Arc;
 
 use auth::memory::{ManualClock, MemorySigningKeyStore};
@@ -19,7 +20,7 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
-use crate::helpers::{Db, TestApp, problem, seed, spawn_app, spawn_app_with};
+use crate::helpers::{Db, TestApp, assert_oauth_error, problem, seed, spawn_app, spawn_app_with};
 
 const INVALID_TOKEN: &str = "Bearer realm=\"vorgang\", error=\"invalid_token\"";
 
@@ -159,12 +160,8 @@ async fn assert_imported(app: &TestApp, token: &str) {
 async fn jwks(app: &TestApp) -> Value {
     app.http
         .get(format!("{}/.well-known/jwks.json", app.address))
-        .send()
+        .send_json()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 fn kids(jwks: &Value) -> Vec<String> {
@@ -181,32 +178,7 @@ async fn token_request(
     basic: Option<(&str, &str)>,
     form: &[(&str, &str)],
 ) -> reqwest::Response {
-    let mut request = app.http.post(format!("{}/oauth2/token", app.address));
-    if let Some((id, secret)) = basic {
-        request = request.basic_auth(id, Some(secret));
-    }
-    request.form(form).send().await.unwrap()
-}
-
-/// Asserts an RFC 6749 §5.2 error answer with `Cache-Control: no-store`; returns the response
-/// headers.
-async fn assert_oauth_error(
-    response: reqwest::Response,
-    status: u16,
-    error: &str,
-) -> reqwest::header::HeaderMap {
-    assert_eq!(response.status().as_u16(), status);
-    let headers = response.headers().clone();
-    assert_eq!(headers["cache-control"], "no-store");
-    assert!(
-        headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], error, "{body}");
-    headers
+    app.oauth_form("/oauth2/token", basic, form).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::helpers::{TestApp, problem, seed, spawn_app};
+use crate::helpers::{TestApp, problem, raw_exchange, seed, spawn_app, split_answer};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -49,40 +48,14 @@ impl RawResponse {
 /// whole answer.
 async fn raw(app: &TestApp, head: &str, body: &[u8]) -> RawResponse {
     let authority = app.address.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
     let mut request = format!("{head}Host: {authority}\r\nConnection: close\r\n\r\n").into_bytes();
     request.extend_from_slice(body);
-    stream.write_all(&request).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
-        .await
-        .expect("the server answers and closes")
-        .unwrap();
-    parse_raw(&answer)
+    parse_raw(&raw_exchange(&app.address, &request).await)
 }
 
 fn parse_raw(answer: &[u8]) -> RawResponse {
-    let end = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end: {}", String::from_utf8_lossy(answer)));
-    let head = std::str::from_utf8(&answer[..end]).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .map(|line| {
-            let (name, value) = line.split_once(':').unwrap();
-            (name.trim().to_ascii_lowercase(), value.trim().to_owned())
-        })
-        .collect();
-    let mut body = answer[end + 4..].to_vec();
+    let (status, headers, body) = split_answer(answer);
+    let mut body = body.to_vec();
     let chunked = headers
         .iter()
         .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
@@ -369,13 +342,8 @@ async fn an_oversized_token_request_is_413_json_with_no_store() {
     // 300 KB announced by Content-Length (regression: 413 text/plain from actix's body limit).
     let padding = "x".repeat(300 * 1024);
     let response = app
-        .http
-        .post(format!("{}/oauth2/token", app.address))
-        .basic_auth(&app.client_id, Some(&app.client_secret))
-        .form(&[("grant_type", "client_credentials"), ("padding", &padding)])
-        .send()
-        .await
-        .unwrap();
+        .token_response(&[("grant_type", "client_credentials"), ("padding", &padding)])
+        .await;
     assert_oauth_error(response, 413, "invalid_request").await;
 
     // The limit is 4 KiB: one byte over is too large, exactly 4 KiB is read.

@@ -459,15 +459,7 @@ async fn wait_until_elapsed(started: Instant, duration: Duration) {
 
 /// `vorgang_imports_total{status="…"}` from `GET /metrics` (0 when absent).
 async fn imports_answered(app: &TestApp, status: &str) -> u64 {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let prefix = format!("vorgang_imports_total{{status=\"{status}\"}} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))

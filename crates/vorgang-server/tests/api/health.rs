@@ -18,15 +18,7 @@ async fn health_endpoints_answer() {
             .unwrap();
         assert_eq!(response.status(), 200, "{path}");
     }
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(
             "http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 1"

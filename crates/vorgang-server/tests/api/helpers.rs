@@ -1,5 +1,6 @@
 //! `spawn_app()`: the real server on a random port with a fresh database and its own sandbox.
 
+use crate::support::SendJson as _;
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -178,13 +179,35 @@ impl TestApp {
     }
 
     pub async fn token_response(&self, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}/oauth2/token", self.address))
-            .basic_auth(&self.client_id, Some(&self.client_secret))
-            .form(form)
-            .send()
-            .await
-            .unwrap()
+        let own = Some((self.client_id.as_str(), self.client_secret.as_str()));
+        self.oauth_form("/oauth2/token", own, form).await
+    }
+
+    /// A `client_credentials` token request of this app's client with `secret` (a wrong one,
+    /// in the tests that use it).
+    pub async fn token_with_secret(&self, secret: &str) -> reqwest::Response {
+        let client = Some((self.client_id.as_str(), secret));
+        self.oauth_form(
+            "/oauth2/token",
+            client,
+            &[("grant_type", "client_credentials")],
+        )
+        .await
+    }
+
+    /// `POST {path}` (an OAuth endpoint: token, introspection, revocation) with this form,
+    /// authenticated by HTTP Basic as `basic` (client id and secret) when given.
+    pub async fn oauth_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}{path}", self.address));
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        request.form(form).send().await.unwrap()
     }
 
     pub async fn token(&self) -> String {
@@ -240,15 +263,31 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn sandbox_get(&self, path: &str) -> Value {
+    /// `GET {path}` of this app without credentials, its answer read as JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         self.http
-            .get(format!("{}{path}", self.sandbox_url))
+            .get(format!("{}{path}", self.address))
+            .send_json()
+            .await
+    }
+
+    /// The text of `GET /metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.address))
             .send()
             .await
             .unwrap()
-            .json()
+            .text()
             .await
             .unwrap()
+    }
+
+    pub async fn sandbox_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sandbox_url))
+            .send_json()
+            .await
     }
 
     pub async fn sandbox_fault(&self, fault: Value) {
@@ -261,6 +300,79 @@ impl TestApp {
             .unwrap();
         assert!(response.status().is_success(), "fault not accepted");
     }
+}
+
+/// Asserts an RFC 6749 §5.2 error answer with `Cache-Control: no-store`; returns the headers.
+pub async fn assert_oauth_error(
+    response: reqwest::Response,
+    status: u16,
+    error: &str,
+) -> reqwest::header::HeaderMap {
+    assert_eq!(response.status().as_u16(), status);
+    let headers = response.headers().clone();
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "RFC 6749 errors are plain JSON"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+    assert!(body["error_description"].is_string(), "{body}");
+    headers
+}
+
+/// A header of `response` as text; empty when absent or not text.
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Writes `request` on a new TCP connection to `address` (`http://host:port`) and reads the
+/// whole answer, until the server closes the connection (within 20 s).
+pub async fn raw_exchange(address: &str, request: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes the connection")
+        .unwrap();
+    answer
+}
+
+/// A raw HTTP/1.1 answer split into its status, its header lines (names lower-cased, in order,
+/// repeated ones kept) and exactly the bytes after the head.
+pub fn split_answer(answer: &[u8]) -> (u16, Vec<(String, String)>, &[u8]) {
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end: {}", String::from_utf8_lossy(answer)));
+    let head = std::str::from_utf8(&answer[..end]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').unwrap();
+            (name.trim().to_ascii_lowercase(), value.trim().to_owned())
+        })
+        .collect();
+    (status, headers, &answer[end + 4..])
 }
 
 /// Asserts a problem+json answer (with its `Content-Language`, `de` or `en`) and returns its
@@ -365,13 +477,12 @@ impl TestApp {
     /// A token for these credentials (asserts 200).
     pub async fn token_for(&self, client_id: &str, client_secret: &str) -> String {
         let response = self
-            .http
-            .post(format!("{}/oauth2/token", self.address))
-            .basic_auth(client_id, Some(client_secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
+            .oauth_form(
+                "/oauth2/token",
+                Some((client_id, client_secret)),
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()

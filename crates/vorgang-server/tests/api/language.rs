@@ -3,6 +3,7 @@
 //! the codes of `messages` and Europace's messages never change with the language. (The 408 of
 //! a slow body is checked in `slow_clients`, which waits for it anyway.)
 
+use crate::support::SendJson as _;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
@@ -576,12 +577,8 @@ async fn codes_pointers_and_europaces_messages_are_the_same_in_both_languages() 
             .request(Method::GET, &format!("/vorgang/{id}"))
             .bearer_auth(&f.token)
             .header("Accept-Language", header)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .send_json()
+            .await;
         assert_eq!(view["messages"], json!([EUROPACE_SAYS]), "{header}");
     }
 

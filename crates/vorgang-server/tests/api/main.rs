@@ -22,5 +22,7 @@ mod resume;
 mod routes;
 mod slow_clients;
 mod store_faults;
+#[path = "../support/mod.rs"]
+mod support;
 mod tippgeber_update;
 mod token;

@@ -36,14 +36,7 @@ async fn metrics_parse_as_prometheus_text_with_histograms_counters_and_process_g
     }
     // One token issued, two refused (a wrong secret, a missing grant type), one import.
     let token = app.token().await;
-    let wrong = app
-        .http
-        .post(format!("{}/oauth2/token", app.address))
-        .basic_auth(&app.client_id, Some("zqx-wrong-secret"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let wrong = app.token_with_secret("zqx-wrong-secret").await;
     assert_eq!(wrong.status(), 401);
     assert_eq!(app.token_response(&[]).await.status(), 400);
     assert_eq!(app.post_vorgang(&token, &seed()).await.status(), 201);
@@ -180,15 +173,7 @@ async fn metrics_parse_as_prometheus_text_with_histograms_counters_and_process_g
 
 /// `/metrics` parsed.
 async fn scrape(app: &crate::helpers::TestApp) -> (String, Scrape) {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     (text, scrape)
 }

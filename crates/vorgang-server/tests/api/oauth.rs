@@ -11,7 +11,7 @@ use chrono::Utc;
 use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{Db, TestApp, both_backends, spawn_app, spawn_app_with};
+use crate::helpers::{Db, TestApp, assert_oauth_error, both_backends, spawn_app, spawn_app_with};
 
 const INVALID_TOKEN: &str = "Bearer realm=\"vorgang\", error=\"invalid_token\"";
 
@@ -24,29 +24,16 @@ async fn introspector(app: &TestApp) -> (String, String) {
     app.register_client(&[INTROSPECT_SCOPE]).await
 }
 
-async fn post_form(
-    app: &TestApp,
-    path: &str,
-    basic: Option<(&str, &str)>,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut request = app.http.post(format!("{}{path}", app.address));
-    if let Some((id, secret)) = basic {
-        request = request.basic_auth(id, Some(secret));
-    }
-    request.form(form).send().await.unwrap()
-}
-
 /// `POST /oauth2/introspect` as `caller`; asserts 200 with `Cache-Control: no-store` and returns
 /// the body.
 async fn introspect(app: &TestApp, caller: &(String, String), token: &str) -> Value {
-    let response = post_form(
-        app,
-        "/oauth2/introspect",
-        Some((&caller.0, &caller.1)),
-        &[("token", token)],
-    )
-    .await;
+    let response = app
+        .oauth_form(
+            "/oauth2/introspect",
+            Some((&caller.0, &caller.1)),
+            &[("token", token)],
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert!(
@@ -60,32 +47,12 @@ async fn introspect(app: &TestApp, caller: &(String, String), token: &str) -> Va
 
 /// `POST /oauth2/revoke` with the owner's credentials; asserts 200, no-store, empty body.
 async fn revoke(app: &TestApp, owner: (&str, &str), token: &str) {
-    let response = post_form(app, "/oauth2/revoke", Some(owner), &[("token", token)]).await;
+    let response = app
+        .oauth_form("/oauth2/revoke", Some(owner), &[("token", token)])
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert!(response.bytes().await.unwrap().is_empty());
-}
-
-/// Asserts an RFC 6749 §5.2 error answer with `Cache-Control: no-store`; returns the headers.
-async fn assert_oauth_error(
-    response: reqwest::Response,
-    status: u16,
-    error: &str,
-) -> reqwest::header::HeaderMap {
-    assert_eq!(response.status().as_u16(), status);
-    let headers = response.headers().clone();
-    assert_eq!(headers["cache-control"], "no-store");
-    assert!(
-        headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"),
-        "RFC 6749 errors are plain JSON"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], error, "{body}");
-    assert!(body["error_description"].is_string(), "{body}");
-    headers
 }
 
 /// `GET /vorgang/{unknown}` with `token` at `address`: the status of the bearer check (404 when
@@ -280,18 +247,18 @@ async fn an_active_token_introspects_with_its_claims(db: Db) {
     );
 
     // client_secret_post works as at the token endpoint.
-    let response = post_form(
-        &app,
-        "/oauth2/introspect",
-        None,
-        &[
-            ("token", &token),
-            ("token_type_hint", "access_token"),
-            ("client_id", &caller.0),
-            ("client_secret", &caller.1),
-        ],
-    )
-    .await;
+    let response = app
+        .oauth_form(
+            "/oauth2/introspect",
+            None,
+            &[
+                ("token", &token),
+                ("token_type_hint", "access_token"),
+                ("client_id", &caller.0),
+                ("client_secret", &caller.1),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let again: Value = response.json().await.unwrap();
     assert_eq!(again, body);
@@ -356,27 +323,29 @@ async fn introspection_needs_an_authenticated_client_with_its_scope() {
     let token = app.token().await;
 
     // No client authentication at all.
-    let response = post_form(&app, "/oauth2/introspect", None, &[("token", &token)]).await;
+    let response = app
+        .oauth_form("/oauth2/introspect", None, &[("token", &token)])
+        .await;
     let headers = assert_oauth_error(response, 401, "invalid_client").await;
     assert_eq!(headers["www-authenticate"], "Basic realm=\"vorgang\"");
     // A wrong secret.
     let (id, _) = introspector(&app).await;
-    let response = post_form(
-        &app,
-        "/oauth2/introspect",
-        Some((&id, "wrong")),
-        &[("token", &token)],
-    )
-    .await;
+    let response = app
+        .oauth_form(
+            "/oauth2/introspect",
+            Some((&id, "wrong")),
+            &[("token", &token)],
+        )
+        .await;
     assert_oauth_error(response, 401, "invalid_client").await;
     // A client without the scope (the partner itself): 403, its own token told nothing.
-    let response = post_form(
-        &app,
-        "/oauth2/introspect",
-        Some((&app.client_id, &app.client_secret)),
-        &[("token", &token)],
-    )
-    .await;
+    let response = app
+        .oauth_form(
+            "/oauth2/introspect",
+            Some((&app.client_id, &app.client_secret)),
+            &[("token", &token)],
+        )
+        .await;
     let response_text = {
         assert_eq!(response.status(), 403);
         assert_eq!(response.headers()["cache-control"], "no-store");
@@ -388,13 +357,13 @@ async fn introspection_needs_an_authenticated_client_with_its_scope() {
     // A revoked introspector.
     let caller = introspector(&app).await;
     run_cli(&app, &["clients", "revoke", &caller.0]).await;
-    let response = post_form(
-        &app,
-        "/oauth2/introspect",
-        Some((&caller.0, &caller.1)),
-        &[("token", &token)],
-    )
-    .await;
+    let response = app
+        .oauth_form(
+            "/oauth2/introspect",
+            Some((&caller.0, &caller.1)),
+            &[("token", &token)],
+        )
+        .await;
     assert_oauth_error(response, 401, "invalid_client").await;
 }
 
@@ -406,10 +375,12 @@ async fn introspection_and_revocation_refuse_bad_requests_like_the_token_endpoin
     for path in ["/oauth2/introspect", "/oauth2/revoke"] {
         let basic = Some((caller.0.as_str(), caller.1.as_str()));
         // No token.
-        let response = post_form(&app, path, basic, &[]).await;
+        let response = app.oauth_form(path, basic, &[]).await;
         assert_oauth_error(response, 400, "invalid_request").await;
         // A repeated token.
-        let response = post_form(&app, path, basic, &[("token", "a"), ("token", "b")]).await;
+        let response = app
+            .oauth_form(path, basic, &[("token", "a"), ("token", "b")])
+            .await;
         assert_oauth_error(response, 400, "invalid_request").await;
         // Not a form.
         let response = app
@@ -444,13 +415,13 @@ async fn introspection_and_revocation_refuse_bad_requests_like_the_token_endpoin
             .unwrap();
         assert_oauth_error(response, 400, "invalid_request").await;
         // Basic and client_secret in the form at once.
-        let response = post_form(
-            &app,
-            path,
-            basic,
-            &[("token", &token), ("client_secret", &caller.1)],
-        )
-        .await;
+        let response = app
+            .oauth_form(
+                path,
+                basic,
+                &[("token", &token), ("client_secret", &caller.1)],
+            )
+            .await;
         assert_oauth_error(response, 400, "invalid_request").await;
     }
     // Nothing of it revoked anything.
@@ -469,23 +440,23 @@ async fn failed_authentications_are_throttled_across_the_three_endpoints() {
         "/oauth2/introspect",
         "/oauth2/revoke",
     ] {
-        let response = post_form(
-            &app,
-            path,
-            Some((&id, "wrong")),
-            &[("token", "x"), ("grant_type", "client_credentials")],
-        )
-        .await;
+        let response = app
+            .oauth_form(
+                path,
+                Some((&id, "wrong")),
+                &[("token", "x"), ("grant_type", "client_credentials")],
+            )
+            .await;
         assert_oauth_error(response, 401, "invalid_client").await;
     }
     // Now even the right secret waits.
-    let response = post_form(
-        &app,
-        "/oauth2/introspect",
-        Some((&id, &secret)),
-        &[("token", "x")],
-    )
-    .await;
+    let response = app
+        .oauth_form(
+            "/oauth2/introspect",
+            Some((&id, &secret)),
+            &[("token", "x")],
+        )
+        .await;
     let headers = assert_oauth_error(response, 429, "slow_down").await;
     assert!(headers.contains_key("retry-after"));
 }
@@ -552,25 +523,27 @@ async fn revocation_answers_200_whatever_the_token_and_revokes_only_own_tokens(d
     );
     store.close().await;
     // The owner may, with client_secret_post too.
-    let response = post_form(
-        &app,
-        "/oauth2/revoke",
-        None,
-        &[
-            ("token", &others_token),
-            ("token_type_hint", "access_token"),
-            ("client_id", &other_id),
-            ("client_secret", &other_secret),
-        ],
-    )
-    .await;
+    let response = app
+        .oauth_form(
+            "/oauth2/revoke",
+            None,
+            &[
+                ("token", &others_token),
+                ("token_type_hint", "access_token"),
+                ("client_id", &other_id),
+                ("client_secret", &other_secret),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         bearer_check(&app, &app.address, &others_token).await,
         refused()
     );
     // Without client authentication: 401.
-    let response = post_form(&app, "/oauth2/revoke", None, &[("token", "x")]).await;
+    let response = app
+        .oauth_form("/oauth2/revoke", None, &[("token", "x")])
+        .await;
     assert_oauth_error(response, 401, "invalid_client").await;
 }
 
@@ -640,13 +613,13 @@ async fn clients_add_grants_the_scopes_given_and_refuses_malformed_ones() {
     let secret = created["client_secret"].as_str().unwrap().to_owned();
 
     // The client gets both scopes and may introspect.
-    let response = post_form(
-        &app,
-        "/oauth2/token",
-        Some((&id, &secret)),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
+    let response = app
+        .oauth_form(
+            "/oauth2/token",
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
     let token: Value = response.json().await.unwrap();
     assert_eq!(
         token["scope"],
@@ -740,13 +713,13 @@ async fn a_form_client_id_other_than_the_basic_one_is_refused_alike_everywhere()
         ("/oauth2/introspect", ("token", "x")),
         ("/oauth2/revoke", ("token", "x")),
     ] {
-        let response = post_form(
-            &app,
-            path,
-            Some((&id, &secret)),
-            &[extra, ("client_id", &app.client_id)],
-        )
-        .await;
+        let response = app
+            .oauth_form(
+                path,
+                Some((&id, &secret)),
+                &[extra, ("client_id", &app.client_id)],
+            )
+            .await;
         assert_oauth_error(response, 400, "invalid_request").await;
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, seed, spawn_app};
+use crate::helpers::{TestApp, header, seed, spawn_app};
 
 impl TestApp {
     async fn get(&self, path: &str) -> reqwest::Response {
@@ -28,15 +28,6 @@ impl TestApp {
         );
         response.json().await.unwrap()
     }
-}
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,33 +662,14 @@ async fn real_answers_match_the_documented_schemas() {
 
     // Token endpoint: 200, 401, 400.
     let response = app
-        .http
-        .post(format!("{}/oauth2/token", app.address))
-        .basic_auth(&app.client_id, Some(&app.client_secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+        .token_response(&[("grant_type", "client_credentials")])
+        .await;
     assert_eq!(response.status(), 200);
     assert_documented(doc, "/oauth2/token", "post", response).await;
-    let response = app
-        .http
-        .post(format!("{}/oauth2/token", app.address))
-        .basic_auth(&app.client_id, Some("wrong"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let response = app.token_with_secret("wrong").await;
     assert_eq!(response.status(), 401);
     assert_documented(doc, "/oauth2/token", "post", response).await;
-    let response = app
-        .http
-        .post(format!("{}/oauth2/token", app.address))
-        .basic_auth(&app.client_id, Some(&app.client_secret))
-        .form(&[("grant_type", "password")])
-        .send()
-        .await
-        .unwrap();
+    let response = app.token_response(&[("grant_type", "password")]).await;
     assert_eq!(response.status(), 400);
     assert_documented(doc, "/oauth2/token", "post", response).await;
     let response = app.get("/.well-known/jwks.json").await;
@@ -989,13 +961,12 @@ async fn introspection_revocation_and_metadata_answers_match_their_documentation
     assert_documented(doc, "/oauth2/introspect", "post", response).await;
     // Revocation errors (its 200 has no body).
     let response = app
-        .http
-        .post(format!("{}/oauth2/revoke", app.address))
-        .basic_auth(&app.client_id, Some(&app.client_secret))
-        .form(&[("token_type_hint", "access_token")])
-        .send()
-        .await
-        .unwrap();
+        .oauth_form(
+            "/oauth2/revoke",
+            Some((&app.client_id, &app.client_secret)),
+            &[("token_type_hint", "access_token")],
+        )
+        .await;
     assert_eq!(response.status(), 400);
     assert_documented(doc, "/oauth2/revoke", "post", response).await;
     // Metadata.

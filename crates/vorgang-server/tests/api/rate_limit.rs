@@ -1,6 +1,7 @@
 //! Issue 12, point 4: `limits.imports_per_minute` per client on `POST /vorgang`, 429 with
 //! `Retry-After` beyond it, `RateLimit-*` on every answer to an authenticated client.
 
+use crate::support::SendJson as _;
 use serde_json::Value;
 
 use crate::helpers::{Db, TestApp, problem, seed, spawn_app, spawn_app_with};
@@ -70,12 +71,8 @@ async fn a_client_over_its_quota_gets_429_with_retry_after_and_another_client_is
         .http
         .get(format!("{}/vorgang", app.address))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(
         listed["items"].as_array().unwrap().len(),
         3,

@@ -6,9 +6,8 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::helpers::{TestApp, problem, seed, spawn_app};
+use crate::helpers::{TestApp, problem, raw_exchange, seed, spawn_app};
 
 const INCOMING_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const INCOMING_SPAN: &str = "b7ad6b7169203331";
@@ -36,17 +35,7 @@ async fn live(app: &TestApp, id: Option<reqwest::header::HeaderValue>) -> reqwes
 
 /// `request` (without its blank line) over a fresh connection; the answer's head, lower-case.
 async fn raw_head(app: &TestApp, request: &[u8]) -> String {
-    let host = app.address.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut bytes = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        stream.read_to_end(&mut bytes),
-    )
-    .await
-    .expect("the server closes the connection")
-    .unwrap();
+    let bytes = raw_exchange(&app.address, request).await;
     let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
     text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
 }

@@ -6,10 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use vorgang_server::routes::endpoints;
 
-use crate::helpers::{TestApp, seed, spawn_app};
+use crate::helpers::{TestApp, header, raw_exchange, seed, spawn_app, split_answer};
 
 /// Every route: its pattern, a concrete path to ask, and the methods it serves (in `Allow`
 /// order). `{id}` in the path is replaced by a real import of the test client. A route added to
@@ -49,48 +48,12 @@ const METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO", "BREW",
 ];
 
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// One request over a fresh TCP connection (`Connection: close`), read to the end: the status,
 /// the header lines (lower-case names) and exactly the bytes after the head.
 async fn raw(address: &str, request: &str) -> (u16, BTreeMap<String, String>, Vec<u8>) {
-    let host = address.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut bytes = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        stream.read_to_end(&mut bytes),
-    )
-    .await
-    .expect("the server closes the connection")
-    .unwrap();
-    let end = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete head");
-    let head = String::from_utf8(bytes[..end].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    (status, headers, bytes[end + 4..].to_vec())
+    let answer = raw_exchange(address, request.as_bytes()).await;
+    let (status, headers, body) = split_answer(&answer);
+    (status, headers.into_iter().collect(), body.to_vec())
 }
 
 /// A request line and headers for [`raw`].
@@ -467,15 +430,7 @@ async fn invented_methods_and_paths_add_no_metric_series() {
         assert_eq!(status, 404);
     }
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         !metrics.contains("ZQX") && !metrics.to_ascii_lowercase().contains("zqx"),
         "invented text in /metrics:\n{metrics}"

@@ -32,15 +32,7 @@ async fn client_credentials_give_a_signed_at_jwt_verifiable_by_the_jwks() {
         assert!(!claims[claim].is_null(), "{claim}");
     }
 
-    let jwks: Value = app
-        .http
-        .get(format!("{}/.well-known/jwks.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.get_json("/.well-known/jwks.json").await;
     let key = jwks["keys"]
         .as_array()
         .unwrap()
@@ -55,14 +47,7 @@ async fn client_credentials_give_a_signed_at_jwt_verifiable_by_the_jwks() {
 #[tokio::test]
 async fn wrong_credentials_are_invalid_client() {
     let app = spawn_app().await;
-    let response = app
-        .http
-        .post(format!("{}/oauth2/token", app.address))
-        .basic_auth(&app.client_id, Some("wrong"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let response = app.token_with_secret("wrong").await;
     assert_eq!(response.status(), 401);
     assert!(response.headers().contains_key("www-authenticate"));
     let body: Value = response.json().await.unwrap();
