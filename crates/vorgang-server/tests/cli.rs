@@ -13,7 +13,7 @@ use auth::SystemClock;
 use serde_json::Value;
 use vorgang_store::Store;
 
-use support::{BIN, KillOnDrop as Running, SendJson as _, binary, free_port};
+use support::{BIN, KillOnDrop as Running, SendJson as _, binary, free_port, spawn_logged};
 
 /// A temporary directory with a database URL for it.
 struct Env {
@@ -705,39 +705,54 @@ async fn imports_list_since_and_limit_page_through_oldest_first() {
     }
 }
 
+/// An HTTP client with a 2-s timeout.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+}
+
+/// Polls `GET url` until it answers 2xx (within 20 s) and returns that answer; fails the test
+/// with the process's `log` if `running` exits first.
+async fn wait_until_up(running: &mut Running, url: &str, log: &Path) -> reqwest::Response {
+    let http = http();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = http.get(url).send().await
+            && response.status().is_success()
+        {
+            return response;
+        }
+        assert!(
+            running.0.try_wait().unwrap().is_none(),
+            "exited before {url} answered: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn sandbox_serves_the_fake_europace() {
     let env = Env::new();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let child = env
-        .command(&["sandbox", "--listen", &listen])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let partners: Value = loop {
-        if let Ok(response) = http
-            .get(format!("http://{listen}/_sandbox/partners"))
-            .send()
-            .await
-            && response.status().is_success()
-        {
-            break response.json().await.unwrap();
-        }
-        assert!(
-            running.0.try_wait().unwrap().is_none(),
-            "the sandbox exited"
-        );
-        assert!(Instant::now() < deadline, "the sandbox did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let log = env.dir.path().join("sandbox.log");
+    let mut running = Running(spawn_logged(
+        &mut env.command(&["sandbox", "--listen", &listen]),
+        &log,
+    ));
+    let partners: Value = wait_until_up(
+        &mut running,
+        &format!("http://{listen}/_sandbox/partners"),
+        &log,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let ids: Vec<&str> = partners
         .as_array()
         .unwrap()
@@ -747,7 +762,7 @@ async fn sandbox_serves_the_fake_europace() {
     for id in ["KBT01", "TGP01", "TGT01"] {
         assert!(ids.contains(&id), "{id} in {partners}");
     }
-    let imports: Value = http
+    let imports: Value = http()
         .get(format!("http://{listen}/_sandbox/vorgaenge"))
         .send_json()
         .await;
@@ -821,36 +836,17 @@ async fn the_embedded_sandbox_runs_without_a_key_encryption_key_and_warns() {
     let env = Env::new();
     let port = free_port();
     let log = env.dir.path().join("serve.log");
-    let child = env
-        .command(&["serve"])
-        .env("VORGANG_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(response) = http
-            .get(format!("http://127.0.0.1:{port}/health/live"))
-            .send()
-            .await
-            && response.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            running.0.try_wait().unwrap().is_none(),
-            "serve exited: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        assert!(Instant::now() < deadline, "the server did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut running = Running(spawn_logged(
+        env.command(&["serve"])
+            .env("VORGANG_LISTEN", format!("127.0.0.1:{port}")),
+        &log,
+    ));
+    wait_until_up(
+        &mut running,
+        &format!("http://127.0.0.1:{port}/health/live"),
+        &log,
+    )
+    .await;
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
         logged.contains("key_encryption_key is not set"),
@@ -902,15 +898,12 @@ async fn commands_log_only_warnings_unless_rust_log_says_otherwise() {
     // `serve` logs at info without RUST_LOG.
     let port = free_port();
     let log = env.dir.path().join("serve.log");
-    let child = env
-        .command(&["serve"])
-        .env_remove("RUST_LOG")
-        .env("VORGANG_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
+    let mut running = Running(spawn_logged(
+        env.command(&["serve"])
+            .env_remove("RUST_LOG")
+            .env("VORGANG_LISTEN", format!("127.0.0.1:{port}")),
+        &log,
+    ));
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()

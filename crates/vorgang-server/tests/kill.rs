@@ -8,14 +8,13 @@
 mod support;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use support::{BIN, SendJson as _, free_port, without_vorgang_env};
+use support::{BIN, SendJson as _, free_port, spawn_logged, without_vorgang_env};
 
 /// Outbound timeouts of the server under test. A restarted server resumes imports unchanged for
 /// `2 * (connect + request)` (see `startup::stale_after`).
@@ -51,11 +50,7 @@ struct Proc {
 impl Proc {
     /// Starts `command` with stdout discarded and stderr written to `log`.
     fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Self {
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let child = spawn_logged(command, &log);
         Self { name, child, log }
     }
 

@@ -679,15 +679,7 @@ async fn real_answers_match_the_documented_schemas() {
     let seed_body = serde_json::to_vec(&seed()).unwrap();
 
     // 201 and GET.
-    let response = app
-        .post_vorgang_raw(
-            "",
-            Some(&token),
-            Some("application/json"),
-            seed_body.clone(),
-            None,
-        )
-        .await;
+    let response = app.post_vorgang(&token, &seed()).await;
     assert_eq!(response.status(), 201);
     let created = assert_documented(doc, "/vorgang", "post", response).await;
     let id = created["drkleinrkVorgangsnummer"].as_str().unwrap();
@@ -788,15 +780,7 @@ async fn real_answers_match_the_documented_schemas() {
         ),
     ] {
         app.sandbox_fault(fault).await;
-        let response = app
-            .post_vorgang_raw(
-                "",
-                Some(&token),
-                Some("application/json"),
-                seed_body.clone(),
-                None,
-            )
-            .await;
+        let response = app.post_vorgang(&token, &seed()).await;
         assert_eq!(response.status(), status);
         let problem = assert_documented(doc, "/vorgang", "post", response).await;
         assert!(problem["drkleinrkVorgangsnummer"].is_string(), "{status}");
@@ -812,15 +796,7 @@ async fn real_answers_match_the_documented_schemas() {
     app.sandbox_fault(json!({"target": "kex", "status": 422,
         "body": {"messages": ["Die PLZ ist ungültig.", "Bitte Geburtsdatum angeben."]}}))
         .await;
-    let response = app
-        .post_vorgang_raw(
-            "",
-            Some(&token),
-            Some("application/json"),
-            seed_body.clone(),
-            None,
-        )
-        .await;
+    let response = app.post_vorgang(&token, &seed()).await;
     assert_eq!(response.status(), 502);
     let problem = assert_documented(doc, "/vorgang", "post", response).await;
     assert_eq!(

@@ -42,6 +42,15 @@ pub fn binary(args: &[&str]) -> Command {
     command
 }
 
+/// Starts `command` with stdout discarded and stderr written to the file `log`.
+pub fn spawn_logged(command: &mut Command, log: &std::path::Path) -> Child {
+    command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
 /// A child process, killed and reaped when dropped (also when an assertion fails).
 pub struct KillOnDrop(pub Child);
 
