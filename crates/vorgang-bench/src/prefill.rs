@@ -102,6 +102,24 @@ pub async fn prefill(
                 i64::try_from(end).unwrap_or(i64::MAX),
             )
         });
+    // The backends' loads differ only in the statement and the connection's type.
+    macro_rules! load_batches {
+        ($connection:ident, $sql:expr, $context:literal) => {
+            for (start, end) in batches {
+                sqlx::query($sql)
+                    .bind(start)
+                    .bind(end)
+                    .bind(client_id)
+                    .bind(first_at)
+                    .bind(SPREAD_S)
+                    .bind(rows_i64)
+                    .execute(&mut $connection)
+                    .await
+                    .context($context)?;
+                progress(u64::try_from(end).unwrap_or(rows));
+            }
+        };
+    }
     if database_url.starts_with("sqlite:") {
         let mut connection = SqliteConnectOptions::from_str(database_url)?
             .create_if_missing(false)
@@ -112,19 +130,11 @@ pub async fn prefill(
             .connect()
             .await
             .context("opening the SQLite file for the pre-fill")?;
-        for (start, end) in batches {
-            sqlx::query(SQLITE_BATCH)
-                .bind(start)
-                .bind(end)
-                .bind(client_id)
-                .bind(first_at)
-                .bind(SPREAD_S)
-                .bind(rows_i64)
-                .execute(&mut connection)
-                .await
-                .context("pre-filling SQLite (has the schema changed? see prefill.rs)")?;
-            progress(u64::try_from(end).unwrap_or(rows));
-        }
+        load_batches!(
+            connection,
+            SQLITE_BATCH,
+            "pre-filling SQLite (has the schema changed? see prefill.rs)"
+        );
         // The service starts with an empty WAL, as after a restart.
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut connection)
@@ -136,19 +146,11 @@ pub async fn prefill(
             .connect()
             .await
             .context("connecting PostgreSQL for the pre-fill")?;
-        for (start, end) in batches {
-            sqlx::query(POSTGRES_BATCH)
-                .bind(start)
-                .bind(end)
-                .bind(client_id)
-                .bind(first_at)
-                .bind(SPREAD_S)
-                .bind(rows_i64)
-                .execute(&mut connection)
-                .await
-                .context("pre-filling PostgreSQL (has the schema changed? see prefill.rs)")?;
-            progress(u64::try_from(end).unwrap_or(rows));
-        }
+        load_batches!(
+            connection,
+            POSTGRES_BATCH,
+            "pre-filling PostgreSQL (has the schema changed? see prefill.rs)"
+        );
         // A table that lived this long would have been vacuumed and analysed by autovacuum;
         // doing it now keeps autovacuum (and a checkpoint of the load's WAL) out of the
         // measurement.
