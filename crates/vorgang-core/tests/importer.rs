@@ -88,6 +88,26 @@ fn importer_with(
     )
 }
 
+/// Asserts that `store` maps the test Tippgeber `key` to `partner_id`, with the data of
+/// `sent` as the data last sent; returns the mapping.
+async fn assert_mapped(
+    store: &dyn ImportStore,
+    key: &str,
+    partner_id: &str,
+    sent: &ImportRequest,
+) -> TippgeberMapping {
+    let stored = store
+        .tippgeber_partner(Environment::Test, key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored,
+        TippgeberMapping::created(Environment::Test, key, partner_id, &sent.tippgeber)
+    );
+    stored
+}
+
 fn request(mitarbeiternummer: &str) -> ImportRequest {
     let vorgang = json!({
         "leadquelle": "Bank im Ventil",
@@ -1395,21 +1415,13 @@ async fn a_changed_phone_is_patched_alone_before_the_import_is_sent() {
             "SENDING -> COMPLETED"
         ]
     );
-    let stored = store
-        .inner
-        .tippgeber_partner(Environment::Test, "client-a-42")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        stored,
-        TippgeberMapping::created(
-            Environment::Test,
-            "client-a-42",
-            partner_id,
-            &request_with_phone("42", "030 222").tippgeber
-        )
-    );
+    assert_mapped(
+        &store.inner,
+        "client-a-42",
+        &partner_id,
+        &request_with_phone("42", "030 222"),
+    )
+    .await;
 
     // The same data again: nothing to update, the short path (`SENDING` at once).
     let writes = store.writes().len();
@@ -1498,21 +1510,13 @@ async fn a_new_tippgeber_is_created_with_its_data_and_what_was_sent_is_stored() 
         [],
         "created with the data: nothing to update"
     );
-    let stored = h
-        .store
-        .tippgeber_partner(Environment::Test, "client-a-7")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        stored,
-        TippgeberMapping::created(
-            Environment::Test,
-            "client-a-7",
-            partner_id,
-            &request_with_phone("7", "030 111").tippgeber
-        )
-    );
+    let stored = assert_mapped(
+        &*h.store,
+        "client-a-7",
+        &partner_id,
+        &request_with_phone("7", "030 111"),
+    )
+    .await;
     assert!(!stored.sent.is_empty());
 }
 
