@@ -69,17 +69,7 @@ impl<'a> ImportChange<'a> {
             (Some(before), Some(after)) if before == after => BodyChange::Keep,
             (_, Some(after)) => BodyChange::Store(after),
         };
-        Self {
-            status: new.status,
-            tippgeber_partner_id: new.tippgeber_partner_id.as_deref(),
-            europace_vorgangsnummer: new.europace_vorgangsnummer.as_deref(),
-            crm_kennung: new.crm_kennung.as_deref(),
-            messages: &new.messages,
-            failure: new.failure.as_ref(),
-            attempts: new.attempts,
-            updated_at: new.updated_at,
-            body,
-        }
+        Self::of(new, body)
     }
 
     /// The change that stores `new` (the same import, one step later) and does `body` with the
