@@ -27,25 +27,15 @@ fn record() -> ImportRecord {
         include_str!("../../../examples/seed-request.json").as_bytes(),
     )
     .unwrap();
-    let now = Utc::now();
-    ImportRecord {
-        id: Uuid::new_v4(),
-        client_id: "c".into(),
-        environment: Environment::Test,
-        status: ImportStatus::Accepted,
-        idempotency_key: None,
-        fingerprint: "f".into(),
-        request: Some(body),
-        tippgeber_externe_partner_id: "c-1".into(),
-        tippgeber_partner_id: None,
-        europace_vorgangsnummer: None,
-        crm_kennung: None,
-        messages: Vec::new(),
-        failure: None,
-        attempts: 1,
-        created_at: now,
-        updated_at: now,
-    }
+    ImportRecord::accepted(
+        Uuid::new_v4(),
+        "c",
+        Environment::Test,
+        None,
+        "f".to_owned(),
+        body,
+        Utc::now(),
+    )
 }
 
 /// Median and 95th percentile of `n` timings.

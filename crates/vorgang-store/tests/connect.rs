@@ -13,25 +13,15 @@ use vorgang_store::Store;
 use vorgang_store::testing::{fresh_postgres_database, postgres_admin_url, request};
 
 fn import() -> ImportRecord {
-    let now = Utc::now();
-    ImportRecord {
-        id: Uuid::new_v4(),
-        client_id: "client-a".to_owned(),
-        environment: Environment::Production,
-        status: ImportStatus::Accepted,
-        idempotency_key: Some("key".to_owned()),
-        fingerprint: "f".to_owned(),
-        request: Some(request(serde_json::json!({"b": 1, "a": 2}))),
-        tippgeber_externe_partner_id: "client-a-1".to_owned(),
-        tippgeber_partner_id: None,
-        europace_vorgangsnummer: None,
-        crm_kennung: None,
-        messages: Vec::new(),
-        failure: None,
-        attempts: 1,
-        created_at: now,
-        updated_at: now,
-    }
+    ImportRecord::accepted(
+        Uuid::new_v4(),
+        "client-a",
+        Environment::Production,
+        Some("key"),
+        "f".to_owned(),
+        request(serde_json::json!({"b": 1, "a": 2})),
+        Utc::now(),
+    )
 }
 
 #[tokio::test]

@@ -56,25 +56,15 @@ async fn step(imports: &dyn ImportStore, last: &ImportRecord, next: &ImportRecor
 }
 
 fn import() -> ImportRecord {
-    let now = Utc::now();
-    ImportRecord {
-        id: Uuid::new_v4(),
-        client_id: "client-a".to_owned(),
-        environment: Environment::Test,
-        status: ImportStatus::Accepted,
-        idempotency_key: None,
-        fingerprint: "f".to_owned(),
-        request: Some(planted()),
-        tippgeber_externe_partner_id: "client-a-1".to_owned(),
-        tippgeber_partner_id: None,
-        europace_vorgangsnummer: None,
-        crm_kennung: None,
-        messages: Vec::new(),
-        failure: None,
-        attempts: 1,
-        created_at: now,
-        updated_at: now,
-    }
+    ImportRecord::accepted(
+        Uuid::new_v4(),
+        "client-a",
+        Environment::Test,
+        None,
+        "f".to_owned(),
+        planted(),
+        Utc::now(),
+    )
 }
 
 /// `record` moved on to `status`; finished imports drop their body, as the importer does.
