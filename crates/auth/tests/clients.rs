@@ -21,6 +21,22 @@ fn new_client() -> NewClient {
     }
 }
 
+/// A change to [`new_client`] that makes it invalid (or, in the accepted cases, keeps it valid).
+type Mutation = fn(&mut NewClient);
+
+/// Registers [`new_client`] changed by `mutate`; asserts it is refused as invalid `field` and
+/// returns the error.
+async fn refused(f: &Fixture, mutate: Mutation, field: &str) -> AuthError {
+    let mut client = new_client();
+    mutate(&mut client);
+    let error = f.registry.register(client).await.unwrap_err();
+    assert!(
+        matches!(&error, AuthError::InvalidInput(f) if *f == field),
+        "{error}"
+    );
+    error
+}
+
 #[tokio::test]
 async fn register_stores_a_hash_and_the_default_scope() {
     let f = Fixture::new().await;
@@ -44,7 +60,6 @@ async fn register_stores_a_hash_and_the_default_scope() {
 #[tokio::test]
 async fn register_validates_without_echoing_values() {
     let f = Fixture::new().await;
-    type Mutation = fn(&mut NewClient);
     let cases: [(Mutation, &str); 5] = [
         (|c| c.name = "   ".into(), "name"),
         (|c| c.email = String::new(), "email"),
@@ -53,13 +68,7 @@ async fn register_validates_without_echoing_values() {
         (|c| c.scopes = vec!["bad\"scope".into()], "scope"),
     ];
     for (mutate, field) in cases {
-        let mut client = new_client();
-        mutate(&mut client);
-        let error = f.registry.register(client).await.unwrap_err();
-        assert!(
-            matches!(error, AuthError::InvalidInput(f) if f == field),
-            "{error}"
-        );
+        let error = refused(&f, mutate, field).await;
         assert_eq!(error.to_string(), format!("invalid {field}"));
     }
     assert!(f.registry.list().await.unwrap().is_empty());
@@ -193,8 +202,7 @@ async fn unknown_client_costs_as_much_as_a_wrong_secret() {
 #[tokio::test]
 async fn register_checks_email_and_phone_syntax() {
     let f = Fixture::new().await;
-    type Mutation = fn(&mut NewClient);
-    let refused: [(Mutation, &str); 9] = [
+    let refused_cases: [(Mutation, &str); 9] = [
         (|c| c.email = "not-an-email".into(), "email"),
         (|c| c.email = "erika@".into(), "email"),
         (|c| c.email = "@example.com".into(), "email"),
@@ -208,14 +216,8 @@ async fn register_checks_email_and_phone_syntax() {
         (|c| c.telefonnummer = "1".repeat(21), "telefonnummer"),
         (|c| c.organisation = "\t".into(), "organisation"),
     ];
-    for (mutate, field) in refused {
-        let mut client = new_client();
-        mutate(&mut client);
-        let error = f.registry.register(client).await.unwrap_err();
-        assert!(
-            matches!(error, AuthError::InvalidInput(f) if f == field),
-            "{error}"
-        );
+    for (mutate, field) in refused_cases {
+        refused(&f, mutate, field).await;
     }
     assert!(f.registry.list().await.unwrap().is_empty());
 

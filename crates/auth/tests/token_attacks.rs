@@ -16,6 +16,11 @@ fn invalid(reason: InvalidReason) -> Result<auth::AccessClaims, TokenError> {
     Err(TokenError::Invalid(reason))
 }
 
+/// `authorize_import` with this `Authorization` header value.
+async fn authorize(f: &Fixture, auth: &str) -> Result<auth::AccessClaims, TokenError> {
+    f.validator.authorize_import(Some(auth), &f.registry).await
+}
+
 async fn validate(f: &Fixture, token: &str) -> Result<auth::AccessClaims, TokenError> {
     f.validator.validate(token).await
 }
@@ -49,11 +54,7 @@ async fn issued_token_has_rfc9068_shape_and_validates() {
     assert!(uuid::Uuid::parse_str(&claims.jti).is_ok());
 
     let auth = bearer(&token);
-    let authorized = f
-        .validator
-        .authorize_import(Some(&auth), &f.registry)
-        .await
-        .unwrap();
+    let authorized = authorize(&f, &auth).await.unwrap();
     assert_eq!(authorized, claims);
 }
 
@@ -139,7 +140,7 @@ async fn hs256_signed_with_a_client_secret_is_rejected() {
             invalid(InvalidReason::Algorithm)
         );
         let auth = bearer(&token);
-        let answer = f.validator.authorize_import(Some(&auth), &f.registry).await;
+        let answer = authorize(&f, &auth).await;
         assert_eq!(answer.unwrap_err().status(), 401);
     }
 }
@@ -416,11 +417,7 @@ async fn expiry_is_checked_with_the_leeway() {
     assert_eq!(validate(&f, &token).await, Err(TokenError::Expired));
     f.advance(86_400);
     let auth = bearer(&token);
-    let error = f
-        .validator
-        .authorize_import(Some(&auth), &f.registry)
-        .await
-        .unwrap_err();
+    let error = authorize(&f, &auth).await.unwrap_err();
     assert_eq!(error, TokenError::Expired);
     assert_eq!(error.status(), 401);
     assert_eq!(
@@ -448,11 +445,7 @@ async fn a_lifetime_beyond_the_ttl_is_rejected_even_when_signed_with_our_key() {
     let token = f.sign_with_our_key(&f.header(), &claims);
     assert_eq!(validate(&f, &token).await, invalid(InvalidReason::Lifetime));
     let auth = bearer(&token);
-    let error = f
-        .validator
-        .authorize_import(Some(&auth), &f.registry)
-        .await
-        .unwrap_err();
+    let error = authorize(&f, &auth).await.unwrap_err();
     assert_eq!(error.status(), 401);
     assert_eq!(error.error_code(), Some("invalid_token"));
 
@@ -564,19 +557,10 @@ async fn token_of_a_revoked_client_is_rejected_at_once() {
     let (client, _) = f.register(&[]).await;
     let token = f.token_for(&client.client_id, &[IMPORT]).await;
     let auth = bearer(&token);
-    assert!(
-        f.validator
-            .authorize_import(Some(&auth), &f.registry)
-            .await
-            .is_ok()
-    );
+    assert!(authorize(&f, &auth).await.is_ok());
 
     assert!(f.registry.revoke(&client.client_id).await.unwrap());
-    let error = f
-        .validator
-        .authorize_import(Some(&auth), &f.registry)
-        .await
-        .unwrap_err();
+    let error = authorize(&f, &auth).await.unwrap_err();
     assert_eq!(error, TokenError::Revoked);
     assert_eq!(error.status(), 401);
     assert_eq!(error.error_code(), Some("invalid_token"));
@@ -584,10 +568,7 @@ async fn token_of_a_revoked_client_is_rejected_at_once() {
     // A token for a client id that never existed: same answer.
     let ghost = f.token_for("drk_ghost", &[IMPORT]).await;
     let auth = bearer(&ghost);
-    assert_eq!(
-        f.validator.authorize_import(Some(&auth), &f.registry).await,
-        Err(TokenError::Revoked)
-    );
+    assert_eq!(authorize(&f, &auth).await, Err(TokenError::Revoked));
 }
 
 #[tokio::test]
@@ -596,11 +577,7 @@ async fn missing_scope_is_insufficient_scope() {
     let (client, _) = f.register(&["reports:read"]).await;
     let token = f.token_for(&client.client_id, &["reports:read"]).await;
     let auth = bearer(&token);
-    let error = f
-        .validator
-        .authorize_import(Some(&auth), &f.registry)
-        .await
-        .unwrap_err();
+    let error = authorize(&f, &auth).await.unwrap_err();
     assert_eq!(
         error,
         TokenError::InsufficientScope {
@@ -621,7 +598,7 @@ async fn missing_scope_is_insufficient_scope() {
     let token = f.sign_with_our_key(&f.header(), &claims);
     let auth = bearer(&token);
     assert!(matches!(
-        f.validator.authorize_import(Some(&auth), &f.registry).await,
+        authorize(&f, &auth).await,
         Err(TokenError::InsufficientScope { .. })
     ));
 }
@@ -681,11 +658,7 @@ async fn store_outage_during_revocation_check_is_unavailable_not_unauthorized() 
     let token = f.token_for(&client.client_id, &[IMPORT]).await;
     f.client_store.set_unavailable(true);
     let auth = bearer(&token);
-    let error = f
-        .validator
-        .authorize_import(Some(&auth), &f.registry)
-        .await
-        .unwrap_err();
+    let error = authorize(&f, &auth).await.unwrap_err();
     assert_eq!(error, TokenError::Unavailable);
     assert_eq!(error.status(), 503);
     assert_eq!(error.www_authenticate(), None);
