@@ -189,8 +189,12 @@ fn authorized_object(
     {
         return Err(Box::new(response));
     }
-    parse_object(body)
-        .map_err(|message| Box::new(error(StatusCode::BAD_REQUEST, &message, trace_id)))
+    bad_request(parse_object(body), trace_id)
+}
+
+/// A `400` with the message of a refused body.
+fn bad_request<T>(parsed: Result<T, String>, trace_id: &str) -> Result<T, Box<HttpResponse>> {
+    parsed.map_err(|message| Box::new(error(StatusCode::BAD_REQUEST, &message, trace_id)))
 }
 
 /// `415` unless the body is declared `application/json`; `Some` is the refusal to send.
@@ -541,13 +545,11 @@ async fn create_partner(
 ) -> HttpResponse {
     let trace_id = trace_id(&req);
     with_faults(&sandbox, Call::PartnerCreate, &req, &trace_id, || {
-        let body = match authorized_object(&sandbox, &req, SCOPE_PARTNER_CREATE, &trace_id, &body) {
-            Ok(body) => body,
-            Err(response) => return *response,
-        };
-        let (typ, attributes) = match partner_attributes(body) {
+        let parsed = authorized_object(&sandbox, &req, SCOPE_PARTNER_CREATE, &trace_id, &body)
+            .and_then(|body| bad_request(partner_attributes(body), &trace_id));
+        let (typ, attributes) = match parsed {
             Ok(parsed) => parsed,
-            Err(message) => return error(StatusCode::BAD_REQUEST, &message, &trace_id),
+            Err(response) => return *response,
         };
         let outcome = sandbox
             .lock()
@@ -641,13 +643,11 @@ async fn update_partner(
 ) -> HttpResponse {
     let trace_id = trace_id(&req);
     with_faults(&sandbox, Call::PartnerUpdate, &req, &trace_id, || {
-        let body = match authorized_object(&sandbox, &req, SCOPE_PARTNER_WRITE, &trace_id, &body) {
-            Ok(body) => body,
-            Err(response) => return *response,
-        };
-        let changes = match patch_changes(body) {
+        let parsed = authorized_object(&sandbox, &req, SCOPE_PARTNER_WRITE, &trace_id, &body)
+            .and_then(|body| bad_request(patch_changes(body), &trace_id));
+        let changes = match parsed {
             Ok(changes) => changes,
-            Err(message) => return error(StatusCode::BAD_REQUEST, &message, &trace_id),
+            Err(response) => return *response,
         };
         let changed: Vec<String> = changes.iter().map(|(key, _)| key.clone()).collect();
         match sandbox.lock().update_partner(&path, changes) {
