@@ -106,6 +106,13 @@ fn assert_success(output: &Output) {
     );
 }
 
+/// Asserts exit 1 with nothing on stdout; returns stderr (the problems, one a line).
+fn refused_silently(output: &Output) -> String {
+    assert_exit_1(output);
+    assert_eq!(stdout(output), "", "nothing on stdout");
+    stderr(output)
+}
+
 fn assert_exit_1(output: &Output) {
     assert_eq!(
         output.status.code(),
@@ -379,10 +386,8 @@ fn config_check_names_each_bad_setting_without_its_value() {
         .env("VORGANG_KEY_ENCRYPTION_KEY", "short")
         .output()
         .unwrap();
-    assert_exit_1(&output);
     // Nothing on stdout; one line per bad setting on stderr.
-    assert_eq!(stdout(&output), "");
-    let text = stderr(&output);
+    let text = refused_silently(&output);
     let problems: Vec<&str> = text.lines().collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(problems.iter().any(|l| l.starts_with("retention_days")));
@@ -395,10 +400,8 @@ fn config_check_names_each_bad_setting_without_its_value() {
         .env("VORGANG_TOKEN_TTL_S", "soon")
         .output()
         .unwrap();
-    assert_exit_1(&output);
-    assert_eq!(stdout(&output), "");
     assert!(
-        stderr(&output).starts_with("token_ttl_s (from VORGANG_TOKEN_TTL_S): wrong type"),
+        refused_silently(&output).starts_with("token_ttl_s (from VORGANG_TOKEN_TTL_S): wrong type"),
         "{}",
         stderr(&output)
     );
@@ -439,9 +442,10 @@ fn assert_refused(
     let output = setup(&mut env.command(&["config", "check"]))
         .output()
         .unwrap();
-    assert_exit_1(&output);
-    assert_eq!(stdout(&output), "", "nothing on stdout");
-    let problems: Vec<String> = stderr(&output).lines().map(str::to_owned).collect();
+    let problems: Vec<String> = refused_silently(&output)
+        .lines()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(problems.len(), expected.len(), "{problems:#?}");
     for (problem, prefix) in problems.iter().zip(expected) {
         assert!(
@@ -451,9 +455,11 @@ fn assert_refused(
     }
 
     let output = serve_refused(env, setup);
-    assert_exit_1(&output);
-    assert_eq!(stdout(&output), "", "no demo client: nothing started");
-    let served: Vec<String> = stderr(&output).lines().map(str::to_owned).collect();
+    // No demo client: nothing started.
+    let served: Vec<String> = refused_silently(&output)
+        .lines()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(served, problems, "serve refuses with the same lines");
     assert!(!env.dir.path().join("v.db").exists(), "no database created");
     problems
@@ -789,9 +795,7 @@ fn real_europace_without_a_key_encryption_key_is_refused() {
     let output = real_europace(&mut env.command(&["config", "check"]))
         .output()
         .unwrap();
-    assert_exit_1(&output);
-    assert_eq!(stdout(&output), "");
-    let text = stderr(&output);
+    let text = refused_silently(&output);
     let problems: Vec<&str> = text.lines().collect();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(

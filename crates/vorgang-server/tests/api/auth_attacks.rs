@@ -20,7 +20,9 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
-use crate::helpers::{Db, TestApp, assert_oauth_error, problem, seed, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Db, TestApp, assert_oauth_error, claims_for, problem, seed, spawn_app, spawn_app_with,
+};
 
 const INVALID_TOKEN: &str = "Bearer realm=\"vorgang\", error=\"invalid_token\"";
 
@@ -93,16 +95,7 @@ fn at_jwt_header() -> Header {
 /// Claims as our issuer writes them, for the app's client, valid now.
 fn valid_claims(app: &TestApp) -> Value {
     let now = Utc::now().timestamp();
-    json!({
-        "iss": app.address,
-        "aud": "drkleinrk-api",
-        "sub": app.client_id,
-        "client_id": app.client_id,
-        "scope": IMPORT_SCOPE,
-        "iat": now,
-        "exp": now + 300,
-        "jti": uuid::Uuid::new_v4().to_string(),
-    })
+    claims_for(app, now, now + 300)
 }
 
 async fn sandbox_imports(app: &TestApp) -> Vec<Value> {

@@ -324,6 +324,21 @@ pub async fn assert_oauth_error(
     headers
 }
 
+/// Access-token claims as our issuer writes them, for the app's client, issued at `iat` and
+/// expiring at `exp`.
+pub fn claims_for(app: &TestApp, iat: i64, exp: i64) -> Value {
+    serde_json::json!({
+        "iss": app.address,
+        "aud": "drkleinrk-api",
+        "sub": app.client_id,
+        "client_id": app.client_id,
+        "scope": auth::IMPORT_SCOPE,
+        "iat": iat,
+        "exp": exp,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    })
+}
+
 /// A header of `response` as text; empty when absent or not text.
 pub fn header(response: &reqwest::Response, name: &str) -> String {
     response
@@ -546,16 +561,11 @@ impl TestApp {
 }
 
 impl TestApp {
-    /// Runs the `vorgang-server` binary's CLI on this app's database (e.g. `imports resolve`);
-    /// asserts exit 0 and returns its stdout JSON lines.
-    pub async fn cli(&self, args: &[&str]) -> Vec<Value> {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vorgang-server"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("VORGANG_") {
-                command.env_remove(name);
-            }
-        }
-        command
+    /// Runs the `vorgang-server` binary's CLI on this app's database (and with its
+    /// key-encryption key), no inherited `VORGANG_*` variable; its output, whatever the exit.
+    pub async fn cli_output(&self, args: &[&str]) -> std::process::Output {
+        let mut command = std::process::Command::new(crate::support::BIN);
+        crate::support::without_vorgang_env(&mut command)
             .env(
                 "VORGANG_DATABASE_URL",
                 self.settings.database_url.expose_secret(),
@@ -564,9 +574,25 @@ impl TestApp {
         if let Some(kek) = &self.settings.key_encryption_key {
             command.env("VORGANG_KEY_ENCRYPTION_KEY", kek.expose_secret());
         }
-        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        tokio::task::spawn_blocking(move || command.output().unwrap())
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Runs the CLI on the app's database; exit code, stdout, stderr.
+    pub async fn run_cli(&self, args: &[&str]) -> (i32, String, String) {
+        let output = self.cli_output(args).await;
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    }
+
+    /// Runs the `vorgang-server` binary's CLI on this app's database (e.g. `imports resolve`);
+    /// asserts exit 0 and returns its stdout JSON lines.
+    pub async fn cli(&self, args: &[&str]) -> Vec<Value> {
+        let output = self.cli_output(args).await;
         assert!(
             output.status.success(),
             "vorgang-server {args:?}: {}\n{}",

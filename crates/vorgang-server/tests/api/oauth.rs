@@ -11,7 +11,9 @@ use chrono::Utc;
 use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{Db, TestApp, assert_oauth_error, both_backends, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Db, TestApp, assert_oauth_error, both_backends, claims_for, spawn_app, spawn_app_with,
+};
 
 const INVALID_TOKEN: &str = "Bearer realm=\"vorgang\", error=\"invalid_token\"";
 
@@ -111,19 +113,6 @@ async fn server_ring(app: &TestApp) -> Arc<KeyRing> {
     )
 }
 
-fn claims_for(app: &TestApp, iat: i64, exp: i64) -> Value {
-    json!({
-        "iss": app.address,
-        "aud": "drkleinrk-api",
-        "sub": app.client_id,
-        "client_id": app.client_id,
-        "scope": IMPORT_SCOPE,
-        "iat": iat,
-        "exp": exp,
-        "jti": uuid::Uuid::new_v4().to_string(),
-    })
-}
-
 /// A second server on the app's database with the app's issuer (a replica behind the same
 /// name); its base URL.
 async fn replica(app: &TestApp) -> String {
@@ -135,36 +124,6 @@ async fn replica(app: &TestApp) -> String {
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     address
-}
-
-/// Runs the CLI on the app's database; exit code, stdout, stderr.
-async fn run_cli(app: &TestApp, args: &[&str]) -> (i32, String, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vorgang-server"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("VORGANG_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env(
-            "VORGANG_DATABASE_URL",
-            secrecy::ExposeSecret::expose_secret(&app.settings.database_url),
-        )
-        .args(args);
-    if let Some(kek) = &app.settings.key_encryption_key {
-        command.env(
-            "VORGANG_KEY_ENCRYPTION_KEY",
-            secrecy::ExposeSecret::expose_secret(kek),
-        );
-    }
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,7 +270,7 @@ async fn anything_not_currently_valid_introspects_inactive(db: Db) {
     revoke(&app, (&app.client_id, &app.client_secret), &token).await;
     assert_eq!(introspect(&app, &caller, &token).await, inactive);
     assert_eq!(introspect(&app, &caller, &other).await["active"], true);
-    let (_, stdout, _) = run_cli(&app, &["clients", "revoke", &app.client_id]).await;
+    let (_, stdout, _) = app.run_cli(&["clients", "revoke", &app.client_id]).await;
     assert!(stdout.contains("\"revoked\":true"), "{stdout}");
     assert_eq!(introspect(&app, &caller, &other).await, inactive);
     assert_eq!(introspect(&app, &caller, &valid).await, inactive);
@@ -356,7 +315,7 @@ async fn introspection_needs_an_authenticated_client_with_its_scope() {
     assert!(!response_text.contains(&app.client_id));
     // A revoked introspector.
     let caller = introspector(&app).await;
-    run_cli(&app, &["clients", "revoke", &caller.0]).await;
+    app.run_cli(&["clients", "revoke", &caller.0]).await;
     let response = app
         .oauth_form(
             "/oauth2/introspect",
@@ -559,7 +518,7 @@ async fn clients_revoke_from_the_cli_applies_to_the_next_request_on_every_replic
     assert_eq!(bearer_check(&app, &app.address, &token).await, accepted());
     assert_eq!(bearer_check(&app, &replica, &token).await, accepted());
 
-    let (code, _, stderr) = run_cli(&app, &["clients", "revoke", &app.client_id]).await;
+    let (code, _, stderr) = app.run_cli(&["clients", "revoke", &app.client_id]).await;
     assert_eq!(code, 0, "{stderr}");
 
     assert_eq!(bearer_check(&app, &replica, &token).await, refused());
@@ -599,14 +558,12 @@ async fn clients_add_grants_the_scopes_given_and_refuses_malformed_ones() {
         }
         args
     };
-    let (code, stdout, stderr) = run_cli(
-        &app,
-        &add(&[
+    let (code, stdout, stderr) = app
+        .run_cli(&add(&[
             "drkleinrk-api/token:introspect",
             "drkleinrk-api/vorgang:import",
-        ]),
-    )
-    .await;
+        ]))
+        .await;
     assert_eq!(code, 0, "{stderr}");
     let created: Value = serde_json::from_str(stdout.trim()).unwrap();
     let id = created["client_id"].as_str().unwrap().to_owned();
@@ -642,7 +599,7 @@ async fn clients_add_grants_the_scopes_given_and_refuses_malformed_ones() {
     );
 
     // Without --scope: the import scope only.
-    let (code, stdout, _) = run_cli(&app, &add(&[])).await;
+    let (code, stdout, _) = app.run_cli(&add(&[])).await;
     assert_eq!(code, 0);
     let created: Value = serde_json::from_str(stdout.trim()).unwrap();
     let listed = app.cli(&["clients", "list"]).await;
@@ -655,7 +612,7 @@ async fn clients_add_grants_the_scopes_given_and_refuses_malformed_ones() {
     // A malformed scope: exit 1, a message naming the option, nothing registered.
     let before = app.cli(&["clients", "list"]).await.len();
     for bad in ["bad\"scope", "back\\slash", "ümlaut"] {
-        let (code, stdout, stderr) = run_cli(&app, &add(&[bad])).await;
+        let (code, stdout, stderr) = app.run_cli(&add(&[bad])).await;
         assert_eq!(code, 1, "{bad:?}: {stdout}");
         assert!(stdout.is_empty(), "{bad:?}");
         assert!(stderr.contains("scope"), "{bad:?}: {stderr}");
@@ -693,7 +650,7 @@ async fn clients_add_refuses_bad_contact_data_with_a_clear_message() {
         for (name, value) in good {
             args.extend([name, if name == option { bad } else { value }]);
         }
-        let (code, stdout, stderr) = run_cli(&app, &args).await;
+        let (code, stdout, stderr) = app.run_cli(&args).await;
         assert_eq!(code, 1, "{option} {bad:?}: {stdout}");
         assert!(stdout.is_empty(), "{option} {bad:?}");
         assert!(stderr.contains(message), "{option} {bad:?}: {stderr}");
