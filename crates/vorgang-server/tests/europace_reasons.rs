@@ -12,7 +12,7 @@
 mod helpers;
 mod support;
 
-use crate::support::{Captured, SendJson as _};
+use crate::support::Captured;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
@@ -94,12 +94,7 @@ async fn a_refusal_carries_europaces_messages_in_the_502_its_replay_and_the_impo
         europace_messages().as_array().unwrap()[..],
         "{view}"
     );
-    let listed: Value = app
-        .http
-        .get(format!("{}/vorgang?status=FAILED", app.address))
-        .bearer_auth(&token)
-        .send_json()
-        .await;
+    let listed: Value = app.list_json(&token, "?status=FAILED").await;
     assert_eq!(listed["items"], json!([view]));
     let stored = app.stored(&id).await;
     assert_eq!(

@@ -254,6 +254,15 @@ impl TestApp {
         .await
     }
 
+    /// `GET /vorgang{query}` (e.g. `?status=FAILED`, or `""`) with `token`, read as JSON.
+    pub async fn list_json(&self, token: &str, query: &str) -> Value {
+        self.http
+            .get(format!("{}/vorgang{query}", self.address))
+            .bearer_auth(token)
+            .send_json()
+            .await
+    }
+
     pub async fn get_vorgang(&self, token: &str, id: &str) -> reqwest::Response {
         self.http
             .get(format!("{}/vorgang/{id}", self.address))

@@ -1,7 +1,6 @@
 //! Issue 12, point 4: `limits.imports_per_minute` per client on `POST /vorgang`, 429 with
 //! `Retry-After` beyond it, `RateLimit-*` on every answer to an authenticated client.
 
-use crate::support::SendJson as _;
 use serde_json::Value;
 
 use crate::helpers::{Db, TestApp, problem, seed, spawn_app, spawn_app_with};
@@ -67,12 +66,7 @@ async fn a_client_over_its_quota_gets_429_with_retry_after_and_another_client_is
         3,
         "nothing of a 429 reaches Europace"
     );
-    let listed: Value = app
-        .http
-        .get(format!("{}/vorgang", app.address))
-        .bearer_auth(&token)
-        .send_json()
-        .await;
+    let listed: Value = app.list_json(&token, "").await;
     assert_eq!(
         listed["items"].as_array().unwrap().len(),
         3,
