@@ -112,6 +112,35 @@ pub struct OAuthErrorSchema {
     pub error_description: Option<String>,
 }
 
+/// The refusals introspection and revocation share (both authenticate their caller as the token
+/// endpoint does and read a small form): their OpenAPI `responses`, written once.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // never built: only its OpenAPI description is used
+enum CallerRefusals {
+    #[response(
+        status = 400,
+        description = "`invalid_request`: `token` missing, a parameter repeated, not a form."
+    )]
+    BadRequest(OAuthErrorSchema),
+    #[response(
+        status = 401,
+        description = "`invalid_client`: the caller's authentication failed.",
+        headers(("WWW-Authenticate" = String, description = "`Basic realm=\"vorgang\"`"))
+    )]
+    Unauthorized(OAuthErrorSchema),
+    #[response(
+        status = 413,
+        description = "`invalid_request`: the form is larger than 4 KiB."
+    )]
+    TooLarge(OAuthErrorSchema),
+    #[response(
+        status = 429,
+        description = "`slow_down`: too many failed authentication attempts.",
+        headers(("Retry-After" = u64, description = "Seconds to wait."))
+    )]
+    SlowDown(OAuthErrorSchema),
+}
+
 /// One public key (RFC 7517): Ed25519 (`OKP`), `alg: EdDSA`.
 #[derive(ToSchema)]
 #[schema(as = Jwk)]
@@ -448,14 +477,9 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         (status = 200, description = "Whether the token is active, and its claims if it is.", body = IntrospectionResponseSchema,
             headers(("Cache-Control" = String, description = "`no-store`")),
             example = json!({"active": true, "scope": "drkleinrk-api/vorgang:import", "client_id": "drk_0123456789abcdef0123456789abcdef", "sub": "drk_0123456789abcdef0123456789abcdef", "aud": "drkleinrk-api", "iss": "https://import.drklein-rk.de", "exp": 1_767_225_600, "iat": 1_767_224_700, "jti": "5f0c6b1e-7d0a-4a53-9a3e-3f7b1c2d4e5f", "token_type": "Bearer"})),
-        (status = 400, description = "`invalid_request`: `token` missing, a parameter repeated, not a form.", body = OAuthErrorSchema),
-        (status = 401, description = "`invalid_client`: the caller's authentication failed.", body = OAuthErrorSchema,
-            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"vorgang\"`"))),
+        CallerRefusals,
         (status = 403, description = "`insufficient_scope`: the caller lacks `drkleinrk-api/token:introspect`.", body = OAuthErrorSchema,
             example = json!({"error": "insufficient_scope", "error_description": "the client lacks the scope drkleinrk-api/token:introspect"})),
-        (status = 413, description = "`invalid_request`: the form is larger than 4 KiB.", body = OAuthErrorSchema),
-        (status = 429, description = "`slow_down`: too many failed authentication attempts.", body = OAuthErrorSchema,
-            headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 503, description = "`temporarily_unavailable`.", body = OAuthErrorSchema,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
     ),
@@ -498,12 +522,7 @@ pub async fn introspect(
     responses(
         (status = 200, description = "Done (also for a token that was not valid or not yours). Empty body.",
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = "`invalid_request`: `token` missing, a parameter repeated, not a form.", body = OAuthErrorSchema),
-        (status = 401, description = "`invalid_client`: the caller's authentication failed.", body = OAuthErrorSchema,
-            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"vorgang\"`"))),
-        (status = 413, description = "`invalid_request`: the form is larger than 4 KiB.", body = OAuthErrorSchema),
-        (status = 429, description = "`slow_down`: too many failed authentication attempts.", body = OAuthErrorSchema,
-            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+        CallerRefusals,
         (status = 503, description = "`temporarily_unavailable`: nothing may have been revoked; retry.", body = OAuthErrorSchema,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
     ),
