@@ -108,6 +108,13 @@ async fn assert_mapped(
     stored
 }
 
+/// The operator's resolution "Europace has it as `vorgangsnummer`".
+fn imported(vorgangsnummer: &str) -> Resolution {
+    Resolution::Imported {
+        europace_vorgangsnummer: vorgangsnummer.into(),
+    }
+}
+
 fn request(mitarbeiternummer: &str) -> ImportRequest {
     let vorgang = json!({
         "leadquelle": "Bank im Ventil",
@@ -550,16 +557,7 @@ async fn operator_resolves_in_doubt_imports() {
         .await
         .unwrap();
 
-    let a = h
-        .importer
-        .resolve(
-            a.id,
-            Resolution::Imported {
-                europace_vorgangsnummer: "EP1".into(),
-            },
-        )
-        .await
-        .unwrap();
+    let a = h.importer.resolve(a.id, imported("EP1")).await.unwrap();
     assert_eq!(a.status, ImportStatus::Completed);
     assert_eq!(a.europace_vorgangsnummer.as_deref(), Some("EP1"));
     assert!(a.crm_kennung.is_some());
@@ -1309,15 +1307,7 @@ async fn the_operator_resolver_needs_no_europace() {
         .await
         .unwrap();
     assert_eq!(page.items, vec![doubt.clone()]);
-    let done = resolver
-        .resolve(
-            doubt.id,
-            Resolution::Imported {
-                europace_vorgangsnummer: "EP9".into(),
-            },
-        )
-        .await
-        .unwrap();
+    let done = resolver.resolve(doubt.id, imported("EP9")).await.unwrap();
     assert_eq!(done.status, ImportStatus::Completed);
     assert_eq!(done.request, None, "finished: the body is dropped");
     assert_eq!(h.store.get(doubt.id).await.unwrap(), Some(done));
