@@ -52,6 +52,16 @@ async fn kex_server() -> MockServer {
     server
 }
 
+/// [`import`] against a fresh [`kex_server`] whose KEX endpoint answers `answer` once.
+async fn import_answered(
+    answer: ResponseTemplate,
+    environment: Environment,
+) -> Result<KexImported, EuropaceError> {
+    let server = kex_server().await;
+    mount_with(kex_mock(), &server, answer, 1).await;
+    import(&server, environment).await
+}
+
 async fn import(
     server: &MockServer,
     environment: Environment,
@@ -147,16 +157,11 @@ async fn messages_may_be_absent_or_objects() {
 
 #[tokio::test]
 async fn success_without_vorgangsnummer_is_protocol_error() {
-    let server = kex_server().await;
-    mount_with(
-        kex_mock(),
-        &server,
+    let imported = import_answered(
         ResponseTemplate::new(201).set_body_json(serde_json::json!({"messages": []})),
-        1,
+        Environment::Test,
     )
     .await;
-
-    let imported = import(&server, Environment::Test).await;
 
     assert!(
         matches!(imported, Err(EuropaceError::Protocol { .. })),
@@ -167,16 +172,11 @@ async fn success_without_vorgangsnummer_is_protocol_error() {
 /// A body that is not JSON carries no messages: still `Rejected`, with none.
 #[tokio::test]
 async fn rejected_400_is_not_resent_and_not_echoed() {
-    let server = kex_server().await;
-    mount_with(
-        kex_mock(),
-        &server,
+    let imported = import_answered(
         ResponseTemplate::new(400).set_body_string("vorname Erika ungültig"),
-        1,
+        Environment::Test,
     )
     .await;
-
-    let imported = import(&server, Environment::Test).await;
 
     assert_eq!(imported, Err(EuropaceError::rejected(400)));
 }
@@ -223,19 +223,14 @@ async fn rejected_400_carries_europaces_messages_but_never_shows_them() {
 
 #[tokio::test]
 async fn rejected_422_with_a_single_message_as_the_partner_api_sends_it() {
-    let server = kex_server().await;
-    mount_with(
-        kex_mock(),
-        &server,
+    let imported = import_answered(
         ResponseTemplate::new(422).set_body_json(serde_json::json!({
             "message": "Es wurde keine gültige Kundenbetreuer-Partner-ID angegeben",
             "traceId": TRACE,
         })),
-        1,
+        Environment::Test,
     )
     .await;
-
-    let imported = import(&server, Environment::Test).await;
 
     assert_eq!(
         imported,
@@ -249,32 +244,22 @@ async fn rejected_422_with_a_single_message_as_the_partner_api_sends_it() {
 
 #[tokio::test]
 async fn rejected_with_a_json_body_without_messages_has_none() {
-    let server = kex_server().await;
-    mount_with(
-        kex_mock(),
-        &server,
+    let imported = import_answered(
         ResponseTemplate::new(409).set_body_json(serde_json::json!({"status": 409})),
-        1,
+        Environment::Test,
     )
     .await;
-
-    let imported = import(&server, Environment::Test).await;
 
     assert_eq!(imported, Err(EuropaceError::rejected(409)));
 }
 
 #[tokio::test]
 async fn unavailable_503_is_not_resent() {
-    let server = kex_server().await;
-    mount_with(
-        kex_mock(),
-        &server,
+    let imported = import_answered(
         ResponseTemplate::new(503).insert_header("Retry-After", "7"),
-        1,
+        Environment::Test,
     )
     .await;
-
-    let imported = import(&server, Environment::Test).await;
 
     assert_eq!(
         imported,

@@ -97,6 +97,20 @@ async fn update_phone(server: &MockServer) -> Result<(), EuropaceError> {
         .await
 }
 
+/// [`create`] against a fresh [`partner_server`] whose creation answers `answer` once.
+async fn create_answered(answer: ResponseTemplate) -> Result<String, EuropaceError> {
+    let server = partner_server().await;
+    mount_with(create_mock(), &server, answer, 1).await;
+    create(&server).await
+}
+
+/// [`update_phone`] against a fresh [`partner_server`] whose update answers `answer` once.
+async fn update_answered(answer: ResponseTemplate) -> Result<(), EuropaceError> {
+    let server = partner_server().await;
+    mount_with(update_mock(), &server, answer, 1).await;
+    update_phone(&server).await
+}
+
 fn create_mock() -> wiremock::MockBuilder {
     Mock::given(method("POST"))
         .and(path("/v2/partner/TGP01/untergeordnete"))
@@ -354,10 +368,7 @@ async fn lookup_unreadable_answer_is_protocol_error() {
 
 #[tokio::test]
 async fn create_201_returns_the_new_partner_id() {
-    let server = partner_server().await;
-    mount_with(
-        create_mock(),
-        &server,
+    let partner_id = create_answered(
         ResponseTemplate::new(201)
             .insert_header("Location", "https://api.europace.de/v2/partner/WRONG")
             .set_body_json(serde_json::json!({
@@ -366,64 +377,42 @@ async fn create_201_returns_the_new_partner_id() {
                 "parent": {"partnerId": "TGP01"},
                 "externePartnerId": EXTERN
             })),
-        1,
     )
     .await;
-
-    let partner_id = create(&server).await;
 
     assert_eq!(partner_id.as_deref(), Ok("NEW01"));
 }
 
 #[tokio::test]
 async fn create_205_returns_the_existing_partner_id() {
-    let server = partner_server().await;
-    mount_with(
-        create_mock(),
-        &server,
+    let partner_id = create_answered(
         ResponseTemplate::new(205)
             .insert_header("Location", "/v2/partner/OLD01")
             .set_body_json(serde_json::json!({
                 "partnerId": "OLD01",
                 "parent": {"partnerId": "TGP01"}
             })),
-        1,
     )
     .await;
-
-    let partner_id = create(&server).await;
 
     assert_eq!(partner_id.as_deref(), Ok("OLD01"));
 }
 
 #[tokio::test]
 async fn create_without_body_falls_back_to_location() {
-    let server = partner_server().await;
-    mount_with(
-        create_mock(),
-        &server,
-        ResponseTemplate::new(205).insert_header("Location", "/v2/partner/OLD02"),
-        1,
-    )
-    .await;
-
-    let partner_id = create(&server).await;
+    let partner_id =
+        create_answered(ResponseTemplate::new(205).insert_header("Location", "/v2/partner/OLD02"))
+            .await;
 
     assert_eq!(partner_id.as_deref(), Ok("OLD02"));
 }
 
 #[tokio::test]
 async fn create_without_any_partner_id_is_protocol_error() {
-    let server = partner_server().await;
-    mount_with(
-        create_mock(),
-        &server,
+    let partner_id = create_answered(
         ResponseTemplate::new(201).set_body_json(serde_json::json!({"typ": "PERSON"})),
-        1,
     )
     .await;
-
-    let partner_id = create(&server).await;
 
     assert!(
         matches!(partner_id, Err(EuropaceError::Protocol { .. })),
@@ -433,21 +422,15 @@ async fn create_without_any_partner_id_is_protocol_error() {
 
 #[tokio::test]
 async fn create_answering_a_partner_under_another_parent_is_refused() {
-    let server = partner_server().await;
-    mount_with(
-        create_mock(),
-        &server,
+    let partner_id = create_answered(
         ResponseTemplate::new(205)
             .insert_header("Location", "/v2/partner/TST01")
             .set_body_json(serde_json::json!({
                 "partnerId": "TST01",
                 "parent": {"partnerId": "TGT01"}
             })),
-        1,
     )
     .await;
-
-    let partner_id = create(&server).await;
 
     assert!(
         matches!(partner_id, Err(EuropaceError::Protocol { .. })),
@@ -479,16 +462,8 @@ async fn create_503_is_retried() {
 
 #[tokio::test]
 async fn create_400_is_rejected_without_retry() {
-    let server = partner_server().await;
-    mount_with(
-        create_mock(),
-        &server,
-        ResponseTemplate::new(400).set_body_string("vorname Erika invalid"),
-        1,
-    )
-    .await;
-
-    let partner_id = create(&server).await;
+    let partner_id =
+        create_answered(ResponseTemplate::new(400).set_body_string("vorname Erika invalid")).await;
 
     assert_eq!(partner_id, Err(EuropaceError::rejected(400)));
     assert!(!format!("{partner_id:?}").contains("Erika"));
@@ -635,19 +610,13 @@ async fn update_503_once_is_retried() {
 #[tokio::test]
 async fn update_4xx_is_rejected_without_retry() {
     for status in [400, 403, 404] {
-        let server = partner_server().await;
-        mount_with(
-            update_mock(),
-            &server,
-            ResponseTemplate::new(status).set_body_json(serde_json::json!({
+        let updated = update_answered(ResponseTemplate::new(status).set_body_json(
+            serde_json::json!({
                 "message": "Enum literal für 'anrede' muss FRAU oder HERR sein.: 030 2222",
                 "traceId": "t"
-            })),
-            1,
-        )
+            }),
+        ))
         .await;
-
-        let updated = update_phone(&server).await;
 
         assert_eq!(updated, Err(EuropaceError::rejected(status)));
         assert!(!format!("{updated:?}").contains("030 2222"));
