@@ -115,6 +115,15 @@ fn imported(vorgangsnummer: &str) -> Resolution {
     }
 }
 
+/// Lets the harness's Europace hold partner `id` under `parent` with this `externePartnerId`.
+fn hold_partner(h: &Harness, id: &str, parent: &str, externe_partner_id: &str) {
+    h.europace.add_partner(HeldPartner {
+        partner_id: id.into(),
+        parent_partner_id: Some(parent.into()),
+        externe_partner_id: Some(externe_partner_id.into()),
+    });
+}
+
 fn request(mitarbeiternummer: &str) -> ImportRequest {
     let vorgang = json!({
         "leadquelle": "Bank im Ventil",
@@ -264,16 +273,8 @@ async fn a_second_import_reuses_the_tippgeber_and_production_uses_its_own_parent
 #[tokio::test]
 async fn lookup_keeps_only_a_partner_under_the_environments_parent() {
     let h = harness();
-    h.europace.add_partner(HeldPartner {
-        partner_id: "ELSE1".into(),
-        parent_partner_id: Some("OTHER".into()),
-        externe_partner_id: Some("client-a-42".into()),
-    });
-    h.europace.add_partner(HeldPartner {
-        partner_id: "MINE1".into(),
-        parent_partner_id: Some("TGT01".into()),
-        externe_partner_id: Some("client-a-42".into()),
-    });
+    hold_partner(&h, "ELSE1", "OTHER", "client-a-42");
+    hold_partner(&h, "MINE1", "TGT01", "client-a-42");
     let record = submit(&h, Environment::Test, None, b"{}", "42")
         .await
         .unwrap();
@@ -1514,11 +1515,7 @@ async fn a_new_tippgeber_is_created_with_its_data_and_what_was_sent_is_stored() 
 async fn a_partner_found_at_europace_or_stored_without_data_is_brought_up_to_date_once() {
     let h = harness();
     // Found by the lookup: what it holds is unknown, everything the partner sent is sent.
-    h.europace.add_partner(HeldPartner {
-        partner_id: "MINE1".into(),
-        parent_partner_id: Some("TGT01".into()),
-        externe_partner_id: Some("client-a-42".into()),
-    });
+    hold_partner(&h, "MINE1", "TGT01", "client-a-42");
     let found = submit_request(&h.importer, request("42")).await;
     assert_eq!(found.tippgeber_partner_id.as_deref(), Some("MINE1"));
     assert_eq!(
@@ -1540,11 +1537,7 @@ async fn a_partner_found_at_europace_or_stored_without_data_is_brought_up_to_dat
         )
         .await
         .unwrap();
-    h.europace.add_partner(HeldPartner {
-        partner_id: "TG001".into(),
-        parent_partner_id: Some("TGT01".into()),
-        externe_partner_id: Some("client-a-43".into()),
-    });
+    hold_partner(&h, "TG001", "TGT01", "client-a-43");
     let legacy = submit_request(&h.importer, request("43")).await;
     assert_eq!(legacy.tippgeber_partner_id.as_deref(), Some("TG001"));
     assert_eq!(h.europace.updates().len(), 2);
