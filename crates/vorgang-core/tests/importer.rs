@@ -116,6 +116,7 @@ async fn submit(
             raw_body: body,
             request: request(mitarbeiternummer),
             trace: None,
+            respond_async: false,
         })
         .await
         .map(|submitted| submitted.record)
@@ -136,6 +137,7 @@ async fn submitted(
             raw_body: body,
             request: request("42"),
             trace,
+            respond_async: false,
         })
         .await
 }
@@ -664,6 +666,7 @@ async fn resume_never_takes_over_an_import_this_process_is_driving() {
                     raw_body: b"{}",
                     request: request("42"),
                     trace: None,
+                    respond_async: false,
                 })
                 .await
                 .map(|submitted| submitted.record)
@@ -765,6 +768,13 @@ impl ImportStore for FailingStore {
     async fn count_by_status(&self, status: ImportStatus) -> Result<u64, vorgang_core::StoreError> {
         self.inner.count_by_status(status).await
     }
+    async fn claim_queued(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ImportRecord>, vorgang_core::StoreError> {
+        self.inner.claim_queued(now, limit).await
+    }
     async fn tippgeber_partner(
         &self,
         environment: Environment,
@@ -832,6 +842,7 @@ async fn submit_to(importer: &Importer, body: &[u8]) -> Result<ImportRecord, Imp
             raw_body: body,
             request: request("42"),
             trace: None,
+            respond_async: false,
         })
         .await
         .map(|submitted| submitted.record)
@@ -1214,6 +1225,7 @@ async fn a_client_reads_only_its_own_imports_a_page_at_a_time() {
             raw_body: b"b",
             request: request("42"),
             trace: None,
+            respond_async: false,
         })
         .await
         .unwrap()
@@ -1325,6 +1337,7 @@ async fn submit_request(importer: &Importer, request: ImportRequest) -> ImportRe
             raw_body: b"{}",
             request,
             trace: None,
+            respond_async: false,
         })
         .await
         .unwrap()

@@ -53,7 +53,9 @@ pub const TOKEN_ERRORS: [&str; 9] = [
 /// The states counted by the gauge `vorgang_imports_open` at every scrape: those an import can
 /// stand in before it is finished (`COMPLETED`, `FAILED`). Each costs one count over its own
 /// imports, which stay few: finished imports are never read.
-pub const OPEN_STATES: [ImportStatus; 5] = [
+/// `QUEUED` is the re-delivery queue's depth.
+pub const OPEN_STATES: [ImportStatus; 6] = [
+    ImportStatus::Queued,
     ImportStatus::Accepted,
     ImportStatus::PartnerReady,
     ImportStatus::Sending,
@@ -100,6 +102,13 @@ struct EuropaceLabels {
     outcome: &'static str,
 }
 
+/// Label of the background deliveries and webhook attempts: from closed sets (an import state,
+/// [`crate::webhooks::Outcome`]).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 /// Label of the token endpoint's refusals.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
@@ -122,6 +131,8 @@ pub struct Metrics {
     token_refusals: Family<RefusalLabels, Counter>,
     europace_duration: Family<EuropaceLabels, Histogram, fn() -> Histogram>,
     open_imports: Family<ImportLabels, Gauge>,
+    deliveries: Family<OutcomeLabels, Counter>,
+    webhooks: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -190,6 +201,29 @@ impl Metrics {
              (every replica reports the same figures: aggregate with max, not sum)",
             open_imports.clone(),
         );
+        let deliveries = Family::<OutcomeLabels, Counter>::default();
+        for status in ImportStatus::ALL {
+            drop(deliveries.get_or_create(&OutcomeLabels {
+                outcome: status.as_str(),
+            }));
+        }
+        registry.register(
+            "vorgang_deliveries",
+            "Background re-deliveries of queued imports, by the state each ended in (COMPLETED, \
+             FAILED, IN_DOUBT, QUEUED again, …)",
+            deliveries.clone(),
+        );
+        let webhooks = Family::<OutcomeLabels, Counter>::default();
+        for outcome in crate::webhooks::Outcome::ALL {
+            drop(webhooks.get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            }));
+        }
+        registry.register(
+            "vorgang_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retried, expired, dropped)",
+            webhooks.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Self {
             registry: Arc::new(registry),
@@ -200,7 +234,25 @@ impl Metrics {
             token_refusals,
             europace_duration,
             open_imports,
+            deliveries,
+            webhooks,
         }
+    }
+
+    /// Counts one background re-delivery by the state the import ended in.
+    pub fn observe_delivery(&self, status: ImportStatus) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: status.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts one webhook attempt by its outcome ([`crate::webhooks::Outcome::as_str`]).
+    pub fn observe_webhook(&self, outcome: &'static str) {
+        self.webhooks
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// The observer the Europace adapters report every exchange to

@@ -45,6 +45,8 @@ fn record() -> ImportRecord {
         attempts: 1,
         created_at: now,
         updated_at: now,
+        notify: false,
+        next_attempt_at: None,
     }
 }
 

@@ -74,6 +74,8 @@ fn import() -> ImportRecord {
         attempts: 1,
         created_at: now,
         updated_at: now,
+        notify: false,
+        next_attempt_at: None,
     }
 }
 

@@ -42,7 +42,9 @@ use crate::routes::token::{
     IntrospectionRequestSchema, IntrospectionResponseSchema, JwksSchema, MetadataSchema,
     OAuthErrorSchema, RevocationRequestSchema, TokenRequestSchema, TokenResponseSchema,
 };
-use crate::routes::vorgang::{ImportCreated, ImportList, ImportPending, ImportView};
+use crate::routes::vorgang::{
+    ImportAccepted, ImportCreated, ImportList, ImportPending, ImportQueued, ImportView,
+};
 
 /// Adds the security schemes.
 struct SecuritySchemes;
@@ -134,6 +136,8 @@ impl Modify for SecuritySchemes {
     components(schemas(
         ImportCreated,
         ImportPending,
+        ImportQueued,
+        ImportAccepted,
         ImportView,
         ImportList,
         Problem,
