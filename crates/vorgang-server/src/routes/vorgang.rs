@@ -349,14 +349,17 @@ const PREFERENCE_APPLIED: &str = "preference-applied";
 /// 202 for a queued import: stored, delivered in the background, the outcome by webhook and at
 /// `Location`.
 fn queued(record: &ImportRecord) -> HttpResponse {
-    HttpResponse::Accepted()
+    let mut response = HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/vorgang/{}", record.id)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((PREFERENCE_APPLIED, "respond-async"))
         .json(ImportQueued {
             drkleinrk_vorgangsnummer: record.id,
             import_status: ImportStatus::Queued,
-        })
+        });
+    // Like every 202 of this endpoint (the document promises it for the status).
+    crate::language::mark(response.headers_mut(), crate::language::current());
+    response
 }
 
 /// Whether the request prefers `respond-async` (RFC 7240: `Prefer` headers, comma-separated
