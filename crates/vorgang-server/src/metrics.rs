@@ -133,6 +133,7 @@ pub struct Metrics {
     open_imports: Family<ImportLabels, Gauge>,
     deliveries: Family<OutcomeLabels, Counter>,
     webhooks: Family<OutcomeLabels, Counter>,
+    outbox: Gauge,
 }
 
 impl Default for Metrics {
@@ -224,6 +225,13 @@ impl Metrics {
             "Webhook delivery attempts by outcome (delivered, retried, expired, dropped)",
             webhooks.clone(),
         );
+        let outbox = Gauge::default();
+        registry.register(
+            "vorgang_webhook_outbox",
+            "Webhook events waiting for delivery, counted in the database at every scrape \
+             (aggregate with max, not sum)",
+            outbox.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Self {
             registry: Arc::new(registry),
@@ -236,6 +244,20 @@ impl Metrics {
             open_imports,
             deliveries,
             webhooks,
+            outbox,
+        }
+    }
+
+    /// Sets `vorgang_webhook_outbox` to the events waiting in `store` (left as it was, with a
+    /// warning, when the count fails).
+    pub async fn count_outbox(&self, store: &dyn vorgang_core::WebhookStore) {
+        match store.count_events().await {
+            Ok(count) => {
+                self.outbox.set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "could not count webhook events for /metrics");
+            }
         }
     }
 

@@ -272,6 +272,7 @@ impl Application {
             import_limiter: crate::rate_limit::ImportRateLimiter::new(
                 settings.limits.imports_per_minute,
             ),
+            webhooks: store.as_webhook_store(),
         });
         // Built here, not by the route that serves it: the document is made from the routes.
         let document = web::Data::new(OpenApiDocument(crate::openapi::document_json()));

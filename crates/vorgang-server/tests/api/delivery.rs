@@ -235,6 +235,7 @@ async fn a_queued_import_is_delivered_once_and_reported_by_one_signed_event() {
         metrics.contains("vorgang_imports_open{status=\"QUEUED\"} 0"),
         "{metrics}"
     );
+    assert!(metrics.contains("vorgang_webhook_outbox 0"), "{metrics}");
 }
 
 #[tokio::test]
