@@ -44,6 +44,7 @@ use crate::routes::token::{
 };
 use crate::routes::vorgang::{
     ImportAccepted, ImportCreated, ImportList, ImportPending, ImportQueued, ImportView,
+    QueuedStatus,
 };
 
 /// Adds the security schemes.
@@ -137,6 +138,7 @@ impl Modify for SecuritySchemes {
         ImportCreated,
         ImportPending,
         ImportQueued,
+        QueuedStatus,
         ImportAccepted,
         ImportView,
         ImportList,

@@ -329,8 +329,17 @@ pub fn answer(record: &ImportRecord) -> HttpResponse {
 pub struct ImportQueued {
     /// Our Vorgangsnummer (UUID).
     pub drkleinrk_vorgangsnummer: Uuid,
-    /// `QUEUED`.
-    pub import_status: ImportStatus,
+    /// Always `QUEUED`.
+    pub import_status: QueuedStatus,
+}
+
+/// The one state of a queued answer (its own type, so the document's `oneOf` of the 202 bodies
+/// tells them apart: an unfinished import is never `QUEUED`).
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub enum QueuedStatus {
+    /// Kept for re-delivery.
+    #[serde(rename = "QUEUED")]
+    Queued,
 }
 
 /// The two bodies of a 202 answer to `POST /vorgang`, for the OpenAPI document (`oneOf`).
@@ -355,7 +364,7 @@ fn queued(record: &ImportRecord) -> HttpResponse {
         .insert_header((PREFERENCE_APPLIED, "respond-async"))
         .json(ImportQueued {
             drkleinrk_vorgangsnummer: record.id,
-            import_status: ImportStatus::Queued,
+            import_status: QueuedStatus::Queued,
         });
     // Like every 202 of this endpoint (the document promises it for the status).
     crate::language::mark(response.headers_mut(), crate::language::current());
