@@ -944,31 +944,49 @@ impl Importer {
     pub async fn deliver_queued(&self, limit: u32) -> Result<Vec<ImportRecord>, ImportError> {
         let now = self.resolver.now();
         let claimed = self.store().claim_queued(now, limit).await?;
-        let mut delivered = Vec::with_capacity(claimed.len());
+        // All at once: a batch takes one Europace round trip, not one per import, and each is in
+        // flight here (never taken over by this process's resume) from its start.
+        let mut running = tokio::task::JoinSet::new();
         for record in claimed {
-            let age = (now - record.created_at).to_std().unwrap_or_default();
-            let result = if age >= self.delivery.max_age {
-                let failure = Failure::new(
-                    FailureKind::Unavailable,
-                    "queued longer than delivery.max_age_s; nothing was created",
-                );
-                let failed =
-                    self.resolver
-                        .finish(record.clone(), ImportStatus::Failed, Some(failure));
-                match self.resolver.save(&record, &failed).await {
-                    Ok(_) => self.resolver.current(record.id).await,
-                    Err(source) => Err(Resolver::unfinished(&record, source)),
+            let importer = self.clone();
+            running.spawn(async move { importer.deliver_one(record, now).await });
+        }
+        let mut delivered = Vec::with_capacity(running.len());
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok(Ok(record)) => delivered.push(record),
+                Ok(Err(error)) => {
+                    tracing::error!(error = %error, "could not deliver a queued import");
                 }
-            } else {
-                tracing::info!(import = %record.id, attempt = record.attempts, "re-delivering queued import");
-                self.advance(record).await
-            };
-            match result {
-                Ok(record) => delivered.push(record),
-                Err(error) => tracing::error!(error = %error, "could not deliver a queued import"),
+                // A panic in a step: the import stays as last stored, for the resume.
+                Err(error) => tracing::error!(error = %error, "a delivery task failed"),
             }
         }
         Ok(delivered)
+    }
+
+    /// Delivers one claimed import (see [`Importer::deliver_queued`]).
+    async fn deliver_one(
+        &self,
+        record: ImportRecord,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<ImportRecord, ImportError> {
+        let age = (now - record.created_at).to_std().unwrap_or_default();
+        if age >= self.delivery.max_age {
+            let failure = Failure::new(
+                FailureKind::Unavailable,
+                "queued longer than delivery.max_age_s; nothing was created",
+            );
+            let failed = self
+                .resolver
+                .finish(record.clone(), ImportStatus::Failed, Some(failure));
+            return match self.resolver.save(&record, &failed).await {
+                Ok(_) => self.resolver.current(record.id).await,
+                Err(source) => Err(Resolver::unfinished(&record, source)),
+            };
+        }
+        tracing::info!(import = %record.id, attempt = record.attempts, "re-delivering queued import");
+        self.advance(record).await
     }
 
     /// Stores the outcome of a `SENDING` import (`status`, plus `edit`), then runs the CRM step
