@@ -413,6 +413,24 @@ fn new_key_record(
     })
 }
 
+/// Encrypts another secret at rest the way private signing keys are (AES-256-GCM with the
+/// key-encryption key, a random nonce, `context` as associated data, e.g. the owner's id): for
+/// secrets that must be recoverable, such as webhook signing secrets.
+///
+/// # Errors
+/// [`AuthError::Crypto`] if the key or the random nonce cannot be set up.
+pub fn seal(kek: &SecretBox<[u8; 32]>, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+    encrypt(kek, context, plaintext)
+}
+
+/// Decrypts what [`seal`] encrypted with the same key and `context`.
+///
+/// # Errors
+/// [`AuthError::KeyUnusable`] when the key or the context is wrong or the data is damaged.
+pub fn open(kek: &SecretBox<[u8; 32]>, context: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    decrypt(kek, context, sealed)
+}
+
 fn aead_key(kek: &SecretBox<[u8; 32]>) -> Result<LessSafeKey> {
     UnboundKey::new(&AES_256_GCM, kek.expose_secret())
         .map(LessSafeKey::new)

@@ -44,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             request,
             // No caller trace: the Europace calls get a trace derived from the import's id.
             trace: None,
+            respond_async: false,
         })
         .await?
         .record;

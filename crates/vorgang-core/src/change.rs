@@ -10,6 +10,34 @@ use chrono::{DateTime, Utc};
 use vorgang_model::ImportRequest;
 
 use crate::record::{Failure, ImportRecord, ImportStatus};
+use crate::webhook::WebhookEvent;
+
+/// The delivery bookkeeping of an import, written only by the changes that change it (queueing,
+/// the first answer being `202` or `504`): the common steps leave these columns alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryChange {
+    /// [`ImportRecord::notify`].
+    pub notify: bool,
+    /// [`ImportRecord::next_attempt_at`].
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryChange {
+    /// The bookkeeping of `new`, if it differs from `old`'s.
+    #[must_use]
+    pub fn between(old: &ImportRecord, new: &ImportRecord) -> Option<Self> {
+        (old.notify != new.notify || old.next_attempt_at != new.next_attempt_at).then_some(Self {
+            notify: new.notify,
+            next_attempt_at: new.next_attempt_at,
+        })
+    }
+
+    /// Applies it to a record in memory.
+    pub const fn apply_to(self, record: &mut ImportRecord) {
+        record.notify = self.notify;
+        record.next_attempt_at = self.next_attempt_at;
+    }
+}
 
 /// What happens to an import's stored request body in a state change.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +79,11 @@ pub struct ImportChange<'a> {
     pub updated_at: DateTime<Utc>,
     /// What happens to the request body.
     pub body: BodyChange<'a>,
+    /// The delivery bookkeeping, when this change changes it (`None`: left as stored).
+    pub delivery: Option<DeliveryChange>,
+    /// The webhook event this change causes, written to the outbox in the same write (only if
+    /// the client has a webhook then).
+    pub event: Option<&'a WebhookEvent>,
 }
 
 impl<'a> ImportChange<'a> {
@@ -69,7 +102,17 @@ impl<'a> ImportChange<'a> {
             (Some(before), Some(after)) if before == after => BodyChange::Keep,
             (_, Some(after)) => BodyChange::Store(after),
         };
-        Self::of(new, body)
+        Self {
+            delivery: DeliveryChange::between(old, new),
+            ..Self::of(new, body)
+        }
+    }
+
+    /// The same change, also writing `event` to the outbox.
+    #[must_use]
+    pub const fn with_event(mut self, event: Option<&'a WebhookEvent>) -> Self {
+        self.event = event;
+        self
     }
 
     /// The change that stores `new` (the same import, one step later) and does `body` with the
@@ -87,6 +130,8 @@ impl<'a> ImportChange<'a> {
             attempts: new.attempts,
             updated_at: new.updated_at,
             body,
+            delivery: None,
+            event: None,
         }
     }
 
@@ -105,6 +150,9 @@ impl<'a> ImportChange<'a> {
             BodyChange::Keep => {}
             BodyChange::Drop => record.request = None,
             BodyChange::Store(request) => record.request = Some(request.clone()),
+        }
+        if let Some(delivery) = self.delivery {
+            delivery.apply_to(record);
         }
     }
 }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use vorgang_model::{Environment, ImportRequest, Tippgeber};
 
+use crate::delivery::DeliveryPolicy;
 use crate::error::ImportError;
 use crate::kex::KexBody;
 use crate::ports::{
@@ -89,6 +90,9 @@ pub struct NewImport<'a> {
     /// every Europace call made while [`Importer::submit`] drives this import continues it.
     /// `None`: the import's calls get a trace derived from its id ([`TraceContext::for_import`]).
     pub trace: Option<TraceContext>,
+    /// The partner sent `Prefer: respond-async`: if Europace cannot take the import now (nothing
+    /// created), it is kept `QUEUED` and delivered in the background instead of `FAILED`.
+    pub respond_async: bool,
 }
 
 /// What [`Importer::submit`] returns: the import as stored, and whether it is the answer to an
@@ -232,6 +236,8 @@ pub struct Importer {
     in_flight: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
     /// Tippgeber mappings known to this process.
     tippgeber: Arc<TippgeberCache>,
+    /// Re-delivery of queued imports.
+    delivery: DeliveryPolicy,
 }
 
 /// Marks an import as driven by this process until dropped.
@@ -278,7 +284,22 @@ impl Importer {
             ids: ports.ids,
             in_flight: Arc::default(),
             tippgeber: Arc::default(),
+            delivery: DeliveryPolicy::default(),
         }
+    }
+
+    /// The same importer with this re-delivery policy for `QUEUED` imports (default:
+    /// [`DeliveryPolicy::default`]).
+    #[must_use]
+    pub fn with_delivery(mut self, delivery: DeliveryPolicy) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// The re-delivery policy.
+    #[must_use]
+    pub const fn delivery(&self) -> &DeliveryPolicy {
+        &self.delivery
     }
 
     /// The operator's use case over the same store, CRM and clock (for the server's background
@@ -358,6 +379,7 @@ impl Importer {
 
     /// Stores the import and drives it; the flag tells whether an earlier import was replayed.
     async fn accept(&self, new: NewImport<'_>) -> Result<(ImportRecord, bool), ImportError> {
+        let queue = new.respond_async;
         let mut record = ImportRecord::accepted(
             self.ids.new_id(),
             new.client_id,
@@ -397,12 +419,12 @@ impl Importer {
                 name_in_span(record.id);
                 tracing::info!(import = %record.id, client = %record.client_id, environment = %record.environment, status = %record.status, "import accepted");
                 let _claim = claim;
-                Ok((self.drive_stored(record).await?, false))
+                Ok((self.drive_stored(record, queue).await?, false))
             }
             InsertOutcome::IdempotencyKeyExists(existing) => {
                 drop(claim);
                 name_in_span(existing.id);
-                self.on_repeated_key(*existing, record).await
+                self.on_repeated_key(*existing, record, queue).await
             }
         }
     }
@@ -413,6 +435,7 @@ impl Importer {
         &self,
         existing: ImportRecord,
         attempt: ImportRecord,
+        queue: bool,
     ) -> Result<(ImportRecord, bool), ImportError> {
         if existing.fingerprint != attempt.fingerprint {
             return Err(ImportError::IdempotencyKeyReused);
@@ -450,7 +473,7 @@ impl Importer {
                 match self.resolver.save(&existing, &retry).await {
                     Ok(true) => {
                         tracing::info!(import = %retry.id, attempt = retry.attempts, "retrying import after Europace was unavailable");
-                        Ok((self.drive_stored(retry).await?, false))
+                        Ok((self.drive_stored(retry, queue).await?, false))
                     }
                     // A concurrent retry of the same key won: answer as a request arriving now
                     // would be answered, by the state it left.
@@ -559,21 +582,28 @@ impl Importer {
             // Already driven by another task of this process: report what is stored.
             return self.resolver.current_or_unfinished(&record).await;
         };
-        self.drive(record).await
+        // A queued import (notified from its 202 on) is queued again while Europace is down.
+        let queue = record.notify;
+        self.drive(record, queue).await
     }
 
     /// Drives an import this call has just stored (inserted, or moved to its state by a
     /// compare-and-set), holding its in-flight claim: a `SENDING` one is sent.
-    async fn drive_stored(&self, record: ImportRecord) -> Result<ImportRecord, ImportError> {
+    async fn drive_stored(
+        &self,
+        record: ImportRecord,
+        queue: bool,
+    ) -> Result<ImportRecord, ImportError> {
         if record.status == ImportStatus::Sending {
-            self.send(record).await
+            self.send(record, queue).await
         } else {
-            self.drive(record).await
+            self.drive(record, queue).await
         }
     }
 
-    /// The steps after a stored state, the in-flight claim held by the caller.
-    async fn drive(&self, record: ImportRecord) -> Result<ImportRecord, ImportError> {
+    /// The steps after a stored state, the in-flight claim held by the caller. With `queue`, an
+    /// import Europace cannot take now is kept `QUEUED` instead of `FAILED`.
+    async fn drive(&self, record: ImportRecord, queue: bool) -> Result<ImportRecord, ImportError> {
         let step = match record.status {
             ImportStatus::Accepted => {
                 let found = match &record.request {
@@ -582,6 +612,9 @@ impl Importer {
                         Ok(Ok(ready)) => Ok(ready),
                         Ok(Err(error)) => {
                             tracing::warn!(import = %record.id, error = %error, "Tippgeber step failed");
+                            if queue && let Some(retry_after) = Self::unavailable(&error) {
+                                return self.requeue(record, &error, retry_after).await;
+                            }
                             Err(Self::failure_of(&error))
                         }
                         Err(source) => return Err(Resolver::unfinished(&record, source)),
@@ -629,7 +662,7 @@ impl Importer {
         };
         match step {
             Step::Stored(stored) if stored.status == ImportStatus::Sending => {
-                self.send(stored).await
+                self.send(stored, queue).await
             }
             Step::Stored(stored) => Ok(stored),
             // Another writer changed the import: leave it to them, report what is stored.
@@ -766,7 +799,7 @@ impl Importer {
     /// with Europace's Vorgangsnummer and the CRM id in one write when the CRM id is at hand
     /// ([`CrmIds::kennung_in_process`]), else `IMPORTED` and then the CRM step; `FAILED` or
     /// `IN_DOUBT` when Europace failed.
-    async fn send(&self, sending: ImportRecord) -> Result<ImportRecord, ImportError> {
+    async fn send(&self, sending: ImportRecord, queue: bool) -> Result<ImportRecord, ImportError> {
         let body = match (&sending.request, &sending.tippgeber_partner_id) {
             (Some(request), Some(partner_id)) => KexBody::build(
                 request,
@@ -814,6 +847,11 @@ impl Importer {
             }
             Err(error) => {
                 tracing::warn!(import = %sending.id, error = %error, "KEX import failed");
+                // Unavailable: Europace created nothing (its contract), so the import may wait
+                // for another attempt. InDoubt never does (below).
+                if queue && let Some(retry_after) = Self::unavailable(&error) {
+                    return self.requeue(sending, &error, retry_after).await;
+                }
                 let status = match error {
                     EuropaceError::InDoubt { .. } | EuropaceError::Protocol { .. } => {
                         ImportStatus::InDoubt
@@ -827,6 +865,11 @@ impl Importer {
                     failure.kind = FailureKind::InDoubt;
                 }
                 self.finish_sent(sending, status, |next| {
+                    // An import in doubt is answered 504 (or was answered 202 before): from
+                    // now on its outcome (an operator's decision) goes to the webhook.
+                    if status == ImportStatus::InDoubt {
+                        next.notify = true;
+                    }
                     // Europace's reasons for a refusal are the import's messages too, before
                     // ours, as Europace's messages come first in a 201 (`GET /vorgang/{id}`).
                     if !failure.europace_messages.is_empty() {
@@ -839,6 +882,111 @@ impl Importer {
                 .await
             }
         }
+    }
+
+    /// `Some(Retry-After)` when `error` proves that Europace created nothing and may take the
+    /// import later (5xx, 429, no connection).
+    fn unavailable(error: &EuropaceError) -> Option<Option<Duration>> {
+        match error {
+            EuropaceError::Unavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// Keeps `record` (`ACCEPTED` or `SENDING`, nothing created at Europace) as `QUEUED` for
+    /// re-delivery after the backoff of its attempts, or `FAILED` once it is older than
+    /// [`DeliveryPolicy::max_age`]. The partner is told by webhook from now on (`notify`).
+    async fn requeue(
+        &self,
+        record: ImportRecord,
+        error: &EuropaceError,
+        retry_after: Option<Duration>,
+    ) -> Result<ImportRecord, ImportError> {
+        let now = self.resolver.now();
+        let failure = Self::failure_of(error);
+        let age = (now - record.created_at).to_std().unwrap_or_default();
+        let wait = self.delivery.backoff(record.attempts, retry_after);
+        let next_attempt = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        let expires = record.created_at
+            + chrono::Duration::from_std(self.delivery.max_age).unwrap_or(chrono::Duration::MAX);
+        let (status, next_attempt_at) = if age >= self.delivery.max_age || next_attempt > expires {
+            tracing::warn!(import = %record.id, attempts = record.attempts, "queued import expires (delivery.max_age_s): FAILED");
+            (ImportStatus::Failed, None)
+        } else {
+            tracing::info!(import = %record.id, attempts = record.attempts, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "Europace unavailable: import queued for re-delivery");
+            (ImportStatus::Queued, Some(next_attempt))
+        };
+        let step = self
+            .resolver
+            .advance_to(record, |next| {
+                next.status = status;
+                next.failure = Some(failure);
+                next.notify = true;
+                next.next_attempt_at = next_attempt_at;
+            })
+            .await?;
+        match step {
+            Step::Stored(stored) => Ok(stored),
+            Step::Overtaken(last) => self.resolver.current_or_unfinished(&last).await,
+        }
+    }
+
+    /// Claims the `QUEUED` imports due now (at most `limit`, exclusive across replicas, see
+    /// [`ImportStore::claim_queued`]) and delivers each: those older than
+    /// [`DeliveryPolicy::max_age`] become `FAILED`, the others are driven on like a new import
+    /// (`COMPLETED`, `FAILED` if Europace refuses, `IN_DOUBT` if its answer is lost, or `QUEUED`
+    /// again while it is unavailable). Returns the imports as they ended. For the server's
+    /// background task.
+    ///
+    /// # Errors
+    /// [`ImportError::Store`] if nothing could be claimed; a failure of one import is logged and
+    /// leaves it to the resume.
+    pub async fn deliver_queued(&self, limit: u32) -> Result<Vec<ImportRecord>, ImportError> {
+        let now = self.resolver.now();
+        let claimed = self.store().claim_queued(now, limit).await?;
+        // All at once: a batch takes one Europace round trip, not one per import, and each is in
+        // flight here (never taken over by this process's resume) from its start.
+        let mut running = tokio::task::JoinSet::new();
+        for record in claimed {
+            let importer = self.clone();
+            running.spawn(async move { importer.deliver_one(record, now).await });
+        }
+        let mut delivered = Vec::with_capacity(running.len());
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok(Ok(record)) => delivered.push(record),
+                Ok(Err(error)) => {
+                    tracing::error!(error = %error, "could not deliver a queued import");
+                }
+                // A panic in a step: the import stays as last stored, for the resume.
+                Err(error) => tracing::error!(error = %error, "a delivery task failed"),
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Delivers one claimed import (see [`Importer::deliver_queued`]).
+    async fn deliver_one(
+        &self,
+        record: ImportRecord,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<ImportRecord, ImportError> {
+        let age = (now - record.created_at).to_std().unwrap_or_default();
+        if age >= self.delivery.max_age {
+            let failure = Failure::new(
+                FailureKind::Unavailable,
+                "queued longer than delivery.max_age_s; nothing was created",
+            );
+            let failed = self
+                .resolver
+                .finish(record.clone(), ImportStatus::Failed, Some(failure));
+            return match self.resolver.save(&record, &failed).await {
+                Ok(_) => self.resolver.current(record.id).await,
+                Err(source) => Err(Resolver::unfinished(&record, source)),
+            };
+        }
+        tracing::info!(import = %record.id, attempt = record.attempts, "re-delivering queued import");
+        self.advance(record).await
     }
 
     /// Stores the outcome of a `SENDING` import (`status`, plus `edit`), then runs the CRM step

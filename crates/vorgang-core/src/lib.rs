@@ -19,6 +19,7 @@
 
 mod change;
 mod crm;
+mod delivery;
 mod error;
 mod importer;
 mod kex;
@@ -29,9 +30,11 @@ pub mod record;
 mod resolver;
 mod tippgeber;
 mod trace;
+mod webhook;
 
-pub use change::{BodyChange, ImportChange};
+pub use change::{BodyChange, DeliveryChange, ImportChange};
 pub use crm::BuiltinCrm;
+pub use delivery::DeliveryPolicy;
 pub use error::ImportError;
 pub use importer::{
     Importer, ImporterConfig, NewImport, Ports, Submitted, TAKEOVER_WAIT, fingerprint,
@@ -50,3 +53,4 @@ pub use tippgeber::{
 };
 pub use trace::TraceContext;
 pub use vorgang_model as model;
+pub use webhook::{EventType, PendingEvent, WebhookEvent, WebhookStore, WebhookTarget};

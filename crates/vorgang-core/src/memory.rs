@@ -19,6 +19,7 @@ use crate::ports::{
 use crate::query::{ImportCursor, ImportQuery};
 use crate::record::{ImportRecord, ImportStatus};
 use crate::tippgeber::{TippgeberMapping, TippgeberUpdate};
+use crate::webhook::WebhookEvent;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -28,6 +29,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub struct InMemoryImportStore {
     imports: Mutex<Vec<ImportRecord>>,
+    /// Webhook events written with state changes (no clients here: every event is kept).
+    events: Mutex<Vec<WebhookEvent>>,
     tippgeber: Mutex<HashMap<(Environment, String), TippgeberMapping>>,
 }
 
@@ -36,6 +39,12 @@ impl InMemoryImportStore {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The webhook events written with state changes so far, oldest first.
+    #[must_use]
+    pub fn events(&self) -> Vec<WebhookEvent> {
+        lock(&self.events).clone()
     }
 }
 
@@ -69,6 +78,9 @@ impl ImportStore for InMemoryImportStore {
         match imports.iter_mut().find(|r| r.id == id && r.status == from) {
             Some(stored) => {
                 change.apply_to(stored);
+                if let Some(event) = change.event {
+                    lock(&self.events).push(event.clone());
+                }
                 Ok(true)
             }
             None => Ok(false),
@@ -98,6 +110,33 @@ impl ImportStore for InMemoryImportStore {
             .collect();
         stale.sort_by_key(|r| (r.updated_at, r.id));
         Ok(stale)
+    }
+
+    async fn claim_queued(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ImportRecord>, StoreError> {
+        let mut imports = lock(&self.imports);
+        let mut due: Vec<&mut ImportRecord> = imports
+            .iter_mut()
+            .filter(|r| {
+                r.status == ImportStatus::Queued && r.next_attempt_at.is_some_and(|at| at <= now)
+            })
+            .collect();
+        due.sort_by_key(|r| (r.next_attempt_at, r.id));
+        Ok(due
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|r| {
+                r.status = ImportStatus::Accepted;
+                r.updated_at = now;
+                r.next_attempt_at = None;
+                r.failure = None;
+                r.attempts = r.attempts.saturating_add(1);
+                r.clone()
+            })
+            .collect())
     }
 
     async fn count_by_status(&self, status: ImportStatus) -> Result<u64, StoreError> {

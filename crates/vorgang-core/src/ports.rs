@@ -137,6 +137,21 @@ pub trait ImportStore: Send + Sync {
     /// (`updated_at`, then id).
     async fn list_stale(&self, cutoff: DateTime<Utc>) -> Result<Vec<ImportRecord>, StoreError>;
 
+    /// Claims up to `limit` `QUEUED` imports due for re-delivery at `now`
+    /// (`next_attempt_at <= now`, oldest due first): in one write each is moved to `ACCEPTED`
+    /// (`updated_at = now`, `next_attempt_at` and `failure` cleared, one more attempt) and
+    /// returned as stored then.
+    ///
+    /// Exclusive across replicas: an import is claimed by one caller only (PostgreSQL: `FOR
+    /// UPDATE SKIP LOCKED`; SQLite: one writer). A claimed import is driven on like a new one; if
+    /// its claimer dies, the resume finds it `ACCEPTED` and stale. Costs what it claims (a
+    /// partial index on `next_attempt_at` of the queued imports), never the other imports.
+    async fn claim_queued(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ImportRecord>, StoreError>;
+
     /// How many imports are in `status` now. For gauges read at every metrics scrape: costs
     /// what it counts (one range of an index on `status`, read from the index alone), never the
     /// imports in other states, so counting the unfinished states stays cheap however many

@@ -10,7 +10,8 @@ use vorgang_model::{Environment, ImportRequest};
 const IMPORT_STATUS_DOC: &str = "State of an import: `ACCEPTED` → `PARTNER_READY` → `SENDING` → \
     `IMPORTED` → `COMPLETED` (done: the Europace case and the CRM id exist). `FAILED`: nothing was \
     created at Europace. `IN_DOUBT`: the import was sent but Europace's answer was lost, so the \
-    case may exist; our operators resolve it.";
+    case may exist; our operators resolve it. `QUEUED` (only with `Prefer: respond-async`): Europace \
+    could not take it yet and nothing was created; it is delivered in the background.";
 
 /// Where an import stands. Each state is stored before the next step begins.
 ///
@@ -18,6 +19,8 @@ const IMPORT_STATUS_DOC: &str = "State of an import: `ACCEPTED` → `PARTNER_REA
 /// ACCEPTED → PARTNER_READY → SENDING → IMPORTED → COMPLETED
 ///     ↘            ↘            ↘ (answer lost)
 ///      FAILED       FAILED        IN_DOUBT
+///     ↘            ↘            ↘ (Europace unavailable, `Prefer: respond-async`)
+///      QUEUED → ACCEPTED (claimed for re-delivery)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(description = IMPORT_STATUS_DOC))]
@@ -37,11 +40,15 @@ pub enum ImportStatus {
     Failed,
     /// The KEX import was sent but its answer was lost: an operator must decide.
     InDoubt,
+    /// Europace could not take the import (5xx, 429, no connection: nothing was created) and the
+    /// partner asked for `Prefer: respond-async`: it waits for re-delivery in the background
+    /// ([`ImportRecord::next_attempt_at`]).
+    Queued,
 }
 
 impl ImportStatus {
     /// All states, in the order of the happy path, then the others.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Accepted,
         Self::PartnerReady,
         Self::Sending,
@@ -49,6 +56,7 @@ impl ImportStatus {
         Self::Completed,
         Self::Failed,
         Self::InDoubt,
+        Self::Queued,
     ];
 
     /// The stored and wire name, e.g. `PARTNER_READY`.
@@ -62,6 +70,7 @@ impl ImportStatus {
             Self::Completed => "COMPLETED",
             Self::Failed => "FAILED",
             Self::InDoubt => "IN_DOUBT",
+            Self::Queued => "QUEUED",
         }
     }
 
@@ -252,6 +261,12 @@ pub struct ImportRecord {
     /// When it last changed. The resume takes over only imports unchanged for longer than its
     /// stale window, so a live request (here or on another replica) keeps its import.
     pub updated_at: DateTime<Utc>,
+    /// Whether the partner's first answer for this import was `202` (queued) or `504` (in
+    /// doubt): from then on every change into `COMPLETED`, `FAILED` or `IN_DOUBT` is reported to
+    /// the client's webhook ([`crate::WebhookEvent`]).
+    pub notify: bool,
+    /// When a `QUEUED` import is next delivered (re-delivery backoff); `None` in other states.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl ImportRecord {
@@ -288,6 +303,8 @@ impl ImportRecord {
             attempts: 1,
             created_at: now,
             updated_at: now,
+            notify: false,
+            next_attempt_at: None,
         }
     }
 }

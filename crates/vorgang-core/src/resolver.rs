@@ -13,11 +13,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::change::{BodyChange, ImportChange};
+use crate::change::{BodyChange, DeliveryChange, ImportChange};
 use crate::error::ImportError;
 use crate::ports::{Clock, CrmIds, ImportStore, StoreError};
 use crate::query::{ImportCursor, ImportPage, ImportQuery};
 use crate::record::{Failure, FailureKind, ImportRecord, ImportStatus};
+use crate::webhook::WebhookEvent;
 
 /// An operator's decision on an `IN_DOUBT` import.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +181,8 @@ impl Resolver {
         last: &ImportRecord,
         next: &ImportRecord,
     ) -> Result<bool, StoreError> {
-        let change = ImportChange::between(last, next);
+        let event = self.event_for(last, next);
+        let change = ImportChange::between(last, next).with_event(event.as_ref());
         let stored = self.store.transition(next.id, last.status, &change).await?;
         if stored {
             tracing::info!(import = %next.id, from = %last.status, to = %next.status, "import state stored");
@@ -214,7 +216,9 @@ impl Resolver {
         } else {
             BodyChange::Keep
         };
-        let change = ImportChange::of(&next, body);
+        let event = self.event_for(&record, &next);
+        let mut change = ImportChange::of(&next, body).with_event(event.as_ref());
+        change.delivery = DeliveryChange::between(&record, &next);
         let stored = self.store.transition(next.id, record.status, &change).await;
         match stored {
             Ok(true) => {
@@ -234,6 +238,19 @@ impl Resolver {
                 Err(Self::unfinished(&record, source))
             }
         }
+    }
+
+    /// The webhook event of the change from `last` to `next`: one when the partner's first
+    /// answer was `202` or `504` (`last.notify`) and the import moves into `COMPLETED`, `FAILED`
+    /// or `IN_DOUBT`. The change that sets `notify` (the answer itself) reports nothing: the
+    /// partner is being told in that answer.
+    fn event_for(&self, last: &ImportRecord, next: &ImportRecord) -> Option<WebhookEvent> {
+        if !last.notify || last.status == next.status {
+            return None;
+        }
+        let event = WebhookEvent::of(next, self.now())?;
+        tracing::info!(import = %next.id, event = event.event_type.as_str(), webhook_id = %event.id, "webhook event for the state change");
+        Some(event)
     }
 
     /// The CRM id of `record` if the CRM port has it at once ([`CrmIds::kennung_in_process`]).

@@ -170,6 +170,7 @@ async fn submit(
             raw_body: body,
             request: request(mitarbeiternummer),
             trace: None,
+            respond_async: false,
         })
         .await
         .map(|submitted| submitted.record)
@@ -190,6 +191,7 @@ async fn submitted(
             raw_body: body,
             request: request("42"),
             trace,
+            respond_async: false,
         })
         .await
 }
@@ -712,6 +714,7 @@ async fn resume_never_takes_over_an_import_this_process_is_driving() {
                     raw_body: b"{}",
                     request: request("42"),
                     trace: None,
+                    respond_async: false,
                 })
                 .await
                 .map(|submitted| submitted.record)
@@ -813,6 +816,13 @@ impl ImportStore for FailingStore {
     async fn count_by_status(&self, status: ImportStatus) -> Result<u64, vorgang_core::StoreError> {
         self.inner.count_by_status(status).await
     }
+    async fn claim_queued(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ImportRecord>, vorgang_core::StoreError> {
+        self.inner.claim_queued(now, limit).await
+    }
     async fn tippgeber_partner(
         &self,
         environment: Environment,
@@ -866,6 +876,7 @@ async fn submit_to(importer: &Importer, body: &[u8]) -> Result<ImportRecord, Imp
             raw_body: body,
             request: request("42"),
             trace: None,
+            respond_async: false,
         })
         .await
         .map(|submitted| submitted.record)
@@ -1248,6 +1259,7 @@ async fn a_client_reads_only_its_own_imports_a_page_at_a_time() {
             raw_body: b"b",
             request: request("42"),
             trace: None,
+            respond_async: false,
         })
         .await
         .unwrap()
@@ -1351,6 +1363,7 @@ async fn submit_request(importer: &Importer, request: ImportRequest) -> ImportRe
             raw_body: b"{}",
             request,
             trace: None,
+            respond_async: false,
         })
         .await
         .unwrap()
@@ -1560,4 +1573,138 @@ async fn a_change_another_replica_sent_is_not_sent_again() {
     assert_eq!(other.status, ImportStatus::Completed);
     assert_eq!(h.europace.updates().len(), 1);
     assert_eq!(h.europace.imports().len(), 4);
+}
+
+/// Issue 13: an import with `respond_async`.
+async fn submit_async(h: &Harness, mitarbeiternummer: &str) -> ImportRecord {
+    h.importer
+        .submit(NewImport {
+            client_id: "client-a",
+            environment: Environment::Test,
+            idempotency_key: None,
+            raw_body: b"{}",
+            request: request(mitarbeiternummer),
+            trace: None,
+            respond_async: true,
+        })
+        .await
+        .unwrap()
+        .record
+}
+
+fn unavailable(retry_after: Option<std::time::Duration>) -> EuropaceError {
+    EuropaceError::Unavailable {
+        reason: "status 503".into(),
+        retry_after,
+    }
+}
+
+fn queue_harness() -> Harness {
+    let mut h = harness();
+    h.importer = h
+        .importer
+        .clone()
+        .with_delivery(vorgang_core::DeliveryPolicy {
+            retry_initial: std::time::Duration::from_secs(10),
+            retry_max: std::time::Duration::from_secs(60),
+            max_age: std::time::Duration::from_secs(3600),
+        });
+    h
+}
+
+#[tokio::test]
+async fn unavailable_europace_queues_an_async_import_and_delivery_completes_it_with_one_event() {
+    let h = queue_harness();
+    h.europace
+        .fail_next_kex(unavailable(Some(std::time::Duration::from_secs(30))));
+    let queued = submit_async(&h, "42").await;
+    assert_eq!(queued.status, ImportStatus::Queued);
+    assert!(queued.notify);
+    assert!(queued.request.is_some());
+    // Retry-After (30 s) beats the first backoff (10 s).
+    assert_eq!(
+        queued.next_attempt_at,
+        Some(h.clock.now() + chrono::Duration::seconds(30))
+    );
+    assert!(h.store.events().is_empty(), "the 202 tells the partner");
+
+    // Not due yet: nothing claimed.
+    h.clock.advance(chrono::Duration::seconds(29));
+    assert!(h.importer.deliver_queued(10).await.unwrap().is_empty());
+    h.clock.advance(chrono::Duration::seconds(1));
+    let delivered = h.importer.deliver_queued(10).await.unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].status, ImportStatus::Completed);
+    assert_eq!(delivered[0].attempts, 2);
+    assert_eq!(delivered[0].failure, None);
+    assert_eq!(h.europace.imports().len(), 1, "one case");
+    let events = h.store.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, vorgang_core::EventType::Completed);
+    assert_eq!(events[0].import_id, queued.id);
+    assert!(h.importer.deliver_queued(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn without_respond_async_or_when_in_doubt_nothing_is_queued() {
+    let h = queue_harness();
+    h.europace.fail_next_kex(unavailable(None));
+    let failed = submit_request(&h.importer, request("42")).await;
+    assert_eq!(failed.status, ImportStatus::Failed);
+    assert!(!failed.notify);
+    h.europace.fail_next_kex(EuropaceError::InDoubt {
+        reason: "timeout".into(),
+    });
+    let doubt = submit_async(&h, "42").await;
+    assert_eq!(
+        doubt.status,
+        ImportStatus::InDoubt,
+        "never queued after a possible send"
+    );
+    assert!(doubt.notify, "answered 504: its resolution is reported");
+    assert!(h.store.events().is_empty());
+    // The operator's decision is reported.
+    h.importer
+        .resolve(doubt.id, Resolution::Failed)
+        .await
+        .unwrap();
+    let events = h.store.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, vorgang_core::EventType::Failed);
+}
+
+#[tokio::test]
+async fn a_queued_import_that_europace_keeps_refusing_backs_off_then_expires_failed() {
+    let h = queue_harness();
+    // The partner step is unavailable too: queued before the Tippgeber is known.
+    h.europace.fail_next_partner_call(unavailable(None));
+    let queued = submit_async(&h, "new-tg").await;
+    assert_eq!(queued.status, ImportStatus::Queued);
+    assert_eq!(queued.tippgeber_partner_id, None);
+    let first_wait = queued.next_attempt_at.unwrap() - h.clock.now();
+    assert_eq!(first_wait, chrono::Duration::seconds(10));
+
+    h.clock.advance(first_wait);
+    h.europace.fail_next_kex(unavailable(None));
+    let again = h.importer.deliver_queued(10).await.unwrap();
+    assert_eq!(again[0].status, ImportStatus::Queued);
+    let second_wait = again[0].next_attempt_at.unwrap() - h.clock.now();
+    assert!(
+        (chrono::Duration::seconds(10)..=chrono::Duration::seconds(20)).contains(&second_wait),
+        "{second_wait}"
+    );
+
+    // Past max age: FAILED without another call, reported.
+    h.clock.advance(chrono::Duration::seconds(3600));
+    let expired = h.importer.deliver_queued(10).await.unwrap();
+    assert_eq!(expired[0].status, ImportStatus::Failed);
+    assert_eq!(expired[0].request, None, "body dropped");
+    assert_eq!(h.europace.imports().len(), 0, "no case");
+    let events = h.store.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, vorgang_core::EventType::Failed);
+    assert!(
+        !events[0].payload.contains("Musterfrau"),
+        "no personal data"
+    );
 }

@@ -63,7 +63,8 @@ pub enum Command {
 /// `clients …`.
 #[derive(Debug, Subcommand)]
 pub enum ClientsCommand {
-    /// Registers a partner client and prints `{"client_id","client_secret"}` once.
+    /// Registers a partner client and prints `{"client_id","client_secret"}` once (with
+    /// `"webhook_secret"` when a webhook URL is given).
     Add {
         /// Name of the contact person.
         #[arg(long)]
@@ -80,6 +81,22 @@ pub enum ClientsCommand {
         /// Scopes (repeatable or space separated); default `drkleinrk-api/vorgang:import`.
         #[arg(long)]
         scope: Vec<String>,
+        /// Where the client's webhook events are POSTed (`https://`; `http://` for loopback
+        /// hosts or with `webhooks.allow_http`). Prints a `webhook_secret` once.
+        #[arg(long)]
+        webhook_url: Option<String>,
+    },
+    /// Sets a client's webhook URL (prints `{"client_id","webhook_secret"}` once) or removes it
+    /// (`--none`).
+    #[command(group(clap::ArgGroup::new("webhook").required(true).args(["url", "none"])))]
+    SetWebhook {
+        /// The client id.
+        id: String,
+        /// The new webhook URL (a new secret is issued).
+        url: Option<String>,
+        /// Removes the webhook: no more events are sent.
+        #[arg(long)]
+        none: bool,
     },
     /// One JSON line per client, never a secret.
     List,

@@ -140,17 +140,40 @@ async fn clients(settings: Settings, command: ClientsCommand) -> anyhow::Result<
             telefonnummer,
             organisation,
             scope,
+            webhook_url,
         } => {
             let scopes: Vec<String> = scope
                 .iter()
                 .flat_map(|s| s.split_whitespace())
                 .map(str::to_owned)
                 .collect();
+            // Checked before anything is stored: a refused URL registers no client.
+            let webhook_url = webhook_url
+                .map(|url| crate::webhooks::check_url(&url, settings.webhooks.allow_http))
+                .transpose()?;
             let created = auth
                 .register_client(name, email, telefonnummer, organisation, scopes)
                 .await?;
-            print_line(&created.to_json())?;
+            let mut line = created.to_json();
+            if let Some(url) = webhook_url {
+                let client_id = line["client_id"].as_str().unwrap_or_default().to_owned();
+                let secret = set_webhook(&settings, &store, &client_id, &url).await?;
+                line["webhook_secret"] = serde_json::Value::String(secret);
+            }
+            print_line(&line)?;
         }
+        ClientsCommand::SetWebhook { id, url, none: _ } => match url {
+            Some(url) => {
+                let url = crate::webhooks::check_url(&url, settings.webhooks.allow_http)?;
+                let secret = set_webhook(&settings, &store, &id, &url).await?;
+                print_line(&serde_json::json!({"client_id": id, "webhook_secret": secret}))?;
+            }
+            None => {
+                if !store.as_webhook_store().set_webhook(&id, None).await? {
+                    anyhow::bail!("no client with this id");
+                }
+            }
+        },
         ClientsCommand::List => {
             for client in auth.list_clients().await? {
                 print_line(&client)?;
@@ -179,6 +202,30 @@ async fn clients(settings: Settings, command: ClientsCommand) -> anyhow::Result<
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Gives client `id` the webhook `url` with a new secret; returns the secret's text
+/// (`whsec_…`), shown this once.
+async fn set_webhook(
+    settings: &Settings,
+    store: &Store,
+    id: &str,
+    url: &url::Url,
+) -> anyhow::Result<String> {
+    let (secret, key) = crate::webhooks::new_secret()?;
+    let kek = settings
+        .key_encryption_key
+        .as_ref()
+        .and_then(crate::settings::decode_kek);
+    let target = crate::webhooks::target(id, url, &key, kek.as_ref())?;
+    if !store
+        .as_webhook_store()
+        .set_webhook(id, Some(&target))
+        .await?
+    {
+        anyhow::bail!("no client with this id");
+    }
+    Ok(secret)
 }
 
 /// How many imports `imports list` reads per page: it prints each page before reading the next

@@ -53,7 +53,9 @@ pub const TOKEN_ERRORS: [&str; 9] = [
 /// The states counted by the gauge `vorgang_imports_open` at every scrape: those an import can
 /// stand in before it is finished (`COMPLETED`, `FAILED`). Each costs one count over its own
 /// imports, which stay few: finished imports are never read.
-pub const OPEN_STATES: [ImportStatus; 5] = [
+/// `QUEUED` is the re-delivery queue's depth.
+pub const OPEN_STATES: [ImportStatus; 6] = [
+    ImportStatus::Queued,
     ImportStatus::Accepted,
     ImportStatus::PartnerReady,
     ImportStatus::Sending,
@@ -100,6 +102,13 @@ struct EuropaceLabels {
     outcome: &'static str,
 }
 
+/// Label of the background deliveries and webhook attempts: from closed sets (an import state,
+/// [`crate::webhooks::Outcome`]).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 /// Label of the token endpoint's refusals.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
@@ -122,6 +131,9 @@ pub struct Metrics {
     token_refusals: Family<RefusalLabels, Counter>,
     europace_duration: Family<EuropaceLabels, Histogram, fn() -> Histogram>,
     open_imports: Family<ImportLabels, Gauge>,
+    deliveries: Family<OutcomeLabels, Counter>,
+    webhooks: Family<OutcomeLabels, Counter>,
+    outbox: Gauge,
 }
 
 impl Default for Metrics {
@@ -190,6 +202,36 @@ impl Metrics {
              (every replica reports the same figures: aggregate with max, not sum)",
             open_imports.clone(),
         );
+        let deliveries = Family::<OutcomeLabels, Counter>::default();
+        for status in ImportStatus::ALL {
+            drop(deliveries.get_or_create(&OutcomeLabels {
+                outcome: status.as_str(),
+            }));
+        }
+        registry.register(
+            "vorgang_deliveries",
+            "Background re-deliveries of queued imports, by the state each ended in (COMPLETED, \
+             FAILED, IN_DOUBT, QUEUED again, …)",
+            deliveries.clone(),
+        );
+        let webhooks = Family::<OutcomeLabels, Counter>::default();
+        for outcome in crate::webhooks::Outcome::ALL {
+            drop(webhooks.get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            }));
+        }
+        registry.register(
+            "vorgang_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retried, expired, dropped)",
+            webhooks.clone(),
+        );
+        let outbox = Gauge::default();
+        registry.register(
+            "vorgang_webhook_outbox",
+            "Webhook events waiting for delivery, counted in the database at every scrape \
+             (aggregate with max, not sum)",
+            outbox.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Self {
             registry: Arc::new(registry),
@@ -200,7 +242,39 @@ impl Metrics {
             token_refusals,
             europace_duration,
             open_imports,
+            deliveries,
+            webhooks,
+            outbox,
         }
+    }
+
+    /// Sets `vorgang_webhook_outbox` to the events waiting in `store` (left as it was, with a
+    /// warning, when the count fails).
+    pub async fn count_outbox(&self, store: &dyn vorgang_core::WebhookStore) {
+        match store.count_events().await {
+            Ok(count) => {
+                self.outbox.set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "could not count webhook events for /metrics");
+            }
+        }
+    }
+
+    /// Counts one background re-delivery by the state the import ended in.
+    pub fn observe_delivery(&self, status: ImportStatus) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: status.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts one webhook attempt by its outcome ([`crate::webhooks::Outcome::as_str`]).
+    pub fn observe_webhook(&self, outcome: &'static str) {
+        self.webhooks
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// The observer the Europace adapters report every exchange to

@@ -122,6 +122,59 @@ impl Default for LimitsSettings {
     }
 }
 
+/// `delivery.*` settings: re-delivery of `QUEUED` imports (and the backoff of webhook retries).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// The first wait before a queued import is delivered again, in milliseconds.
+    pub retry_initial_ms: u64,
+    /// The longest wait between two attempts, in milliseconds.
+    pub retry_max_ms: u64,
+    /// A queued import older than this (seconds) is `FAILED`.
+    pub max_age_s: u64,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry_initial_ms: 1000,
+            retry_max_ms: 300_000,
+            max_age_s: 86_400,
+        }
+    }
+}
+
+impl DeliverySettings {
+    /// The core's policy.
+    #[must_use]
+    pub fn policy(&self) -> vorgang_core::DeliveryPolicy {
+        vorgang_core::DeliveryPolicy {
+            retry_initial: std::time::Duration::from_millis(self.retry_initial_ms),
+            retry_max: std::time::Duration::from_millis(self.retry_max_ms),
+            max_age: std::time::Duration::from_secs(self.max_age_s),
+        }
+    }
+}
+
+/// `webhooks.*` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Longest a webhook call may take (connect and answer), in milliseconds.
+    pub timeout_ms: u64,
+    /// Whether `http://` webhook URLs are accepted for hosts other than loopback addresses.
+    pub allow_http: bool,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 5000,
+            allow_http: false,
+        }
+    }
+}
+
 /// All settings of the service (docs/reference/settings.md).
 ///
 /// Every struct denies unknown fields, and [`Settings::load`] checks the file's keys and the
@@ -150,6 +203,10 @@ pub struct Settings {
     pub token_leeway_s: u64,
     /// Rate limits.
     pub limits: LimitsSettings,
+    /// Re-delivery of queued imports.
+    pub delivery: DeliverySettings,
+    /// Webhook calls.
+    pub webhooks: WebhookSettings,
     /// Europace.
     pub europace: EuropaceSettings,
 }
@@ -167,6 +224,8 @@ impl Default for Settings {
             token_ttl_s: 900,
             token_leeway_s: 30,
             limits: LimitsSettings::default(),
+            delivery: DeliverySettings::default(),
+            webhooks: WebhookSettings::default(),
             europace: EuropaceSettings::default(),
         }
     }
@@ -179,7 +238,7 @@ pub const ENV_PREFIX: &str = "VORGANG_";
 pub const CONFIG_VARIABLE: &str = "VORGANG_CONFIG";
 
 /// The sections of the settings (TOML tables; `__` in a variable name).
-pub const SECTIONS: &[&str] = &["auth", "limits", "europace"];
+pub const SECTIONS: &[&str] = &["auth", "limits", "delivery", "webhooks", "europace"];
 
 /// Every setting by its dotted path. `VORGANG_` + the path upper-cased with `.` as `__` is its
 /// variable (`europace.base_url` → `VORGANG_EUROPACE__BASE_URL`). A unit test keeps this list
@@ -200,6 +259,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "auth.client_id",
     "auth.client_secret",
     "limits.imports_per_minute",
+    "delivery.retry_initial_ms",
+    "delivery.retry_max_ms",
+    "delivery.max_age_s",
+    "webhooks.timeout_ms",
+    "webhooks.allow_http",
     "europace.connect_timeout_ms",
     "europace.request_timeout_ms",
     "europace.base_url",
@@ -396,6 +460,23 @@ impl Settings {
                 }
             }
         }
+        let d = &self.delivery;
+        if d.retry_initial_ms == 0 {
+            problems.push("delivery.retry_initial_ms: must be positive".to_owned());
+        }
+        if d.retry_max_ms < d.retry_initial_ms {
+            problems.push(
+                "delivery.retry_max_ms: must not be below delivery.retry_initial_ms".to_owned(),
+            );
+        }
+        if d.max_age_s == 0 || d.max_age_s > 86_400 {
+            // Within the idempotency window: a queued import is found by a retried request
+            // for as long as it may still be delivered.
+            problems.push("delivery.max_age_s: must be between 1 and 86400".to_owned());
+        }
+        if self.webhooks.timeout_ms == 0 || self.webhooks.timeout_ms > 60_000 {
+            problems.push("webhooks.timeout_ms: must be between 1 and 60000".to_owned());
+        }
         let e = &self.europace;
         if e.connect_timeout_ms == 0 || e.request_timeout_ms == 0 {
             problems.push("europace: timeouts must be positive".to_owned());
@@ -467,6 +548,15 @@ impl Settings {
             "token_leeway_s": self.token_leeway_s,
             "limits": {
                 "imports_per_minute": self.limits.imports_per_minute,
+            },
+            "delivery": {
+                "retry_initial_ms": self.delivery.retry_initial_ms,
+                "retry_max_ms": self.delivery.retry_max_ms,
+                "max_age_s": self.delivery.max_age_s,
+            },
+            "webhooks": {
+                "timeout_ms": self.webhooks.timeout_ms,
+                "allow_http": self.webhooks.allow_http,
             },
             "europace": {
                 "connect_timeout_ms": e.connect_timeout_ms,
@@ -739,6 +829,68 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
             found[0].starts_with("limits.imports_per_minute"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn delivery_and_webhook_settings_have_defaults_and_are_checked() {
+        let settings = Settings::load_from(None, &[]).unwrap();
+        assert_eq!(settings.delivery.retry_initial_ms, 1000);
+        assert_eq!(settings.delivery.retry_max_ms, 300_000);
+        assert_eq!(settings.delivery.max_age_s, 86_400);
+        assert_eq!(settings.webhooks.timeout_ms, 5000);
+        assert!(!settings.webhooks.allow_http);
+        let toml = file(
+            "[delivery]\nretry_initial_ms = 50\nretry_max_ms = 200\n[webhooks]\nallow_http = true\n",
+        );
+        let settings = Settings::load_from(Some(toml.path()), &[]).unwrap();
+        assert_eq!(
+            settings.delivery.policy().retry_initial,
+            std::time::Duration::from_millis(50)
+        );
+        assert!(settings.webhooks.allow_http);
+        let settings = Settings::load_from(
+            None,
+            &vars(&[
+                ("VORGANG_DELIVERY__MAX_AGE_S", "60"),
+                ("VORGANG_WEBHOOKS__TIMEOUT_MS", "100"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.delivery.max_age_s, 60);
+        assert_eq!(settings.webhooks.timeout_ms, 100);
+        let found = problems(
+            None,
+            &[
+                ("VORGANG_DELIVERY__RETRY_INITIAL_MS", "500"),
+                ("VORGANG_DELIVERY__RETRY_MAX_MS", "100"),
+                ("VORGANG_DELIVERY__MAX_AGE_S", "0"),
+                ("VORGANG_WEBHOOKS__TIMEOUT_MS", "0"),
+            ],
+        );
+        assert!(
+            found.iter().any(|p| p.starts_with("delivery.retry_max_ms")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.starts_with("delivery.max_age_s")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.starts_with("webhooks.timeout_ms")),
+            "{found:?}"
+        );
+        let found = problems(None, &[("VORGANG_DELIVERY__RETRY_INITAL_MS", "5")]);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("VORGANG_DELIVERY__RETRY_INITAL_MS")),
+            "a typo is an error: {found:?}"
+        );
+        let found = problems(None, &[("VORGANG_WEBHOOKS__ALLOW_HTTP", "maybe")]);
+        assert!(
+            found.iter().any(|p| p.starts_with("webhooks.allow_http")),
             "{found:?}"
         );
     }

@@ -16,6 +16,7 @@ use vorgang_core::{
 use vorgang_store::Store;
 
 use crate::auth::{AuthService, DemoClient};
+use crate::metrics::Metrics;
 use crate::routes::docs::OpenApiDocument;
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -27,6 +28,8 @@ pub struct Application {
     sandbox: Option<EmbeddedSandbox>,
     demo_client: Option<DemoClient>,
     background: tokio::task::JoinHandle<()>,
+    /// Re-delivery of queued imports and the webhook outbox ([`delivery_work`]).
+    delivery: tokio::task::JoinHandle<()>,
     store: Store,
 }
 
@@ -196,6 +199,7 @@ pub fn importer(
             ids: Arc::new(RandomIds),
         },
     )
+    .with_delivery(settings.delivery.policy())
 }
 
 /// The operator's use case over `store` (no Europace adapter: deciding, listing and purging
@@ -249,6 +253,18 @@ impl Application {
             None
         };
 
+        let webhooks = crate::webhooks::Sender::new(
+            store.as_webhook_store(),
+            settings
+                .key_encryption_key
+                .as_ref()
+                .and_then(crate::settings::decode_kek),
+            settings.delivery.policy(),
+            Duration::from_millis(settings.webhooks.timeout_ms),
+            metrics.clone(),
+        )
+        .context("building the webhook client")?;
+        let delivery = tokio::spawn(delivery_work(importer.clone(), webhooks, metrics.clone()));
         let state = web::Data::new(AppState {
             importer: importer.clone(),
             auth,
@@ -256,6 +272,7 @@ impl Application {
             import_limiter: crate::rate_limit::ImportRateLimiter::new(
                 settings.limits.imports_per_minute,
             ),
+            webhooks: store.as_webhook_store(),
         });
         // Built here, not by the route that serves it: the document is made from the routes.
         let document = web::Data::new(OpenApiDocument(crate::openapi::document_json()));
@@ -285,6 +302,7 @@ impl Application {
             sandbox,
             demo_client,
             background,
+            delivery,
             store,
         })
     }
@@ -321,11 +339,53 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.background.abort();
+        self.delivery.abort();
         if let Some(sandbox) = self.sandbox {
             sandbox.stop().await;
         }
         self.store.close().await;
         result
+    }
+}
+
+/// Most queued imports claimed per pass of [`delivery_work`].
+const DELIVERY_BATCH: u32 = 16;
+
+/// How often [`delivery_work`] looks for due queued imports and webhook events: the first
+/// re-delivery wait (`delivery.retry_initial_ms`), between 50 ms and 1 s.
+fn delivery_tick(importer: &Importer) -> Duration {
+    importer
+        .delivery()
+        .retry_initial
+        .clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// Re-delivers due `QUEUED` imports and sends due webhook events, now and at every tick
+/// ([`delivery_tick`]). Each import and event is claimed in the database (one replica each).
+async fn delivery_work(importer: Importer, webhooks: crate::webhooks::Sender, metrics: Metrics) {
+    let mut tick = tokio::time::interval(delivery_tick(&importer));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        loop {
+            match importer.deliver_queued(DELIVERY_BATCH).await {
+                Ok(delivered) => {
+                    for record in &delivered {
+                        metrics.observe_delivery(record.status);
+                    }
+                    if delivered.len() < DELIVERY_BATCH as usize {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "could not claim queued imports");
+                    break;
+                }
+            }
+        }
+        if let Err(error) = webhooks.deliver_due().await {
+            tracing::error!(error = %error, "could not claim webhook events");
+        }
     }
 }
 

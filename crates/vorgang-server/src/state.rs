@@ -16,4 +16,6 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The per-client rate limit of `POST /vorgang` (`limits.imports_per_minute`).
     pub import_limiter: crate::rate_limit::ImportRateLimiter,
+    /// The webhook outbox (its depth is a gauge of `/metrics`).
+    pub webhooks: Arc<dyn vorgang_core::WebhookStore>,
 }

@@ -589,7 +589,7 @@ fn imports_list_takes_a_status_in_any_case_and_lists_them_in_help() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stdout(&output).is_empty());
     assert!(stderr(&output).contains("IN_DOUBT"), "{}", stderr(&output));
-    for status in ["IN_DOUBT", "in_doubt", "In_Doubt", "completed"] {
+    for status in ["IN_DOUBT", "in_doubt", "In_Doubt", "completed", "queued"] {
         let output = env.run(&["imports", "list", "--status", status]);
         assert_success(&output);
         assert!(stdout(&output).is_empty(), "no imports yet");
@@ -600,7 +600,7 @@ fn imports_list_takes_a_status_in_any_case_and_lists_them_in_help() {
     let help = stdout(&env.run(&["imports", "list", "--help"]));
     assert!(
         help.contains(
-            "[possible values: ACCEPTED, PARTNER_READY, SENDING, IMPORTED, COMPLETED, FAILED, IN_DOUBT]"
+            "[possible values: ACCEPTED, PARTNER_READY, SENDING, IMPORTED, COMPLETED, FAILED, IN_DOUBT, QUEUED]"
         ),
         "{help}"
     );

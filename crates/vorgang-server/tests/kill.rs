@@ -171,6 +171,9 @@ impl Deployment {
                 "VORGANG_EUROPACE__REQUEST_TIMEOUT_MS",
                 REQUEST_TIMEOUT_MS.to_string(),
             )
+            // A queued import waits 1.5 to 3 s between deliveries.
+            .env("VORGANG_DELIVERY__RETRY_INITIAL_MS", "1500")
+            .env("VORGANG_DELIVERY__RETRY_MAX_MS", "3000")
             .stdin(Stdio::null());
         command
     }
@@ -616,6 +619,77 @@ async fn sigterm_lets_an_in_flight_import_finish_and_exits_0() {
     let id = body["drkleinrkVorgangsnummer"].as_str().unwrap();
     assert_eq!(imports[id], "COMPLETED");
     assert_eq!(deployment.sandbox_cases().await[id].len(), 1);
+}
+
+/// Issue 13: an import queued (`Prefer: respond-async`, Europace unavailable) survives a
+/// `kill -9` of the server before its re-delivery: the restarted server delivers it once, and the
+/// partner's webhook gets one `vorgang.completed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_queued_then_restart_delivers_once() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let mut deployment = Deployment::start().await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&receiver)
+        .await;
+    let url = format!("{}/hook", receiver.uri());
+    let set = deployment
+        .cli(&["clients", "set-webhook", &deployment.client_id, &url])
+        .await;
+    assert!(
+        set[0]["webhook_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
+    let mut server = deployment.serve().await;
+    let token = deployment.token().await;
+
+    deployment
+        .fault(json!({"target": "kex", "status": 503}))
+        .await;
+    let response = deployment
+        .http
+        .post(format!("{}/vorgang", deployment.address()))
+        .bearer_auth(&token)
+        .header("Prefer", "respond-async")
+        .json(&seed())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    let id = body["drkleinrkVorgangsnummer"].as_str().unwrap().to_owned();
+    server.kill_9();
+    assert_eq!(deployment.imports().await[&id], "QUEUED");
+    assert!(deployment.stored_request_kept(&id).await);
+    assert!(!deployment.sandbox_cases().await.contains_key(&id));
+
+    let server = deployment.serve().await;
+    let deadline = Instant::now() + PATIENCE;
+    while receiver.received_requests().await.unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no webhook call\n{}",
+            server.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = receiver.received_requests().await.unwrap();
+    let event: Value = serde_json::from_slice(&calls[0].body).unwrap();
+    assert_eq!(event["type"], "vorgang.completed");
+    assert_eq!(event["data"]["drkleinrkVorgangsnummer"], id.as_str());
+    assert_eq!(deployment.imports().await[&id], "COMPLETED");
+    // A little longer: nothing is sent twice.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(deployment.sandbox_cases().await[&id].len(), 1, "one case");
+    receiver.verify().await;
+    drop(server);
 }
 
 /// Issue 8 (HIGH 1): a flood of stalled connections cannot exhaust the file descriptors. The

@@ -52,6 +52,29 @@ pub(crate) const SELECT_TIPPGEBER: &str = "SELECT partner_id, \
      CAST(sent_fingerprints AS TEXT) AS sent_fingerprints FROM tippgeber_partners \
      WHERE environment = $1 AND externe_partner_id = $2";
 
+/// The delivery bookkeeping of an import (a rare change, in the transaction of its transition).
+pub(crate) const SET_DELIVERY: &str =
+    "UPDATE imports SET notify = $1, next_attempt_at = $2 WHERE id = $3";
+
+/// A webhook event, in the transaction of the state change causing it: only when the client has
+/// a webhook then (a client without one gets no events, and the outbox holds none for it).
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO webhook_outbox (id, import_id, client_id, \
+     event_type, payload, created_at, next_attempt_at, attempts) \
+     SELECT $1, $2, $3, $4, $5, $6, $6, 0 \
+     WHERE EXISTS (SELECT 1 FROM clients WHERE client_id = $3 AND webhook_url IS NOT NULL)";
+
+pub(crate) const SET_WEBHOOK: &str = "UPDATE clients SET webhook_url = $1, webhook_secret = $2, \
+     webhook_secret_encrypted = $3 WHERE client_id = $4";
+
+pub(crate) const SELECT_WEBHOOK: &str = "SELECT webhook_url, webhook_secret, \
+     webhook_secret_encrypted FROM clients WHERE client_id = $1";
+
+pub(crate) const REMOVE_EVENT: &str = "DELETE FROM webhook_outbox WHERE id = $1";
+
+pub(crate) const RETRY_EVENT: &str = "UPDATE webhook_outbox SET next_attempt_at = $2 WHERE id = $1";
+
+pub(crate) const COUNT_EVENTS: &str = "SELECT count(*) FROM webhook_outbox";
+
 pub(crate) const REVOKE_CLIENT: &str =
     "UPDATE clients SET revoked_at = COALESCE(revoked_at, $1) WHERE client_id = $2";
 
@@ -103,7 +126,9 @@ pub(crate) const RETIRE_OTHER_KEYS: &str =
 ///   (PostgreSQL casts the fingerprints to `json`, which SQLite's `CAST` would turn into a
 ///   number), `sent` as [`encode_sent`](crate::codec::encode_sent) writes it.
 ///
-/// The invoking module also provides the statements `SELECT_IMPORT` (the columns of
+/// The invoking module also provides `CLAIM_QUEUED` (due queued imports moved to `ACCEPTED`,
+/// returning their ids as text) and `CLAIM_EVENTS` (due outbox events leased, returning
+/// [`EventRow`](crate::codec::EventRow)), run on `writer()`; the statements `SELECT_IMPORT` (the columns of
 /// [`ImportRow`](crate::codec::ImportRow) from `imports i` joined with its body, no `WHERE`),
 /// `SELECT_BY_ID`, `SELECT_BY_KEY`, `LIST_STALE`, `INSERT_CLIENT`, `SELECT_CLIENT`,
 /// `LIST_CLIENTS`, and the inherent methods `writer()` and `reader()` (the sqlx pools for the
@@ -298,6 +323,29 @@ macro_rules! impl_store_ports {
                 self.purge_rows($crate::codec::encode_time(cutoff)).await
             }
 
+            async fn claim_queued(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> Result<Vec<vorgang_core::ImportRecord>, vorgang_core::StoreError> {
+                let ids: Vec<String> = sqlx::query_scalar(CLAIM_QUEUED)
+                    .bind($crate::codec::encode_time(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.writer())
+                    .await
+                    .map_err(|err| $crate::error::map_sqlx("claim queued imports", &err))?;
+                let mut claimed = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let id = uuid::Uuid::parse_str(&id)
+                        .map_err(|_| $crate::error::corrupt("claim queued imports", "id"))?;
+                    // Claimed: only this caller moves it on, so the read is what it claimed.
+                    if let Some(record) = vorgang_core::ImportStore::get(self, id).await? {
+                        claimed.push(record);
+                    }
+                }
+                Ok(claimed)
+            }
+
             async fn count_by_status(
                 &self,
                 status: vorgang_core::ImportStatus,
@@ -353,6 +401,78 @@ macro_rules! impl_store_ports {
 
             async fn scrub(&self) -> Result<(), vorgang_core::StoreError> {
                 self.scrub_backend().await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl vorgang_core::WebhookStore for $store {
+            async fn set_webhook(
+                &self,
+                client_id: &str,
+                target: Option<&vorgang_core::WebhookTarget>,
+            ) -> Result<bool, vorgang_core::StoreError> {
+                let query = sqlx::query($crate::adapter::SET_WEBHOOK)
+                    .bind(target.map(|t| t.url.clone()))
+                    .bind(target.map(|t| t.sealed_secret.clone()))
+                    .bind(target.map(|t| t.encrypted))
+                    .bind(client_id);
+                Ok(self.write("set webhook", query).await? == 1)
+            }
+
+            async fn webhook(
+                &self,
+                client_id: &str,
+            ) -> Result<Option<vorgang_core::WebhookTarget>, vorgang_core::StoreError> {
+                Ok(Self::fetch_optional(
+                    self.reader(),
+                    "read webhook",
+                    sqlx::query_as($crate::adapter::SELECT_WEBHOOK).bind(client_id),
+                    $crate::codec::WebhookRow::into_target,
+                )
+                .await?
+                .flatten())
+            }
+
+            async fn claim_events(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                lease_until: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> Result<Vec<vorgang_core::PendingEvent>, vorgang_core::StoreError> {
+                Self::fetch_all(
+                    self.writer(),
+                    "claim webhook events",
+                    sqlx::query_as(CLAIM_EVENTS)
+                        .bind($crate::codec::encode_time(now))
+                        .bind($crate::codec::encode_time(lease_until))
+                        .bind(i64::from(limit)),
+                    $crate::codec::EventRow::into_event,
+                )
+                .await
+            }
+
+            async fn remove_event(&self, id: &str) -> Result<(), vorgang_core::StoreError> {
+                let query = sqlx::query($crate::adapter::REMOVE_EVENT).bind(id);
+                self.write("remove webhook event", query).await.map(|_| ())
+            }
+
+            async fn retry_event(
+                &self,
+                id: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), vorgang_core::StoreError> {
+                let query = sqlx::query($crate::adapter::RETRY_EVENT)
+                    .bind(id)
+                    .bind($crate::codec::encode_time(at));
+                self.write("retry webhook event", query).await.map(|_| ())
+            }
+
+            async fn count_events(&self) -> Result<u64, vorgang_core::StoreError> {
+                let count: i64 = sqlx::query_scalar($crate::adapter::COUNT_EVENTS)
+                    .fetch_one(self.reader())
+                    .await
+                    .map_err(|err| $crate::error::map_sqlx("count webhook events", &err))?;
+                Ok(u64::try_from(count).unwrap_or(0))
             }
         }
 

@@ -11,8 +11,8 @@ use vorgang_core::model::{
     Environment, ImportRequest, PartnerDaten, Tippgeber, render_partner_line,
 };
 use vorgang_core::{
-    BodyChange, Failure, ImportChange, ImportRecord, ImportStatus, SentTippgeber, StoreError,
-    TippgeberAttribute, TippgeberMapping,
+    BodyChange, Failure, ImportChange, ImportRecord, ImportStatus, PendingEvent, SentTippgeber,
+    StoreError, TippgeberAttribute, TippgeberMapping, WebhookEvent, WebhookTarget,
 };
 
 use crate::error::corrupt;
@@ -258,6 +258,41 @@ pub(crate) struct ChangeParams {
     pub attempts: i64,
     pub updated_at: String,
     pub body: BodyParam,
+    /// The delivery bookkeeping to write (`notify`, `next_attempt_at`), if it changes.
+    pub delivery: Option<(bool, Option<String>)>,
+    /// The webhook event to write with the change.
+    pub event: Option<EventParams>,
+}
+
+impl ChangeParams {
+    /// Whether the change writes more than the common columns (delivery bookkeeping, an event):
+    /// the backends run it as a transaction of its own, off their batched path.
+    pub(crate) const fn is_rare(&self) -> bool {
+        self.delivery.is_some() || self.event.is_some() || matches!(self.body, BodyParam::Store(_))
+    }
+}
+
+/// A [`WebhookEvent`] as bound to SQL parameters (`INSERT_EVENT`).
+pub(crate) struct EventParams {
+    pub id: String,
+    pub import_id: Uuid,
+    pub client_id: String,
+    pub event_type: &'static str,
+    pub payload: String,
+    pub created_at: String,
+}
+
+impl EventParams {
+    fn new(event: &WebhookEvent) -> Self {
+        Self {
+            id: event.id.clone(),
+            import_id: event.import_id,
+            client_id: event.client_id.clone(),
+            event_type: event.event_type.as_str(),
+            payload: event.payload.clone(),
+            created_at: encode_time(event.created_at),
+        }
+    }
 }
 
 impl ChangeParams {
@@ -283,6 +318,10 @@ impl ChangeParams {
                 BodyChange::Drop => BodyParam::Drop,
                 BodyChange::Store(request) => BodyParam::Store(encode_request(context, request)?),
             },
+            delivery: change
+                .delivery
+                .map(|delivery| (delivery.notify, delivery.next_attempt_at.map(encode_time))),
+            event: change.event.map(EventParams::new),
         })
     }
 }
@@ -306,6 +345,8 @@ pub(crate) struct ImportRow {
     attempts: i64,
     created_at: String,
     updated_at: String,
+    notify: bool,
+    next_attempt_at: Option<String>,
 }
 
 impl ImportRow {
@@ -340,7 +381,61 @@ impl ImportRow {
             attempts: u32::try_from(self.attempts).map_err(|_| corrupt(CONTEXT, "attempts"))?,
             created_at: decode_time(CONTEXT, "created_at", &self.created_at)?,
             updated_at: decode_time(CONTEXT, "updated_at", &self.updated_at)?,
+            notify: self.notify,
+            next_attempt_at: decode_optional_time(
+                CONTEXT,
+                "next_attempt_at",
+                self.next_attempt_at.as_deref(),
+            )?,
         })
+    }
+}
+
+/// One row of `webhook_outbox` as claimed.
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    id: String,
+    client_id: String,
+    payload: String,
+    created_at: String,
+    attempts: i64,
+}
+
+impl EventRow {
+    /// Decodes the row into the event it stores.
+    pub(crate) fn into_event(self) -> Result<PendingEvent, StoreError> {
+        const CONTEXT: &str = "read webhook event";
+        Ok(PendingEvent {
+            id: self.id,
+            client_id: self.client_id,
+            payload: self.payload,
+            created_at: decode_time(CONTEXT, "created_at", &self.created_at)?,
+            attempts: u32::try_from(self.attempts).map_err(|_| corrupt(CONTEXT, "attempts"))?,
+        })
+    }
+}
+
+/// The webhook columns of one row of `clients`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct WebhookRow {
+    webhook_url: Option<String>,
+    webhook_secret: Option<Vec<u8>>,
+    webhook_secret_encrypted: Option<bool>,
+}
+
+impl WebhookRow {
+    /// The client's webhook, if it has one.
+    pub(crate) fn into_target(self) -> Result<Option<WebhookTarget>, StoreError> {
+        const CONTEXT: &str = "read webhook";
+        match (self.webhook_url, self.webhook_secret) {
+            (None, _) => Ok(None),
+            (Some(url), Some(sealed_secret)) => Ok(Some(WebhookTarget {
+                url,
+                sealed_secret,
+                encrypted: self.webhook_secret_encrypted.unwrap_or(false),
+            })),
+            (Some(_), None) => Err(corrupt(CONTEXT, "webhook_secret")),
+        }
     }
 }
 

@@ -141,7 +141,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::{ClientStore, SigningKeyStore};
-pub use vorgang_core::{ImportStore, StoreError};
+pub use vorgang_core::{ImportStore, StoreError, WebhookStore};
 
 mod adapter;
 mod codec;
@@ -241,6 +241,15 @@ impl Store {
     /// This store as the client port.
     #[must_use]
     pub fn as_client_store(&self) -> Arc<dyn ClientStore> {
+        match self {
+            Self::Sqlite(store) => Arc::new(store.clone()),
+            Self::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// This store as the webhook port (clients' webhooks, the event outbox).
+    #[must_use]
+    pub fn as_webhook_store(&self) -> Arc<dyn WebhookStore> {
         match self {
             Self::Sqlite(store) => Arc::new(store.clone()),
             Self::Postgres(store) => Arc::new(store.clone()),

@@ -46,7 +46,7 @@ macro_rules! select_import {
          i.fingerprint, COALESCE(i.request, r.body)::text AS request, \
          i.tippgeber_externe_partner_id, i.tippgeber_partner_id, i.europace_vorgangsnummer, \
          i.crm_kennung, i.messages::text AS messages, i.failure::text AS failure, i.attempts, \
-         i.created_at, i.updated_at \
+         i.created_at, i.updated_at, i.notify, i.next_attempt_at \
          FROM imports i LEFT JOIN import_requests r ON r.import_id = i.id"
     };
 }
@@ -62,6 +62,22 @@ const SELECT_BY_KEY: &str = concat!(
 
 /// See [`stale_condition`].
 const LIST_STALE: &str = concat!(select_import!(), stale_condition!());
+
+/// See `ImportStore::claim_queued`: the due queued imports through the partial index
+/// `imports_queued_due`, each locked or skipped (`SKIP LOCKED`: a replica claiming at the same
+/// time takes others), moved to `ACCEPTED` in the same statement.
+const CLAIM_QUEUED: &str = "UPDATE imports SET status = 'ACCEPTED', updated_at = $1, \
+     next_attempt_at = NULL, failure = NULL, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM imports WHERE status = 'QUEUED' AND next_attempt_at <= $1 \
+     ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) AND status = 'QUEUED' \
+     RETURNING id::text";
+
+/// See `WebhookStore::claim_events`: leased by moving `next_attempt_at` to the lease's end, each
+/// row locked or skipped.
+const CLAIM_EVENTS: &str = "UPDATE webhook_outbox SET next_attempt_at = $2, \
+     attempts = attempts + 1 WHERE id IN (SELECT id FROM webhook_outbox \
+     WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+     AND next_attempt_at <= $1 RETURNING id, client_id, payload, created_at, attempts";
 
 /// Writes a body unless the stored one is the same: an unchanged body leaves no dead row
 /// version behind (`json` has no equality operator, so the texts are compared).
@@ -262,28 +278,66 @@ impl PgStore {
         change: ChangeParams,
     ) -> Result<bool, StoreError> {
         const CONTEXT: &str = "transition import";
-        let BodyParam::Store(body) = &change.body else {
+        if !change.is_rare() {
             return self.writes.transition(id, from.as_str(), change).await;
-        };
-        // Rare (a retry after Europace was unavailable): a transaction, so the trigger that
-        // fires on clearing `imports.request` runs before the body is written.
+        }
+        // Rare (a retry after Europace was unavailable, queueing, a webhook event): a
+        // transaction, so the change, its body, its bookkeeping and its event commit together
+        // (and the trigger that fires on clearing `imports.request` runs before a body is
+        // written).
         let map = |err: sqlx::Error| map_sqlx(CONTEXT, &err);
         let mut tx = self.begin_write().await.map_err(map)?;
+        let statement = match change.body {
+            BodyParam::Keep => TRANSITION_KEEP,
+            BodyParam::Drop => TRANSITION_DROP,
+            BodyParam::Store(_) => TRANSITION_CLEAR,
+        };
         let row: Option<(Option<String>,)> =
-            bind_change(sqlx::query_as(TRANSITION_CLEAR), id, from.as_str(), &change)
+            bind_change(sqlx::query_as(statement), id, from.as_str(), &change)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map)?;
-        if row.is_none() {
+        let Some((legacy,)) = row else {
             tx.rollback().await.map_err(map)?;
             return Ok(false);
+        };
+        match (&change.body, legacy) {
+            (BodyParam::Store(body), _) => {
+                sqlx::query(UPSERT_BODY)
+                    .bind(id)
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+            }
+            (body, Some(legacy)) => {
+                move_legacy_body(&mut tx, id, matches!(body, BodyParam::Keep), legacy)
+                    .await
+                    .map_err(map)?;
+            }
+            (_, None) => {}
         }
-        sqlx::query(UPSERT_BODY)
-            .bind(id)
-            .bind(body)
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
+        if let Some((notify, next_attempt_at)) = &change.delivery {
+            sqlx::query(crate::adapter::SET_DELIVERY)
+                .bind(notify)
+                .bind(next_attempt_at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+        }
+        if let Some(event) = &change.event {
+            sqlx::query(crate::adapter::INSERT_EVENT)
+                .bind(&event.id)
+                .bind(event.import_id)
+                .bind(&event.client_id)
+                .bind(event.event_type)
+                .bind(&event.payload)
+                .bind(&event.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+        }
         tx.commit().await.map_err(map)?;
         Ok(true)
     }

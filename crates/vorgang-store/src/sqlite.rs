@@ -40,7 +40,7 @@ macro_rules! select_import {
         "SELECT i.id, i.client_id, i.environment, i.status, i.idempotency_key, i.fingerprint, \
          COALESCE(i.request, r.body) AS request, i.tippgeber_externe_partner_id, \
          i.tippgeber_partner_id, i.europace_vorgangsnummer, i.crm_kennung, i.messages, \
-         i.failure, i.attempts, i.created_at, i.updated_at \
+         i.failure, i.attempts, i.created_at, i.updated_at, i.notify, i.next_attempt_at \
          FROM imports i LEFT JOIN import_requests r ON r.import_id = i.id"
     };
 }
@@ -56,6 +56,19 @@ const SELECT_BY_KEY: &str = concat!(
 
 /// See [`stale_condition`].
 const LIST_STALE: &str = concat!(select_import!(), stale_condition!());
+
+/// See `ImportStore::claim_queued`: one statement (SQLite writes one at a time), through the
+/// partial index `imports_queued_due`.
+const CLAIM_QUEUED: &str = "UPDATE imports SET status = 'ACCEPTED', updated_at = $1, \
+     next_attempt_at = NULL, failure = NULL, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM imports WHERE status = 'QUEUED' AND next_attempt_at <= $1 \
+     ORDER BY next_attempt_at, id LIMIT $2) AND status = 'QUEUED' RETURNING id";
+
+/// See `WebhookStore::claim_events`.
+const CLAIM_EVENTS: &str = "UPDATE webhook_outbox SET next_attempt_at = $2, \
+     attempts = attempts + 1 WHERE id IN (SELECT id FROM webhook_outbox \
+     WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $3) \
+     RETURNING id, client_id, payload, created_at, attempts";
 
 const INSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) VALUES (?1, ?2)";
 
@@ -393,6 +406,31 @@ impl SqliteStore {
                         }
                         execute(connection, UPSERT_BODY, params![id, body], CONTEXT)?;
                     }
+                }
+                // In the same job (one savepoint of the batch): the change, its bookkeeping and
+                // its event commit together or not at all.
+                if let Some((notify, next_attempt_at)) = &change.delivery {
+                    execute(
+                        connection,
+                        crate::adapter::SET_DELIVERY,
+                        params![notify, next_attempt_at, id],
+                        CONTEXT,
+                    )?;
+                }
+                if let Some(event) = &change.event {
+                    execute(
+                        connection,
+                        crate::adapter::INSERT_EVENT,
+                        params![
+                            event.id,
+                            Self::id_param(event.import_id),
+                            event.client_id,
+                            event.event_type,
+                            event.payload,
+                            event.created_at,
+                        ],
+                        CONTEXT,
+                    )?;
                 }
                 Ok(true)
             })

@@ -34,6 +34,8 @@ fn import(request: ImportRequest) -> ImportRecord {
         attempts: 1,
         created_at: now,
         updated_at: now,
+        notify: false,
+        next_attempt_at: None,
     }
 }
 

@@ -49,6 +49,8 @@ fn import(client_id: &str, key: Option<&str>, created_at: DateTime<Utc>) -> Impo
         attempts: 1,
         created_at,
         updated_at: created_at,
+        notify: false,
+        next_attempt_at: None,
     }
 }
 
@@ -802,6 +804,230 @@ mod cases {
         assert_eq!(keys.list_keys(at(0, 0)).await.unwrap(), vec![record]);
     }
 
+    /// Moves `record` to `QUEUED`, due at `due`, as the importer queues it.
+    async fn queue(store: &Store, record: &ImportRecord, due: DateTime<Utc>) -> ImportRecord {
+        let mut queued = record.clone();
+        queued.status = ImportStatus::Queued;
+        queued.notify = true;
+        queued.next_attempt_at = Some(due);
+        queued.failure = Some(Failure::new(FailureKind::Unavailable, "status 503"));
+        assert!(step(store, record, &queued).await);
+        queued
+    }
+
+    pub async fn queued_imports_keep_their_bookkeeping_and_are_claimed_once_when_due(
+        store: &Store,
+    ) {
+        let imports = store.as_import_store();
+        let record = import("c", None, at(0, 0));
+        imports.insert(&record).await.unwrap();
+        let queued = queue(store, &record, at(10, 7)).await;
+        assert_eq!(imports.get(record.id).await.unwrap().unwrap(), queued);
+        assert_eq!(
+            imports.count_by_status(ImportStatus::Queued).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            imports.list(&status(ImportStatus::Queued)).await.unwrap(),
+            vec![queued.clone()]
+        );
+        // Not stale for the resume, never purged: it waits for its delivery.
+        assert!(imports.list_stale(at(1000, 0)).await.unwrap().is_empty());
+        assert_eq!(imports.purge_finished_before(at(1000, 0)).await.unwrap(), 0);
+
+        assert!(
+            imports
+                .claim_queued(at(10, 6), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not yet due"
+        );
+        let claimed = imports.claim_queued(at(10, 7), 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        let claimed = &claimed[0];
+        assert_eq!(claimed.status, ImportStatus::Accepted);
+        assert_eq!(claimed.updated_at, at(10, 7));
+        assert_eq!(claimed.attempts, 2);
+        assert_eq!(claimed.next_attempt_at, None);
+        assert_eq!(claimed.failure, None);
+        assert!(claimed.notify, "notify stays");
+        assert_eq!(claimed.request, record.request, "the body stays");
+        assert!(
+            imports
+                .claim_queued(at(99, 0), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "claimed once"
+        );
+
+        // A change that sets nothing of the bookkeeping leaves it as stored.
+        let mut sending = claimed.clone();
+        sending.status = ImportStatus::Sending;
+        assert!(step(store, claimed, &sending).await);
+        assert!(imports.get(record.id).await.unwrap().unwrap().notify);
+    }
+
+    pub async fn concurrent_claims_take_each_queued_import_once(store: &Store) {
+        let imports = store.as_import_store();
+        let mut ids = Vec::new();
+        for n in 0..30 {
+            let record = import("c", None, at(n, 0));
+            imports.insert(&record).await.unwrap();
+            queue(store, &record, at(n, 1)).await;
+            ids.push(record.id);
+        }
+        let claims: Vec<_> = (0..4)
+            .map(|_| {
+                let imports = imports.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = imports.claim_queued(at(100, 0), 3).await.unwrap();
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(batch.into_iter().map(|r| r.id));
+                    }
+                })
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for claim in claims {
+            claimed.extend(claim.await.unwrap());
+        }
+        claimed.sort();
+        ids.sort();
+        assert_eq!(claimed, ids, "every queued import claimed exactly once");
+    }
+
+    pub async fn webhooks_are_set_read_and_removed(store: &Store) {
+        let webhooks = store.as_webhook_store();
+        let target = vorgang_core::WebhookTarget {
+            url: "https://partner.example/hooks".to_owned(),
+            sealed_secret: vec![0, 1, 2, 255],
+            encrypted: true,
+        };
+        assert!(!webhooks.set_webhook("nobody", Some(&target)).await.unwrap());
+        store
+            .as_client_store()
+            .insert_client(&client("c", at(0, 0)))
+            .await
+            .unwrap();
+        assert_eq!(webhooks.webhook("c").await.unwrap(), None);
+        assert!(webhooks.set_webhook("c", Some(&target)).await.unwrap());
+        assert_eq!(webhooks.webhook("c").await.unwrap(), Some(target));
+        assert!(webhooks.set_webhook("c", None).await.unwrap());
+        assert_eq!(webhooks.webhook("c").await.unwrap(), None);
+        assert_eq!(webhooks.webhook("nobody").await.unwrap(), None);
+    }
+
+    pub async fn events_are_written_with_their_change_and_leased_once(store: &Store) {
+        let imports = store.as_import_store();
+        let webhooks = store.as_webhook_store();
+        let clients = store.as_client_store();
+        clients
+            .insert_client(&client("with-hook", at(0, 0)))
+            .await
+            .unwrap();
+        clients
+            .insert_client(&client("without", at(0, 0)))
+            .await
+            .unwrap();
+        let target = vorgang_core::WebhookTarget {
+            url: "https://partner.example/hooks".to_owned(),
+            sealed_secret: vec![7; 32],
+            encrypted: false,
+        };
+        assert!(
+            webhooks
+                .set_webhook("with-hook", Some(&target))
+                .await
+                .unwrap()
+        );
+
+        for (before, client_id) in [(0, "with-hook"), (1, "without")] {
+            let record = import(client_id, None, at(0, 0));
+            imports.insert(&record).await.unwrap();
+            let mut done = record.clone();
+            done.status = ImportStatus::Completed;
+            done.request = None;
+            done.europace_vorgangsnummer = Some("AB1234".to_owned());
+            let event = vorgang_core::WebhookEvent::of(&done, at(5, 0)).unwrap();
+            // A lost compare-and-set writes no event.
+            let change = ImportChange::between(&record, &done).with_event(Some(&event));
+            assert!(
+                !imports
+                    .transition(record.id, ImportStatus::Sending, &change)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(webhooks.count_events().await.unwrap(), before);
+            assert!(
+                imports
+                    .transition(record.id, record.status, &change)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(imports.get(record.id).await.unwrap().unwrap().request, None);
+        }
+        // Only the client with a webhook has an event.
+        assert_eq!(webhooks.count_events().await.unwrap(), 1);
+
+        assert!(
+            webhooks
+                .claim_events(at(4, 0), at(4, 0), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let first = webhooks
+            .claim_events(at(5, 0), at(65, 0), 10)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].client_id, "with-hook");
+        assert_eq!(first[0].attempts, 1);
+        assert_eq!(first[0].created_at, at(5, 0));
+        let body: serde_json::Value = serde_json::from_str(&first[0].payload).unwrap();
+        assert_eq!(body["type"], "vorgang.completed");
+        assert_eq!(body["data"]["europaceVorgangsnummer"], "AB1234");
+        assert!(!first[0].payload.contains("Jörg"), "no personal data");
+        // Leased: no one else gets it before the lease ends, then the same id again.
+        assert!(
+            webhooks
+                .claim_events(at(64, 0), at(124, 0), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        webhooks.retry_event(&first[0].id, at(70, 0)).await.unwrap();
+        assert!(
+            webhooks
+                .claim_events(at(69, 0), at(129, 0), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let again = webhooks
+            .claim_events(at(70, 0), at(130, 0), 10)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, first[0].id);
+        assert_eq!(again[0].attempts, 2);
+        webhooks.remove_event(&first[0].id).await.unwrap();
+        assert_eq!(webhooks.count_events().await.unwrap(), 0);
+        assert!(
+            webhooks
+                .claim_events(at(999, 0), at(999, 0), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     pub async fn count_by_status_counts_each_state(store: &Store) {
         let imports = store.as_import_store();
         for status in ImportStatus::ALL {
@@ -966,6 +1192,10 @@ contract_tests!(
     signing_keys_newest_first_and_retirement,
     duplicate_kid_is_a_conflict,
     count_by_status_counts_each_state,
+    queued_imports_keep_their_bookkeeping_and_are_claimed_once_when_due,
+    concurrent_claims_take_each_queued_import_once,
+    webhooks_are_set_read_and_removed,
+    events_are_written_with_their_change_and_leased_once,
     ping_answers,
     closed_store_is_unavailable,
 );

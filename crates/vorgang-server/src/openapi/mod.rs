@@ -42,7 +42,10 @@ use crate::routes::token::{
     IntrospectionRequestSchema, IntrospectionResponseSchema, JwksSchema, MetadataSchema,
     OAuthErrorSchema, RevocationRequestSchema, TokenRequestSchema, TokenResponseSchema,
 };
-use crate::routes::vorgang::{ImportCreated, ImportList, ImportPending, ImportView};
+use crate::routes::vorgang::{
+    ImportAccepted, ImportCreated, ImportList, ImportPending, ImportQueued, ImportView,
+    QueuedStatus,
+};
 
 /// Adds the security schemes.
 struct SecuritySchemes;
@@ -134,6 +137,9 @@ impl Modify for SecuritySchemes {
     components(schemas(
         ImportCreated,
         ImportPending,
+        ImportQueued,
+        QueuedStatus,
+        ImportAccepted,
         ImportView,
         ImportList,
         Problem,

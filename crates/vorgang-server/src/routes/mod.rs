@@ -168,6 +168,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .metrics
         .count_open_imports(state.importer.resolver())
         .await;
+    state.metrics.count_outbox(state.webhooks.as_ref()).await;
     match state.metrics.render() {
         Ok(text) => HttpResponse::Ok()
             .content_type(crate::metrics::CONTENT_TYPE)

@@ -82,6 +82,20 @@ impl IntoParams for IdempotencyKeyHeader {
                     "0b3c2f1e-7d7a-4c5e-9f51-3c1f0e6a9b42"
                 )))
                 .build(),
+            ParameterBuilder::new()
+                .name("Prefer")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "`respond-async` (RFC 7240): if Europace cannot take the import now (5xx, \
+                     429, unreachable; nothing was created), answer 202 with `importStatus` \
+                     `QUEUED` instead of 503; the service delivers it in the background and \
+                     reports the outcome to your webhook. An import that completes at once is \
+                     answered 201 as usual.",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .example(Some(serde_json::json!("respond-async")))
+                .build(),
         ]
     }
 }
@@ -302,10 +316,73 @@ pub fn answer(record: &ImportRecord) -> HttpResponse {
                 .error_response()
         }
         ImportStatus::InDoubt => in_doubt(record.id).error_response(),
+        ImportStatus::Queued => queued(record),
         ImportStatus::Accepted | ImportStatus::PartnerReady | ImportStatus::Sending => {
             stored_unfinished(record)
         }
     }
+}
+
+/// The 202 answer for an import kept `QUEUED` (`Prefer: respond-async`, Europace unavailable).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportQueued {
+    /// Our Vorgangsnummer (UUID).
+    pub drkleinrk_vorgangsnummer: Uuid,
+    /// Always `QUEUED`.
+    pub import_status: QueuedStatus,
+}
+
+/// The one state of a queued answer (its own type, so the document's `oneOf` of the 202 bodies
+/// tells them apart: an unfinished import is never `QUEUED`).
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub enum QueuedStatus {
+    /// Kept for re-delivery.
+    #[serde(rename = "QUEUED")]
+    Queued,
+}
+
+/// The two bodies of a 202 answer to `POST /vorgang`, for the OpenAPI document (`oneOf`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ImportAccepted {
+    /// Queued (`Prefer: respond-async`).
+    Queued(ImportQueued),
+    /// Stored but unfinished.
+    Pending(ImportPending),
+}
+
+/// The header naming the preference honoured (RFC 7240 §3).
+const PREFERENCE_APPLIED: &str = "preference-applied";
+
+/// 202 for a queued import: stored, delivered in the background, the outcome by webhook and at
+/// `Location`.
+fn queued(record: &ImportRecord) -> HttpResponse {
+    let mut response = HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/vorgang/{}", record.id)))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((PREFERENCE_APPLIED, "respond-async"))
+        .json(ImportQueued {
+            drkleinrk_vorgangsnummer: record.id,
+            import_status: QueuedStatus::Queued,
+        });
+    // Like every 202 of this endpoint (the document promises it for the status).
+    crate::language::mark(response.headers_mut(), crate::language::current());
+    response
+}
+
+/// Whether the request prefers `respond-async` (RFC 7240: `Prefer` headers, comma-separated
+/// preferences, each `token[=value]` with `;` parameters; tokens compared case-insensitively).
+fn prefers_async(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get_all(header::HeaderName::from_static("prefer"))
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|preference| {
+            let name = preference.split([';', '=']).next().unwrap_or_default();
+            name.trim().eq_ignore_ascii_case("respond-async")
+        })
 }
 
 /// The 202 answer for an import that is stored but not finished when the request ends.
@@ -423,10 +500,11 @@ fn in_progress(id: Uuid, status: ImportStatus) -> Problem {
                 ("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (so are replayed 502 and 504 answers); absent when this request was processed."),
             ),
             example = json!({"drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "europaceVorgangsnummer": "AB1234", "crmKennung": "DKR-AB1267", "messages": ["WARN unknown-field /vorgang/antragsteller1/foo"]})),
-        (status = 202, description = "Stored, but not finished when the request ended (our database failed mid-way, or another replica is finishing it): it WILL be finished in the background. Do not send it again; `GET` the `Location` for the outcome.", body = ImportPending,
+        (status = 202, description = "Accepted, not finished. Either (with `Prefer: respond-async`, body `ImportQueued`, header `Preference-Applied: respond-async`) Europace could not take the import now (5xx, 429, unreachable; nothing was created): it is `QUEUED` and delivered in the background until `COMPLETED`, `FAILED` or `IN_DOUBT`, reported to your webhook (`vorgang.completed`, `vorgang.failed`, `vorgang.in_doubt`) and at `Location`. Or (body `ImportPending`) it was stored but not finished when the request ended (our database failed mid-way, or another replica is finishing it): it WILL be finished in the background. In both cases: do not send it again; `GET` the `Location` for the outcome.", body = ImportAccepted,
             headers(
                 ("Location" = String, description = "`/vorgang/{drkleinrkVorgangsnummer}` (relative)"),
                 ("Cache-Control" = String, description = "`no-store`"),
+                ("Preference-Applied" = String, description = "`respond-async` when the import was queued."),
             ),
             example = json!({"drkleinrkVorgangsnummer": "6e8627d4-1512-11eb-adc1-0242ac120002", "importStatus": "ACCEPTED", "detail": "the import is stored and will be finished in the background; do not send it again; GET its Location for the outcome"})),
         (status = 400, description = "Not JSON, not an object, duplicate keys, nesting deeper than 32, invalid UTF-8; a bad query (`environment`), a bad `Idempotency-Key`; more than one `Authorization` header (`duplicate-authorization`).",
@@ -553,6 +631,7 @@ async fn accept(
             raw_body: &body,
             request: parsed,
             trace: crate::request_context::trace_of(&request),
+            respond_async: prefers_async(&request),
         })
         .await;
     // `submit` already waited (bounded) for the outcome of an import another writer took over.

@@ -5,6 +5,7 @@ mod auth_attacks;
 mod auth_hardening;
 mod concurrency;
 mod corpus;
+mod delivery;
 mod external_idp;
 mod faults;
 mod health;

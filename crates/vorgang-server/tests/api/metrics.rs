@@ -197,6 +197,7 @@ async fn europace_calls_are_timed_and_open_imports_counted() {
 
     let (text, before) = scrape(&app).await;
     for status in [
+        "QUEUED",
         "ACCEPTED",
         "PARTNER_READY",
         "SENDING",

@@ -702,6 +702,23 @@ async fn real_answers_match_the_documented_schemas() {
     assert_eq!(response.status(), 404);
     assert_documented(doc, "/vorgang/{drkleinrkVorgangsnummer}", "get", response).await;
 
+    // 202 of a queued import (`Prefer: respond-async`, Europace unavailable).
+    app.sandbox_fault(json!({"target": "kex", "status": 503}))
+        .await;
+    let response = app
+        .http
+        .post(format!("{}/vorgang", app.address))
+        .bearer_auth(&token)
+        .header("Prefer", "respond-async")
+        .header("Content-Type", "application/json")
+        .body(seed_body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let queued = assert_documented(doc, "/vorgang", "post", response).await;
+    assert_eq!(queued["importStatus"], "QUEUED");
+
     // The form label is accepted for the same JSON body.
     let response = app
         .post_vorgang_raw(

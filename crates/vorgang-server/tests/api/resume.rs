@@ -64,6 +64,8 @@ fn left_behind_with(
         attempts: 1,
         created_at: when,
         updated_at: when,
+        notify: false,
+        next_attempt_at: None,
     }
 }
 
