@@ -177,9 +177,10 @@ async fn answer(receiver: &MockServer, status: u16, times: Option<u64>, expect: 
 #[tokio::test]
 async fn a_queued_import_is_delivered_once_and_reported_by_one_signed_event() {
     let app = spawn_app_with(Db::Sqlite, |settings| {
-        // Long enough to see it QUEUED before the first re-delivery.
-        settings.delivery.retry_initial_ms = 700;
-        settings.delivery.retry_max_ms = 1_000;
+        // Long enough to see it QUEUED before the first re-delivery (at least 1 s after the
+        // 202: the jitter takes between half and all of the wait), also on a loaded machine.
+        settings.delivery.retry_initial_ms = 2_000;
+        settings.delivery.retry_max_ms = 2_000;
     })
     .await;
     let receiver = MockServer::start().await;
