@@ -1,8 +1,9 @@
 //! The JWT check of every `POST /vorgang`: `cargo bench -p auth`.
 //!
 //! `TokenValidator::validate`: header, EdDSA signature, `iss`/`aud`/claims, lifetime and times,
-//! on a token our issuer signed. The revocation check (`ClientRegistry::is_active`, a store
-//! read) is not part of it.
+//! on a token our issuer signed, once with the cache of verified tokens switched off (every call
+//! verifies the signature) and once as served (the same token again: a SHA-256 and a look-up).
+//! The revocation check (`ClientRegistry::is_token_active`) is not part of it.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -30,15 +31,22 @@ fn jwt_check(c: &mut Criterion) {
     );
     let settings = TokenSettings::new("http://127.0.0.1:8080");
     let issuer = TokenIssuer::new(keys.clone(), clock.clone(), settings.clone());
-    let validator = TokenValidator::new(keys, clock, settings);
+    let validator =
+        TokenValidator::with_cache_capacity(keys.clone(), clock.clone(), settings.clone(), 0);
+    let cached = TokenValidator::new(keys, clock, settings);
     let token = runtime
         .block_on(issuer.issue("bench-client", &["drkleinrk-api/vorgang:import".to_owned()]))
         .unwrap()
         .access_token;
     assert!(runtime.block_on(validator.validate(&token)).is_ok());
 
+    assert!(runtime.block_on(cached.validate(&token)).is_ok());
+
     c.bench_function("TokenValidator::validate (EdDSA)", |b| {
         b.iter(|| runtime.block_on(validator.validate(black_box(&token))));
+    });
+    c.bench_function("TokenValidator::validate (cached)", |b| {
+        b.iter(|| runtime.block_on(cached.validate(black_box(&token))));
     });
 }
 

@@ -302,6 +302,17 @@ impl KeyRing {
             .map(|k| k.decoding_key.clone())
     }
 
+    /// Whether the key `kid` is known and still verifies at this time: what
+    /// [`verifying_key`](Self::verifying_key) checks, without copying the key.
+    #[must_use]
+    pub fn verifies(&self, kid: &str) -> bool {
+        let now = self.clock.now();
+        self.current()
+            .verifying
+            .iter()
+            .any(|k| k.kid == kid && self.still_verifies(k, now))
+    }
+
     /// Like [`verifying_key`](Self::verifying_key), but an unknown `kid` makes the ring reload
     /// from the store once (at most once per [`KeyRingConfig::refresh_min_interval`] for all
     /// callers together) and look again: replicas share keys.

@@ -5,7 +5,9 @@
 //! (a `kid` of our key ring; embedded `jwk`/`jku` are ignored, `crit` is rejected), the issuer
 //! and the audience; times are checked against the injected clock with a fixed leeway.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,6 +16,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::clients::ClientRegistry;
 use crate::clock::Clock;
@@ -26,6 +29,11 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// Longest token the validator looks at (bytes); longer ones are rejected unparsed.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// How many verified tokens a [`TokenValidator`] remembers (see [`TokenValidator::validate`]):
+/// far more than the tokens in use at once (a client fetches one every `token_ttl_s`, 900 s by
+/// default), about 1 KiB each.
+pub const VERIFIED_TOKEN_CACHE_CAPACITY: usize = 4096;
 
 /// Issuer, audience and lifetimes of our tokens (settings `issuer`, `audience`, `token_ttl_s`,
 /// `token_leeway_s`).
@@ -383,6 +391,84 @@ pub struct TokenValidator {
     clock: Arc<dyn Clock>,
     settings: TokenSettings,
     validation: Validation,
+    /// Tokens whose signature and claims were verified, shared by the clones of this validator.
+    verified: Arc<VerifiedTokens>,
+}
+
+/// A token whose signature and time-independent claims were verified.
+#[derive(Debug)]
+struct VerifiedToken {
+    /// The key that verified the signature: the token stops verifying with it.
+    kid: String,
+    claims: AccessClaims,
+}
+
+/// The verification results of recent tokens, keyed by the SHA-256 of the token (the token
+/// itself, a credential, is not kept). Bounded: when full, expired entries are dropped, and if
+/// that frees nothing, everything (the next request of each token verifies it again).
+///
+/// Only what cannot change for the same bytes is remembered: the header and signature checks,
+/// `iss`, `aud`, the claims' shape and the lifetime. What can change is checked on every use,
+/// cached or not: the times (`exp`, `nbf`, `iat`, against the clock), whether the key still
+/// verifies (a retired key's grace ends), and, in [`TokenValidator::authorize`], revocation of
+/// the client and the token and the scope.
+#[derive(Debug)]
+struct VerifiedTokens {
+    capacity: usize,
+    entries: RwLock<HashMap<[u8; 32], Arc<VerifiedToken>>>,
+    hits: AtomicU64,
+}
+
+impl VerifiedTokens {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: RwLock::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self, digest: &[u8; 32]) -> Option<Arc<VerifiedToken>> {
+        self.entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .cloned()
+    }
+
+    fn remove(&self, digest: &[u8; 32]) {
+        self.entries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(digest);
+    }
+
+    /// Remembers a verified token; `expired` tells which entries may go when the cache is full.
+    fn insert(
+        &self,
+        digest: [u8; 32],
+        token: VerifiedToken,
+        expired: impl Fn(&VerifiedToken) -> bool,
+    ) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity && !entries.contains_key(&digest) {
+            entries.retain(|_, entry| !expired(entry));
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, Arc::new(token));
+    }
+
+    fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
 }
 
 impl std::fmt::Debug for TokenValidator {
@@ -397,6 +483,18 @@ impl TokenValidator {
     /// A validator of tokens signed by `keys` with the issuer and audience of `settings`.
     #[must_use]
     pub fn new(keys: Arc<KeyRing>, clock: Arc<dyn Clock>, settings: TokenSettings) -> Self {
+        Self::with_cache_capacity(keys, clock, settings, VERIFIED_TOKEN_CACHE_CAPACITY)
+    }
+
+    /// [`new`](Self::new) remembering at most `capacity` verified tokens (0: none, every
+    /// validation verifies the signature).
+    #[must_use]
+    pub fn with_cache_capacity(
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+        settings: TokenSettings,
+        capacity: usize,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.algorithms = vec![Algorithm::EdDSA];
         validation.set_issuer(&[&settings.issuer]);
@@ -411,6 +509,7 @@ impl TokenValidator {
             clock,
             settings,
             validation,
+            verified: Arc::new(VerifiedTokens::new(capacity)),
         }
     }
 
@@ -425,11 +524,71 @@ impl TokenValidator {
     /// `exp`/`nbf`/`iat` with the leeway. Does not check scope or revocation: see
     /// [`authorize`](Self::authorize).
     ///
+    /// The signature of a token is verified once: its result is remembered under the token's
+    /// SHA-256 (at most [`VERIFIED_TOKEN_CACHE_CAPACITY`] tokens), so the same token again costs
+    /// a hash and a look-up instead of an EdDSA verification. The times and whether the key
+    /// still verifies are checked on every call, so a remembered token expires, and stops
+    /// verifying with its retired key, exactly when it would unremembered.
+    ///
     /// # Errors
     /// [`TokenError::Invalid`] with the reason, or [`TokenError::Expired`].
     pub async fn validate(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Invalid(InvalidReason::Malformed));
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(verified) = self.verified.get(&digest) {
+            if self.keys.verifies(&verified.kid) {
+                let claims = &verified.claims;
+                if let Err(error) = check_times(
+                    Some(claims.exp),
+                    Some(claims.iat),
+                    claims.nbf,
+                    self.clock.now(),
+                    self.settings.leeway,
+                ) {
+                    if error == TokenError::Expired {
+                        self.verified.remove(&digest);
+                    }
+                    return Err(error);
+                }
+                self.verified.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(claims.clone());
+            }
+            // The key no longer verifies (retired, its grace over): the full check answers,
+            // and the entry is of no use any more.
+            self.verified.remove(&digest);
+        }
+        let (kid, claims) = self.verify(token).await?;
+        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(i64::MAX);
+        let now = self.clock.now().timestamp();
+        self.verified.insert(
+            digest,
+            VerifiedToken {
+                kid,
+                claims: claims.clone(),
+            },
+            |entry| entry.claims.exp.saturating_add(leeway) <= now,
+        );
+        Ok(claims)
+    }
+
+    /// How many tokens are remembered as verified (see [`validate`](Self::validate)).
+    #[must_use]
+    pub fn cached_tokens(&self) -> usize {
+        self.verified.len()
+    }
+
+    /// How many validations were answered from the remembered verifications so far.
+    #[must_use]
+    pub fn cache_hits(&self) -> u64 {
+        self.verified.hits.load(Ordering::Relaxed)
+    }
+
+    /// The full check of [`validate`](Self::validate), returning the verifying key's `kid` too.
+    async fn verify(&self, token: &str) -> Result<(String, AccessClaims), TokenError> {
         let invalid = TokenError::Invalid;
-        if token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {
+        if token.split('.').count() != 3 {
             return Err(invalid(InvalidReason::Malformed));
         }
         let kid = check_header(token)?;
@@ -457,7 +616,7 @@ impl TokenValidator {
             self.clock.now(),
             self.settings.leeway,
         )?;
-        Ok(claims)
+        Ok((kid, claims))
     }
 
     /// The whole check of a request to a protected resource: the bearer token of the

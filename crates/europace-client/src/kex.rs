@@ -42,7 +42,7 @@ use crate::token::TokenCache;
 /// submitted personal data: they are never logged, the log names only their number.
 #[derive(Debug, Clone)]
 pub struct KexApi {
-    http: reqwest::Client,
+    http: crate::http::PerThreadClient,
     url: Url,
     tokens: TokenCache,
     observer: Observer,
@@ -51,7 +51,11 @@ pub struct KexApi {
 impl KexApi {
     /// An adapter sending through `http` (configured by [`crate::EuropaceClient::new`]) with tokens
     /// from `tokens`.
-    pub(crate) fn new(http: reqwest::Client, config: &EuropaceConfig, tokens: TokenCache) -> Self {
+    pub(crate) fn new(
+        http: crate::http::PerThreadClient,
+        config: &EuropaceConfig,
+        tokens: TokenCache,
+    ) -> Self {
         Self {
             http,
             url: config.kex_url.clone(),
@@ -98,6 +102,7 @@ impl KexImporter for KexApi {
             let started = Instant::now();
             let sent = self
                 .http
+                .get()
                 .post(url.clone())
                 .header(AUTHORIZATION, token.authorization())
                 .header(TRACE_HEADER, http::trace_header(trace))

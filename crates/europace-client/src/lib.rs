@@ -111,18 +111,24 @@ impl EuropaceClient {
                  connect then ends as a request timeout, which the KEX import must treat as in doubt"
             );
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            // Idle connections are dropped well before typical server and load-balancer idle
-            // timeouts, so a POST rarely meets a connection the peer is just closing (which
-            // would make a KEX import in doubt).
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("europace-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(BuildError::Http)?;
+        let connect_timeout = config.connect_timeout;
+        let request_timeout = config.request_timeout;
+        let build = move || {
+            reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .timeout(request_timeout)
+                // Idle connections are dropped well before typical server and load-balancer idle
+                // timeouts, so a POST rarely meets a connection the peer is just closing (which
+                // would make a KEX import in doubt).
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .user_agent(concat!("europace-client/", env!("CARGO_PKG_VERSION")))
+                .build()
+        };
+        let http = build().map_err(BuildError::Http)?;
+        // The partner and KEX calls of an import: a pool per worker thread (http::PerThreadClient).
+        let per_thread = http::PerThreadClient::new(build).map_err(BuildError::Http)?;
         let kex_tokens = TokenCache::new(http.clone(), &config, config.kex_scope.clone());
         let partner_tokens = if config.partner_scope == config.kex_scope {
             kex_tokens.clone()
@@ -130,8 +136,8 @@ impl EuropaceClient {
             TokenCache::new(http.clone(), &config, config.partner_scope.clone())
         };
         Ok(Self {
-            partner: PartnerApi::new(http.clone(), &config, partner_tokens),
-            kex: KexApi::new(http, &config, kex_tokens),
+            partner: PartnerApi::new(per_thread.clone(), &config, partner_tokens),
+            kex: KexApi::new(per_thread, &config, kex_tokens),
             config: Arc::new(config),
         })
     }

@@ -41,7 +41,7 @@ use crate::token::{AccessToken, TokenCache};
 /// [`EuropaceError::Rejected`]. [`EuropaceError::InDoubt`] is never returned.
 #[derive(Debug, Clone)]
 pub struct PartnerApi {
-    http: reqwest::Client,
+    http: crate::http::PerThreadClient,
     root: Url,
     tokens: TokenCache,
     retry: RetryPolicy,
@@ -68,7 +68,11 @@ enum Once {
 impl PartnerApi {
     /// An adapter sending through `http` (configured by [`crate::EuropaceClient::new`]) with tokens
     /// from `tokens`. `config.partner_url` must be an `http`/`https` URL.
-    pub(crate) fn new(http: reqwest::Client, config: &EuropaceConfig, tokens: TokenCache) -> Self {
+    pub(crate) fn new(
+        http: crate::http::PerThreadClient,
+        config: &EuropaceConfig,
+        tokens: TokenCache,
+    ) -> Self {
         Self {
             http,
             root: config.partner_url.clone(),
@@ -254,7 +258,7 @@ impl PartnerApi {
         let url = self.url(&["partner", partner_id]);
         match self
             .call(CallTarget::PartnerLookup, "partner details", trace, || {
-                self.http.get(url.clone())
+                self.http.get().get(url.clone())
             })
             .await
         {
@@ -291,7 +295,7 @@ impl PartnerDirectory for PartnerApi {
             .append_pair("externePartnerId", externe_partner_id);
         let answer = self
             .call(CallTarget::PartnerLookup, "partner lookup", trace, || {
-                self.http.get(url.clone())
+                self.http.get().get(url.clone())
             })
             .await?;
         let found = serde_json::from_slice::<FoundPartners>(&answer.body)
@@ -324,7 +328,7 @@ impl PartnerDirectory for PartnerApi {
         let body = create_body(externe_partner_id, tippgeber);
         let answer = self
             .call(CallTarget::PartnerCreate, "partner create", trace, || {
-                self.http.post(url.clone()).json(&body)
+                self.http.get().post(url.clone()).json(&body)
             })
             .await?;
         let result = Self::created_partner_id(&answer, &url, parent_partner_id, trace);
@@ -350,7 +354,7 @@ impl PartnerDirectory for PartnerApi {
         let body = update_body(update);
         let answer = self
             .call(CallTarget::PartnerUpdate, "partner update", trace, || {
-                self.http.patch(url.clone()).json(&body)
+                self.http.get().patch(url.clone()).json(&body)
             })
             .await?;
         self.settle(&answer, Ok(()))?;

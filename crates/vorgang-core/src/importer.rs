@@ -417,7 +417,9 @@ impl Importer {
         match self.store().insert(&record).await? {
             InsertOutcome::Inserted => {
                 name_in_span(record.id);
-                tracing::info!(import = %record.id, client = %record.client_id, environment = %record.environment, status = %record.status, "import accepted");
+                // Debug: the outcome's `import state stored` (info) names the import, the request's
+                // span its client; a line per step would cost every import its formatting.
+                tracing::debug!(import = %record.id, client = %record.client_id, environment = %record.environment, status = %record.status, "import accepted");
                 let _claim = claim;
                 Ok((self.drive_stored(record, queue).await?, false))
             }

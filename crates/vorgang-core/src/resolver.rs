@@ -222,7 +222,13 @@ impl Resolver {
         let stored = self.store.transition(next.id, record.status, &change).await;
         match stored {
             Ok(true) => {
-                tracing::info!(import = %next.id, from = %record.status, to = %next.status, "import state stored");
+                // One info line per import on the hot path: its outcome. The steps before it
+                // (`SENDING`) are debug; each costs a formatted line on every import.
+                if next.status.is_in_progress() {
+                    tracing::debug!(import = %next.id, from = %record.status, to = %next.status, "import state stored");
+                } else {
+                    tracing::info!(import = %next.id, from = %record.status, to = %next.status, "import state stored");
+                }
                 if !finished {
                     next.request = request;
                 }

@@ -18,14 +18,17 @@ use serde_json::Value;
 use crate::helpers::{seed, spawn_app};
 use crate::support::Captured;
 
-/// Installs the service's subscriber (at `info`, as deployed) writing into one buffer.
+/// Installs the service's subscriber (at `info`, as deployed, plus the core's debug lines, so
+/// that the steps of an import are seen too) writing into one buffer.
 fn captured() -> &'static Captured {
     static CAPTURED: OnceLock<Captured> = OnceLock::new();
     CAPTURED.get_or_init(|| {
         let captured = Captured::default();
         let writer = captured.clone();
-        let subscriber =
-            vorgang_server::telemetry::subscriber_with_level(move || writer.clone(), "info");
+        let subscriber = vorgang_server::telemetry::subscriber_with_level(
+            move || writer.clone(),
+            "info,vorgang_core=debug",
+        );
         tracing::subscriber::set_global_default(subscriber).unwrap();
         captured
     })
@@ -101,6 +104,25 @@ async fn every_line_of_an_import_carries_its_request_id_client_and_import() {
     for expected in ["import accepted", "import state stored", "request"] {
         assert!(messages.contains(&expected), "{expected} in {messages:?}");
     }
+    // As deployed (`info`), an import writes one line of its own, its outcome, besides the
+    // request line: the steps before it are debug (issue 10, the cost of a line per step).
+    let info: Vec<(&str, &str)> = ours
+        .iter()
+        .filter(|line| line["level"] == "INFO" && line["target"] == "vorgang_core::resolver")
+        .map(|line| {
+            (
+                line["fields"]["message"].as_str().unwrap(),
+                line["fields"]["to"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(info, [("import state stored", "COMPLETED")], "{ours:?}");
+    assert!(
+        ours.iter()
+            .filter(|line| line["fields"]["message"] == "import accepted")
+            .all(|line| line["level"] == "DEBUG"),
+        "{ours:?}"
+    );
     for line in &ours {
         let span = line["span"].as_object().unwrap();
         for key in span.keys() {
