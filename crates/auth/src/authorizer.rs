@@ -53,12 +53,7 @@ impl Authorizer {
                 validator.validate(bearer_token(authorization)?).await?
             }
         };
-        if !claims.has_scope(required_scope) {
-            return Err(TokenError::InsufficientScope {
-                required: required_scope.to_owned(),
-            });
-        }
-        Ok(claims)
+        claims.require_scope(required_scope)
     }
 
     /// [`authorize`](Self::authorize) with [`IMPORT_SCOPE`].

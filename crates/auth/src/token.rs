@@ -97,6 +97,20 @@ impl AccessClaims {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes().any(|s| s == scope)
     }
+
+    /// These claims, if they grant `scope`.
+    ///
+    /// # Errors
+    /// [`TokenError::InsufficientScope`] naming `scope` if they do not.
+    pub fn require_scope(self, scope: &str) -> Result<Self, TokenError> {
+        if self.has_scope(scope) {
+            Ok(self)
+        } else {
+            Err(TokenError::InsufficientScope {
+                required: scope.to_owned(),
+            })
+        }
+    }
 }
 
 /// A freshly issued access token.
@@ -647,12 +661,7 @@ impl TokenValidator {
                 return Err(TokenError::Unavailable);
             }
         }
-        if !claims.has_scope(required_scope) {
-            return Err(TokenError::InsufficientScope {
-                required: required_scope.to_owned(),
-            });
-        }
-        Ok(claims)
+        claims.require_scope(required_scope)
     }
 
     /// [`authorize`](Self::authorize) for `POST /vorgang`: scope [`IMPORT_SCOPE`].
