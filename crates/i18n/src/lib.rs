@@ -1,5 +1,5 @@
 //! The languages of the service's answers: German by default (the language of the partner
-//! documentation), English on request (DESIGN §5).
+//! documentation), English on request (docs/reference/http-api.md §1 "Language").
 //!
 //! - [`Lang`] and [`Lang::negotiate`]: the language of an answer, from the request's
 //!   `Accept-Language` (RFC 9110 §12.5.4 quality values);

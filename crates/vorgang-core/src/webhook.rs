@@ -62,7 +62,7 @@ struct EventData<'a> {
     crm_kennung: Option<&'a str>,
 }
 
-/// The event body (DESIGN §5 "Webhooks").
+/// The event body (docs/reference/http-api.md §4 "Webhooks").
 #[derive(Serialize)]
 struct EventBody<'a> {
     #[serde(rename = "type")]

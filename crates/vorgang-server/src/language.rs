@@ -1,5 +1,5 @@
 //! The language of a request's answers: German by default, English when `Accept-Language` prefers
-//! it (DESIGN §5; the choice is [`i18n::Lang::negotiate`]).
+//! it (docs/reference/http-api.md §1 "Language"; the choice is [`i18n::Lang::negotiate`]).
 //!
 //! Like the request id, the language lives in a Tokio task-local while the request runs
 //! ([`current`]), set by the `request_context` middleware: every [`Problem`](crate::problem::Problem)
