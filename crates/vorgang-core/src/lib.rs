@@ -43,6 +43,7 @@ pub use kex::{KexBody, kex_body, kex_kommentare};
 pub use ports::{
     Clock, CrmError, CrmIds, EuropaceError, IdGenerator, ImportStore, InsertOutcome, KexImported,
     KexImporter, PartnerDirectory, PartnerRecord, RandomIds, StoreError, SystemClock, TraceId,
+    WebhookStore,
 };
 pub use query::{ImportCursor, ImportPage, ImportQuery, ParseCursorError};
 pub use record::{EuropaceMessages, Failure, FailureKind, ImportRecord, ImportStatus};
@@ -53,4 +54,4 @@ pub use tippgeber::{
 };
 pub use trace::TraceContext;
 pub use vorgang_model as model;
-pub use webhook::{EventType, PendingEvent, WebhookEvent, WebhookStore, WebhookTarget};
+pub use webhook::{EventType, PendingEvent, WebhookEvent, WebhookTarget};

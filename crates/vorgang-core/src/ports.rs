@@ -16,6 +16,7 @@ use crate::query::ImportQuery;
 use crate::record::{EuropaceMessages, ImportRecord, ImportStatus};
 use crate::tippgeber::{TippgeberMapping, TippgeberUpdate};
 use crate::trace::TraceContext;
+use crate::webhook::{PendingEvent, WebhookTarget};
 
 /// Correlation of one import's Europace calls: the id sent as `X-TraceId` (and written to our
 /// logs) and the W3C trace the calls continue (`traceparent`, see [`TraceContext`]).
@@ -420,4 +421,43 @@ impl IdGenerator for RandomIds {
     fn new_id(&self) -> Uuid {
         Uuid::now_v7()
     }
+}
+
+/// The clients' webhooks and the event outbox.
+///
+/// Error contract as [`ImportStore`](crate::ImportStore): [`StoreError::Unavailable`] when the
+/// database cannot be reached (the caller tries again later), [`StoreError::Corrupt`] for a row
+/// that cannot be decoded. Claims are exclusive across replicas: an event claimed by one is not
+/// claimed by another until its lease (`lease_until`) has passed.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Sets (`Some`) or removes (`None`) the webhook of `client_id`. `false` when there is no
+    /// such client.
+    async fn set_webhook(
+        &self,
+        client_id: &str,
+        target: Option<&WebhookTarget>,
+    ) -> Result<bool, StoreError>;
+
+    /// The webhook of `client_id`, if it has one.
+    async fn webhook(&self, client_id: &str) -> Result<Option<WebhookTarget>, StoreError>;
+
+    /// Claims up to `limit` events due at `now` (oldest due first) for one delivery attempt:
+    /// each gets its attempt counted and is not due again before `lease_until`, so no other
+    /// replica sends it meanwhile (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    async fn claim_events(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PendingEvent>, StoreError>;
+
+    /// Removes a delivered (or given-up) event from the outbox.
+    async fn remove_event(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Makes an event due again at `at` (the attempt failed).
+    async fn retry_event(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// How many events wait in the outbox (for a gauge).
+    async fn count_events(&self) -> Result<u64, StoreError>;
 }

@@ -1,18 +1,16 @@
 //! Webhook events: what a partner's webhook is told when an import it was answered `202` or
-//! `504` for reaches `COMPLETED`, `FAILED` or `IN_DOUBT`, and the outbox port that keeps them
-//! until they are delivered.
+//! `504` for reaches `COMPLETED`, `FAILED` or `IN_DOUBT`, and what the outbox (the
+//! [`WebhookStore`](crate::WebhookStore) port) keeps until they are delivered.
 //!
 //! An event is written by the store in the same write as the state change that causes it
 //! ([`ImportChange::event`](crate::ImportChange::event)), so a change is never stored without its
 //! event nor the other way round. A background task (the server's) claims due events
-//! ([`WebhookStore::claim_events`]), signs and sends them, and deletes them once delivered.
+//! ([`WebhookStore::claim_events`](crate::WebhookStore::claim_events)), signs and sends them, and deletes them once delivered.
 
-use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::ports::StoreError;
 use crate::record::{ImportRecord, ImportStatus};
 
 /// The kinds of webhook events.
@@ -154,43 +152,4 @@ impl std::fmt::Debug for WebhookTarget {
             .field("encrypted", &self.encrypted)
             .finish_non_exhaustive()
     }
-}
-
-/// The clients' webhooks and the event outbox.
-///
-/// Error contract as [`ImportStore`](crate::ImportStore): [`StoreError::Unavailable`] when the
-/// database cannot be reached (the caller tries again later), [`StoreError::Corrupt`] for a row
-/// that cannot be decoded. Claims are exclusive across replicas: an event claimed by one is not
-/// claimed by another until its lease (`lease_until`) has passed.
-#[async_trait]
-pub trait WebhookStore: Send + Sync {
-    /// Sets (`Some`) or removes (`None`) the webhook of `client_id`. `false` when there is no
-    /// such client.
-    async fn set_webhook(
-        &self,
-        client_id: &str,
-        target: Option<&WebhookTarget>,
-    ) -> Result<bool, StoreError>;
-
-    /// The webhook of `client_id`, if it has one.
-    async fn webhook(&self, client_id: &str) -> Result<Option<WebhookTarget>, StoreError>;
-
-    /// Claims up to `limit` events due at `now` (oldest due first) for one delivery attempt:
-    /// each gets its attempt counted and is not due again before `lease_until`, so no other
-    /// replica sends it meanwhile (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
-    async fn claim_events(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<PendingEvent>, StoreError>;
-
-    /// Removes a delivered (or given-up) event from the outbox.
-    async fn remove_event(&self, id: &str) -> Result<(), StoreError>;
-
-    /// Makes an event due again at `at` (the attempt failed).
-    async fn retry_event(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
-
-    /// How many events wait in the outbox (for a gauge).
-    async fn count_events(&self) -> Result<u64, StoreError>;
 }

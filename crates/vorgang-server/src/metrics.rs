@@ -103,7 +103,7 @@ struct EuropaceLabels {
 }
 
 /// Label of the background deliveries and webhook attempts: from closed sets (an import state,
-/// [`crate::webhooks::Outcome`]).
+/// [`WebhookOutcome`]).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
@@ -215,7 +215,7 @@ impl Metrics {
             deliveries.clone(),
         );
         let webhooks = Family::<OutcomeLabels, Counter>::default();
-        for outcome in crate::webhooks::Outcome::ALL {
+        for outcome in WebhookOutcome::ALL {
             drop(webhooks.get_or_create(&OutcomeLabels {
                 outcome: outcome.as_str(),
             }));
@@ -270,7 +270,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one webhook attempt by its outcome ([`crate::webhooks::Outcome::as_str`]).
+    /// Counts one webhook attempt by its outcome ([`WebhookOutcome::as_str`]).
     pub fn observe_webhook(&self, outcome: &'static str) {
         self.webhooks
             .get_or_create(&OutcomeLabels { outcome })
@@ -488,6 +488,35 @@ impl Collector for ProcessCollector {
             )?)?;
         }
         Ok(())
+    }
+}
+
+/// What became of one delivery attempt (the `outcome` label of `vorgang_webhook_deliveries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// The receiver answered 2xx: removed from the outbox.
+    Delivered,
+    /// Not delivered: tried again later.
+    Retried,
+    /// Not delivered for [`GIVE_UP_AFTER`](crate::webhooks::GIVE_UP_AFTER): given up.
+    Expired,
+    /// The client has no webhook (any more), or its secret cannot be read: dropped.
+    Dropped,
+}
+
+impl WebhookOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 4] = [Self::Delivered, Self::Retried, Self::Expired, Self::Dropped];
+
+    /// The label value.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retried => "retried",
+            Self::Expired => "expired",
+            Self::Dropped => "dropped",
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use secrecy::SecretBox;
 use url::Url;
 use vorgang_core::{DeliveryPolicy, PendingEvent, WebhookStore, WebhookTarget};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WebhookOutcome as Outcome};
 
 /// The prefix of a webhook secret.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -141,35 +141,6 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
     let signed = format!("{id}.{timestamp}.{body}");
     let tag = hmac::sign(&key, signed.as_bytes());
     format!("v1,{}", STANDARD.encode(tag.as_ref()))
-}
-
-/// What became of one delivery attempt (the `outcome` label of `vorgang_webhook_deliveries`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The receiver answered 2xx: removed from the outbox.
-    Delivered,
-    /// Not delivered: tried again later.
-    Retried,
-    /// Not delivered for [`GIVE_UP_AFTER`]: given up.
-    Expired,
-    /// The client has no webhook (any more), or its secret cannot be read: dropped.
-    Dropped,
-}
-
-impl Outcome {
-    /// Every outcome.
-    pub const ALL: [Self; 4] = [Self::Delivered, Self::Retried, Self::Expired, Self::Dropped];
-
-    /// The label value.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Retried => "retried",
-            Self::Expired => "expired",
-            Self::Dropped => "dropped",
-        }
-    }
 }
 
 /// Delivers the outbox. Cheap to clone.
