@@ -425,7 +425,7 @@ impl IdGenerator for RandomIds {
 
 /// The clients' webhooks and the event outbox.
 ///
-/// Error contract as [`ImportStore`](crate::ImportStore): [`StoreError::Unavailable`] when the
+/// Error contract as [`ImportStore`]: [`StoreError::Unavailable`] when the
 /// database cannot be reached (the caller tries again later), [`StoreError::Corrupt`] for a row
 /// that cannot be decoded. Claims are exclusive across replicas: an event claimed by one is not
 /// claimed by another until its lease (`lease_until`) has passed.
