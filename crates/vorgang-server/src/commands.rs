@@ -175,7 +175,11 @@ async fn clients(settings: Settings, command: ClientsCommand) -> anyhow::Result<
             }
         },
         ClientsCommand::List => {
-            for client in auth.list_clients().await? {
+            for mut client in auth.list_clients().await? {
+                // The webhook URL (not its secret), so an operator sees where events go.
+                let client_id = client["client_id"].as_str().unwrap_or_default().to_owned();
+                let webhook = store.as_webhook_store().webhook(&client_id).await?;
+                client["webhook_url"] = webhook.map(|target| target.url).into();
                 print_line(&client)?;
             }
         }

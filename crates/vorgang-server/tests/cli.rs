@@ -212,6 +212,26 @@ async fn clients_list_prints_one_line_per_client_without_secrets() {
     }
     assert_eq!(lines[0]["revoked"], false);
     assert_eq!(lines[0]["organisation"], "Vergleichsportal GmbH");
+    assert_eq!(lines[0]["webhook_url"], serde_json::Value::Null);
+
+    // A webhook URL is listed; its secret never is.
+    let url = "https://partner.example/hooks/vorgang";
+    let output = env.run(&["clients", "set-webhook", &second, url]);
+    assert_success(&output);
+    let webhook_secret = json_lines(&output)[0]["webhook_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let output = env.run(&["clients", "list"]);
+    assert_success(&output);
+    let lines = json_lines(&output);
+    assert_eq!(lines[0]["webhook_url"], serde_json::Value::Null);
+    assert_eq!(lines[1]["webhook_url"], url);
+    let text = stdout(&output);
+    assert!(
+        !text.contains(&webhook_secret) && !text.contains("whsec_"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
