@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt as _;
@@ -271,20 +271,28 @@ async fn read_body(request: &HttpRequest, mut payload: web::Payload) -> Result<V
     Ok(body)
 }
 
+/// `builder` with what every answer naming a stored import carries: its `Location` and
+/// `Cache-Control: no-store` (the answer is about one request's import, never to be cached).
+fn located(mut builder: HttpResponseBuilder, record: &ImportRecord) -> HttpResponseBuilder {
+    builder
+        .insert_header((header::LOCATION, format!("/vorgang/{}", record.id)))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    builder
+}
+
 /// Maps a stored import to its HTTP answer.
 #[must_use]
 pub fn answer(record: &ImportRecord) -> HttpResponse {
     use actix_web::ResponseError as _;
     match record.status {
-        ImportStatus::Completed | ImportStatus::Imported => HttpResponse::Created()
-            .insert_header((header::LOCATION, format!("/vorgang/{}", record.id)))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(ImportCreated {
+        ImportStatus::Completed | ImportStatus::Imported => {
+            located(HttpResponse::Created(), record).json(ImportCreated {
                 drkleinrk_vorgangsnummer: record.id,
                 europace_vorgangsnummer: record.europace_vorgangsnummer.clone(),
                 crm_kennung: record.crm_kennung.clone(),
                 messages: record.messages.clone(),
-            }),
+            })
+        }
         ImportStatus::Failed => {
             let kind = record.failure.as_ref().map(|f| f.kind);
             let problem = if kind == Some(FailureKind::Unavailable) {
@@ -358,9 +366,7 @@ const PREFERENCE_APPLIED: &str = "preference-applied";
 /// 202 for a queued import: stored, delivered in the background, the outcome by webhook and at
 /// `Location`.
 fn queued(record: &ImportRecord) -> HttpResponse {
-    let mut response = HttpResponse::Accepted()
-        .insert_header((header::LOCATION, format!("/vorgang/{}", record.id)))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
+    let mut response = located(HttpResponse::Accepted(), record)
         .insert_header((PREFERENCE_APPLIED, "respond-async"))
         .json(ImportQueued {
             drkleinrk_vorgangsnummer: record.id,
@@ -404,14 +410,11 @@ pub struct ImportPending {
 /// "accepted for processing, not completed"), naming the import and its state.
 fn stored_unfinished(record: &ImportRecord) -> HttpResponse {
     let lang = crate::language::current();
-    let mut response = HttpResponse::Accepted()
-        .insert_header((header::LOCATION, format!("/vorgang/{}", record.id)))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(ImportPending {
-            drkleinrk_vorgangsnummer: record.id,
-            import_status: record.status,
-            detail: Detail::ImportPending.text(lang).into_owned(),
-        });
+    let mut response = located(HttpResponse::Accepted(), record).json(ImportPending {
+        drkleinrk_vorgangsnummer: record.id,
+        import_status: record.status,
+        detail: Detail::ImportPending.text(lang).into_owned(),
+    });
     crate::language::mark(response.headers_mut(), lang);
     response
 }
