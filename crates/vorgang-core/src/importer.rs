@@ -838,10 +838,7 @@ impl Importer {
                     ImportStatus::Imported
                 };
                 self.finish_sent(sending, status, |next| {
-                    // Europace's messages first, then ours.
-                    let ours = std::mem::take(&mut next.messages);
-                    next.messages = imported.messages;
-                    next.messages.extend(ours);
+                    europace_first(next, imported.messages);
                     next.europace_vorgangsnummer = Some(imported.vorgangsnummer);
                     next.crm_kennung = kennung;
                 })
@@ -874,11 +871,7 @@ impl Importer {
                     }
                     // Europace's reasons for a refusal are the import's messages too, before
                     // ours, as Europace's messages come first in a 201 (`GET /vorgang/{id}`).
-                    if !failure.europace_messages.is_empty() {
-                        let ours = std::mem::take(&mut next.messages);
-                        next.messages = failure.europace_messages.as_slice().to_vec();
-                        next.messages.extend(ours);
-                    }
+                    europace_first(next, failure.europace_messages.as_slice().to_vec());
                     next.failure = Some(failure);
                 })
                 .await
@@ -1084,6 +1077,16 @@ impl Importer {
     ) -> Result<ImportRecord, ImportError> {
         self.resolver.resolve(id, resolution).await
     }
+}
+
+/// Puts Europace's messages before the import's own (the order of every answer that carries
+/// both: Europace's first).
+fn europace_first(record: &mut ImportRecord, europace: Vec<String>) {
+    if europace.is_empty() {
+        return;
+    }
+    let ours = std::mem::replace(&mut record.messages, europace);
+    record.messages.extend(ours);
 }
 
 #[cfg(test)]
