@@ -170,15 +170,11 @@ async fn no_tippgeber_value_is_left_readable_in_the_database_files() {
 
     let dir = app.data_dir().to_owned();
     app.stop().await;
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let bytes = std::fs::read(&path).unwrap();
-        for value in first.iter().chain(&second) {
-            if bytes.windows(value.len()).any(|w| w == value.as_bytes()) {
-                found.push((path.display().to_string(), *value));
-            }
-        }
-    }
+    let planted: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|v| (*v).to_owned())
+        .collect();
+    let found = crate::privacy::planted_values_in_files(&dir, &planted);
     assert!(found.is_empty(), "Tippgeber data left on disk: {found:?}");
 }
