@@ -35,15 +35,15 @@ use crate::error::map_sqlx;
 /// Most writes in one batch.
 const MAX_BATCH: usize = 256;
 
-/// Most bytes of values in one batch (two or three imports of the published example with their
-/// bodies, plus state changes).
+/// Most bytes of values in one batch (about twenty imports of the published example with their
+/// bodies, or their state changes).
 ///
-/// sqlx 0.9.0 opens its connections without `TCP_NODELAY` (upstream issue 4335, fixed after that
-/// release): when a message is sent in more than one piece, the last, partial piece waits until
-/// the first is acknowledged, which PostgreSQL's side delays by up to 40 ms. On this loopback a
-/// message above about 16 KiB went in pieces: batches of up to 24 or 48 KiB showed a p99 of
-/// 56 ms, of up to 6 or 12 KiB 18 to 19 ms, at the same throughput (docs/performance.md).
-const MAX_BATCH_BYTES: usize = 8 * 1024;
+/// Large batches need `TCP_NODELAY`, which sqlx 0.9.0 does not set (upstream issue 4335; the
+/// workspace patches `sqlx-core` until a release carries the fix, vendor/README.md): without it,
+/// a message written in more than one piece (over TLS: above one 16 KiB record) waits for
+/// PostgreSQL's delayed acknowledgement, up to 40 ms. Measured on loopback with TLS, batches of
+/// up to 64 KiB: p99 105 ms without the patch, 26 to 32 ms with it (docs/performance.md).
+const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// Batches running at once (each holds a pooled connection while it runs).
 const IN_FLIGHT: usize = 2;
