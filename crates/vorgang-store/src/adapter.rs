@@ -37,12 +37,6 @@ pub(crate) const DELETE_BODY: &str = "DELETE FROM import_requests WHERE import_i
 pub(crate) const CLEAR_LEGACY_BODY: &str =
     "UPDATE imports SET request = NULL WHERE id = $1 AND request IS NOT NULL";
 
-/// Finished imports last changed before `$3`: one range of `imports_status_created_at_id` per
-/// state (an import finishes after it was accepted, so `updated_at < $3` implies
-/// `created_at < $3`; the condition on `created_at` is what bounds the range).
-pub(crate) const PURGE: &str = "DELETE FROM imports WHERE status IN ($1, $2) \
-     AND created_at < $3 AND updated_at < $3";
-
 /// `ImportStore::count_by_status`: one range of an index that starts with `status`
 /// (`imports_status_created_at_id`, `imports_status_updated_at`), answered from the index alone.
 pub(crate) const COUNT_BY_STATUS: &str = "SELECT count(*) FROM imports WHERE status = $1";
@@ -121,7 +115,8 @@ pub(crate) const RETIRE_OTHER_KEYS: &str =
 ///   migration 0002 stays quiet); the body as `BodyParam` says (`Keep`: untouched, `Drop`:
 ///   deleted, `Store`: upserted); a body a build before 0002 left in `imports.request` is moved
 ///   to `import_requests` (kept) or cleared (dropped);
-/// - `purge_rows(cutoff)`, `heartbeat(now)`: `PURGE`, `HEARTBEAT`;
+/// - `purge_rows(cutoff)`, `heartbeat(now)`: the backend's purge (PostgreSQL: `PURGE`, which
+///   deletes the purged imports' bodies too; SQLite: `PURGE_CHUNK`, bodies by cascade), `HEARTBEAT`;
 /// - `save_mapping(environment, externe, partner, sent)`: the backend's `UPSERT_TIPPGEBER`
 ///   (PostgreSQL casts the fingerprints to `json`, which SQLite's `CAST` would turn into a
 ///   number), `sent` as [`encode_sent`](crate::codec::encode_sent) writes it.

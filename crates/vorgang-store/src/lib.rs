@@ -31,9 +31,10 @@
 //!   in rows written by this build (see `import_requests`).
 //! - `import_requests`: `import_id` → `body`, the import's request (personal data), written
 //!   once with the import and deleted in the transition that drops it (when the import
-//!   finishes); `ON DELETE CASCADE` with its import. A state change that keeps the body never
-//!   touches it, so no old copy of it is left behind (dead row versions in PostgreSQL, page
-//!   images in SQLite's WAL). See docs/privacy.md.
+//!   finishes), or by the purge with its import (SQLite: `ON DELETE CASCADE`; PostgreSQL: in
+//!   the purge's statement, its foreign key dropped by migration 0008). A state change that
+//!   keeps the body never touches it, so no old copy of it is left behind (dead row versions in
+//!   PostgreSQL, page images in SQLite's WAL). See docs/privacy.md.
 //! - `heartbeat`: one row, upserted by `ImportStore::ping`.
 //! - `tippgeber_partners`: `(environment, externe_partner_id)` → `partner_id` and
 //!   `sent_fingerprints` (migration 0006), what was last sent to that partner as
@@ -130,6 +131,11 @@
 //! `0006_tippgeber_sent` only adds the nullable `tippgeber_partners.sent_fingerprints`; the
 //! previous build's upsert leaves it as it is, and since a fingerprint includes the partnerId,
 //! what it left under a partnerId that build replaced never counts as sent.
+//! `0007_delivery_webhooks` adds the delivery columns and the webhook outbox.
+//! `0008_import_requests_without_foreign_key` (PostgreSQL only) drops the foreign key of
+//! `import_requests`: one referential-integrity query and row lock fewer per import. The previous
+//! build's purge deletes only finished imports, whose bodies went when they finished; a body kept
+//! past the finish waits for this build's next purge.
 //!
 //! One limit while two builds run: a replica of the previous build that resumes an *abandoned*
 //! import stored by this build cannot read its body (before 0002: no body at all; since issue 9:

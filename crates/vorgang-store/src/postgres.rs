@@ -79,6 +79,16 @@ const CLAIM_EVENTS: &str = "UPDATE webhook_outbox SET next_attempt_at = $2, \
      WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
      AND next_attempt_at <= $1 RETURNING id, client_id, payload, created_at, attempts";
 
+/// Finished imports last changed before `$3`, and their bodies (a finished import may keep its
+/// body until purged; `import_requests` has no foreign key to cascade since migration 0008), in
+/// one statement; returns the number of imports deleted. One range of
+/// `imports_status_created_at_id` per state (an import finishes after it was accepted, so
+/// `updated_at < $3` implies `created_at < $3`; the condition on `created_at` bounds the range).
+const PURGE: &str = "WITH gone AS (DELETE FROM imports WHERE status IN ($1, $2) \
+     AND created_at < $3 AND updated_at < $3 RETURNING id), \
+     bodies AS (DELETE FROM import_requests r USING gone WHERE r.import_id = gone.id) \
+     SELECT count(*) FROM gone";
+
 /// Writes a body unless the stored one is the same: an unchanged body leaves no dead row
 /// version behind (`json` has no equality operator, so the texts are compared).
 const UPSERT_BODY: &str = "INSERT INTO import_requests (import_id, body) \
@@ -344,13 +354,13 @@ impl PgStore {
 
     /// Deletes finished imports last changed before `cutoff`.
     async fn purge_rows(&self, cutoff: String) -> Result<u64, StoreError> {
-        sqlx::query(crate::adapter::PURGE)
+        sqlx::query_scalar::<_, i64>(PURGE)
             .bind(vorgang_core::ImportStatus::Completed.as_str())
             .bind(vorgang_core::ImportStatus::Failed.as_str())
             .bind(cutoff)
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await
-            .map(|done| done.rows_affected())
+            .map(|purged| u64::try_from(purged).unwrap_or(0))
             .map_err(|err| map_sqlx("purge imports", &err))
     }
 

@@ -394,3 +394,56 @@ async fn postgres_upgrade_keeps_bodies_until_the_end() {
     raw.close().await;
     database.drop_database().await.unwrap();
 }
+
+/// A finished import that kept its body (the port allows it): the purge deletes the body with
+/// the import, on SQLite by the foreign key's cascade, on PostgreSQL (no foreign key since
+/// migration 0008) in the purge's own statement. No body outlives its import.
+async fn purge_deletes_a_kept_body_with_its_import(store: &Store, raw: &Raw) {
+    let imports = store.as_import_store();
+    let record = import();
+    imports.insert(&record).await.unwrap();
+    let mut kept = record.clone();
+    kept.status = ImportStatus::Completed;
+    kept.updated_at = Utc::now();
+    assert!(step(&*imports, &record, &kept).await);
+    assert_eq!(raw.body_places(record.id).await, (false, true));
+
+    let cutoff = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(imports.purge_finished_before(cutoff).await.unwrap(), 1);
+    assert_eq!(imports.get(record.id).await.unwrap(), None);
+    assert_eq!(raw.body_places(record.id).await, (false, false));
+}
+
+#[tokio::test]
+async fn sqlite_purge_deletes_a_kept_body_with_its_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let store = Store::connect(&url).await.unwrap();
+    let raw = Raw::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap());
+    purge_deletes_a_kept_body_with_its_import(&store, &raw).await;
+    raw.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_purge_deletes_a_kept_body_with_its_import() {
+    let database = fresh_postgres_database(&postgres_admin_url())
+        .await
+        .unwrap();
+    let store = Store::connect(database.url()).await.unwrap();
+    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
+    // Migration 0008 dropped the foreign key: nothing would cascade.
+    let keys: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_constraint \
+         WHERE conrelid = 'import_requests'::regclass AND contype = 'f'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(keys, 0);
+    let raw = Raw::Postgres(pool);
+    purge_deletes_a_kept_body_with_its_import(&store, &raw).await;
+    raw.close().await;
+    store.close().await;
+    database.drop_database().await.unwrap();
+}
