@@ -90,10 +90,10 @@ const TRANSITION_KEEP: &str = "UPDATE imports SET status = ?2, tippgeber_partner
      attempts = ?8, updated_at = ?9 WHERE id = ?1 AND status = ?10 RETURNING request";
 
 /// Finished imports last changed before `?3`, at most 2,000 per statement (their bodies go by
-/// `ON DELETE CASCADE`): a purge of many imports runs
-/// as several short writes, so imports waiting for the writer are not held up behind one long
-/// delete. The range is one of `imports_status_created_at_id` per state (an import finishes
-/// after it was accepted, so `updated_at < ?3` implies `created_at < ?3`).
+/// `ON DELETE CASCADE`): a purge of many imports runs as several short writes, so imports
+/// waiting for the writer are not held up behind one long delete. The range is one of
+/// `imports_status_created_at_id` per state (an import finishes after it was accepted, so
+/// `updated_at < ?3` implies `created_at < ?3`).
 const PURGE_CHUNK: &str = "DELETE FROM imports WHERE rowid IN (SELECT rowid FROM imports \
      WHERE status IN (?1, ?2) AND created_at < ?3 AND updated_at < ?3 LIMIT 2000)";
 

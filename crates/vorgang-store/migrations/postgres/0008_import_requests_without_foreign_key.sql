@@ -13,8 +13,8 @@
 --
 -- Rolling-upgrade safe: the previous build inserts bodies the same way, and its purge deletes only
 -- finished imports, whose bodies are deleted when they finish (a body kept past the finish, which
--- the port allows, stays until this build's next purge, once an hour). SQLite keeps its key
--- (changing it there means rebuilding the table; its writer checks it inside the transaction it
--- commits anyway, docs/performance.md).
+-- the port allows, stays until this build's next purge, once an hour). SQLite keeps its key:
+-- dropping it there means rebuilding the table, and its check is an in-process index lookup
+-- inside the writer's transaction, not a statement of its own.
 
 ALTER TABLE import_requests DROP CONSTRAINT IF EXISTS import_requests_import_id_fkey;
