@@ -109,6 +109,18 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+/// A counter family with one series per outcome of a closed set, each created at zero, so a
+/// scrape shows every outcome before it first happens.
+fn outcome_counters(
+    outcomes: impl IntoIterator<Item = &'static str>,
+) -> Family<OutcomeLabels, Counter> {
+    let family = Family::<OutcomeLabels, Counter>::default();
+    for outcome in outcomes {
+        drop(family.get_or_create(&OutcomeLabels { outcome }));
+    }
+    family
+}
+
 /// Label of the token endpoint's refusals.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
@@ -202,24 +214,14 @@ impl Metrics {
              (every replica reports the same figures: aggregate with max, not sum)",
             open_imports.clone(),
         );
-        let deliveries = Family::<OutcomeLabels, Counter>::default();
-        for status in ImportStatus::ALL {
-            drop(deliveries.get_or_create(&OutcomeLabels {
-                outcome: status.as_str(),
-            }));
-        }
+        let deliveries = outcome_counters(ImportStatus::ALL.iter().map(|status| status.as_str()));
         registry.register(
             "vorgang_deliveries",
             "Background re-deliveries of queued imports, by the state each ended in (COMPLETED, \
              FAILED, IN_DOUBT, QUEUED again, …)",
             deliveries.clone(),
         );
-        let webhooks = Family::<OutcomeLabels, Counter>::default();
-        for outcome in WebhookOutcome::ALL {
-            drop(webhooks.get_or_create(&OutcomeLabels {
-                outcome: outcome.as_str(),
-            }));
-        }
+        let webhooks = outcome_counters(WebhookOutcome::ALL.iter().map(|outcome| outcome.as_str()));
         registry.register(
             "vorgang_webhook_deliveries",
             "Webhook delivery attempts by outcome (delivered, retried, expired, dropped)",
