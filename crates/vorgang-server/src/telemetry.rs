@@ -4,13 +4,16 @@
 //! (`request`), `method`, `route`, `request_id`, `trace_id`, and once known `client_id` and
 //! `drkleinrkVorgangsnummer` (see [`crate::request_context`]).
 
+mod json_lines;
+
+pub use json_lines::JsonLines;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tracing::subscriber::Interest;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::dynamic_filter_fn;
-use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -77,17 +80,10 @@ where
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let gates = NOISY_TARGETS.map(|_| Gate::new(NOISY_TARGET_INTERVAL));
     let noisy = |target: &str| NOISY_TARGETS.iter().position(|t| target.starts_with(t));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_span_events(FmtSpan::NONE)
-        // The request's span (request id, client, import) as one flat object per line; the
-        // request span is the only one at the default levels, so the list of all spans would
-        // only repeat it.
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(writer)
-        .finish()
+    // JSON lines as `tracing_subscriber::fmt().json()` writes them with the current span and
+    // without the span list, at a fraction of the cost (see `JsonLines`).
+    tracing_subscriber::registry()
+        .with(filter)
         .with(
             dynamic_filter_fn(move |metadata, _| {
                 noisy(metadata.target()).is_none_or(|i| gates[i].allow(Instant::now()))
@@ -102,6 +98,7 @@ where
                 }
             }),
         )
+        .with(JsonLines::new(writer))
 }
 
 /// Lets one event through per interval.
