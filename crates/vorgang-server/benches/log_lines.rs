@@ -9,8 +9,6 @@
 //! `telemetry::json_lines` compares them).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::hint::black_box;
-
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// The span and lines of one import, as the service writes them.
@@ -52,7 +50,7 @@ fn log_lines(c: &mut Criterion) {
     let ours = vorgang_server::telemetry::subscriber_with_level(std::io::sink, "info");
     tracing::subscriber::with_default(ours, || {
         c.bench_function("one import's log lines (JsonLines, as served)", |b| {
-            b.iter(|| black_box(one_import()));
+            b.iter(one_import);
         });
     });
     let stock = tracing_subscriber::fmt()
@@ -66,7 +64,7 @@ fn log_lines(c: &mut Criterion) {
         c.bench_function(
             "one import's log lines (tracing_subscriber fmt().json(), before)",
             |b| {
-                b.iter(|| black_box(one_import()));
+                b.iter(one_import);
             },
         );
     });
