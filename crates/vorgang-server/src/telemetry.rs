@@ -140,7 +140,7 @@ mod tests {
 
     /// Collects what the subscriber writes.
     #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+    pub(super) struct Captured(pub(super) std::sync::Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -68,65 +68,45 @@ impl SpanFields {
     }
 }
 
-/// Records a span's fields into [`SpanFields`], as the stock JSON field formatter does.
-struct SpanVisitor<'a>(&'a mut SpanFields);
+/// Where a visitor puts the fields it is shown.
+enum Fields<'a> {
+    /// Into a span's sorted fields, as the stock JSON field formatter records them: `log.*`
+    /// fields left out, a raw identifier's `r#` dropped.
+    Span(&'a mut SpanFields),
+    /// Appended to a line as the members of a JSON object, in call-site order.
+    Event { out: &'a mut Vec<u8>, first: bool },
+}
 
-impl SpanVisitor<'_> {
+impl Fields<'_> {
     fn put(&mut self, field: &Field, value: &(impl serde::Serialize + ?Sized)) {
-        let name = field.name();
-        if name.starts_with("log.") {
-            return;
+        match self {
+            Self::Span(fields) => {
+                let name = field.name();
+                if name.starts_with("log.") {
+                    return;
+                }
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                let mut json = Vec::new();
+                if serde_json::to_writer(&mut json, value).is_ok() {
+                    fields.set(name, json);
+                }
+            }
+            Self::Event { out, first } => {
+                if !*first {
+                    out.push(b',');
+                }
+                *first = false;
+                // Writing JSON into a Vec fails only for a value whose Serialize fails: a
+                // Debug impl returning an error, which the stock formatter drops as well.
+                let _ = serde_json::to_writer(&mut **out, field.name());
+                out.push(b':');
+                let _ = serde_json::to_writer(&mut **out, value);
+            }
         }
-        let name = name.strip_prefix("r#").unwrap_or(name);
-        let mut json = Vec::new();
-        if serde_json::to_writer(&mut json, value).is_ok() {
-            self.0.set(name, json);
-        }
     }
 }
 
-impl Visit for SpanVisitor<'_> {
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, &value);
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, &value);
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, &value);
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, &value);
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, value);
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, &format_args!("{value:?}"));
-    }
-}
-
-/// Writes an event's fields as the members of a JSON object, in call-site order.
-struct EventVisitor<'a> {
-    out: &'a mut Vec<u8>,
-    first: bool,
-}
-
-impl EventVisitor<'_> {
-    fn put(&mut self, field: &Field, value: &(impl serde::Serialize + ?Sized)) {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        // Writing JSON into a Vec fails only for a value whose Serialize fails: a Debug impl
-        // returning an error, which the stock formatter drops as well.
-        let _ = serde_json::to_writer(&mut *self.out, field.name());
-        self.out.push(b':');
-        let _ = serde_json::to_writer(&mut *self.out, value);
-    }
-}
-
-impl Visit for EventVisitor<'_> {
+impl Visit for Fields<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.put(field, &value);
     }
@@ -160,7 +140,7 @@ where
     fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut fields = SpanFields::default();
-        attributes.record(&mut SpanVisitor(&mut fields));
+        attributes.record(&mut Fields::Span(&mut fields));
         span.extensions_mut().insert(fields);
     }
 
@@ -168,7 +148,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            values.record(&mut SpanVisitor(fields));
+            values.record(&mut Fields::Span(fields));
         }
     }
 
@@ -209,7 +189,7 @@ impl<W> JsonLines<W> {
         out.extend_from_slice(b"\",\"level\":\"");
         out.extend_from_slice(metadata.level().as_str().as_bytes());
         out.extend_from_slice(b"\",\"fields\":{");
-        event.record(&mut EventVisitor {
+        event.record(&mut Fields::Event {
             out: &mut *out,
             first: true,
         });
@@ -244,20 +224,7 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
-
-    /// Collects what a subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::tests::Captured;
 
     impl Captured {
         /// The lines written, each without its `timestamp` member (the one difference allowed).
