@@ -382,12 +382,16 @@ async fn two_replicas_on_postgres_deliver_each_queued_import_once() {
     let token = app.token().await;
     let _replica = app.spawn_replica().await;
 
-    app.sandbox_fault(json!({"target": "kex", "status": 503, "times": IMPORTS}))
+    // Europace down until every import is queued: a fault for a fixed number of calls would
+    // let the replicas' re-deliveries (100 ms after queueing) use it up before the last POST,
+    // which would then be imported at once (201 instead of 202).
+    app.sandbox_fault(json!({"target": "kex", "status": 503, "times": 1_000}))
         .await;
     let mut ids = Vec::new();
     for _ in 0..IMPORTS {
         ids.push(assert_queued(post_async(&app, &token, &seed()).await).await);
     }
+    app.clear_sandbox_faults().await;
     for id in &ids {
         wait_for_status(&app, &token, id, "COMPLETED").await;
     }

@@ -309,6 +309,17 @@ impl TestApp {
             .unwrap();
         assert!(response.status().is_success(), "fault not accepted");
     }
+
+    /// Drops every fault still queued at the sandbox: Europace answers normally again.
+    pub async fn clear_sandbox_faults(&self) {
+        let response = self
+            .http
+            .delete(format!("{}/_sandbox/faults", self.sandbox_url))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "faults not cleared");
+    }
 }
 
 /// Asserts an RFC 6749 §5.2 error answer with `Cache-Control: no-store`; returns the headers.
