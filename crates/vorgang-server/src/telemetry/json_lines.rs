@@ -153,16 +153,17 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        // For events forwarded from the `log` crate: the record's target, file and line.
+        let normalized = event.normalized_metadata();
+        let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let write = |line: &mut Vec<u8>| {
             line.clear();
-            self.format(event, &ctx, line);
-            let normalized = event.normalized_metadata();
-            let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
+            Self::format(event, metadata, &ctx, line);
             // A log line that cannot be written has nowhere to be reported.
             let _ = self.make_writer.make_writer_for(metadata).write_all(line);
         };
-        // A writer that logs while it writes reaches here again on the same thread: that
-        // line gets a buffer of its own.
+        // tracing drops an event raised while a thread is inside the subscriber, so the buffer
+        // is free here; should it not be, the line gets a buffer of its own, not a panic.
         LINE.with(|cell| match cell.try_borrow_mut() {
             Ok(mut line) => {
                 write(&mut line);
@@ -176,13 +177,16 @@ where
 }
 
 impl<W> JsonLines<W> {
-    /// Appends `event`'s line, newline included, to `out`.
-    fn format<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, out: &mut Vec<u8>)
-    where
+    /// Appends `event`'s line, newline included, to `out`; `metadata` is the event's,
+    /// normalised.
+    fn format<S>(
+        event: &Event<'_>,
+        metadata: &tracing::Metadata<'_>,
+        ctx: &Context<'_, S>,
+        out: &mut Vec<u8>,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let normalized = event.normalized_metadata();
-        let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         out.extend_from_slice(b"{\"timestamp\":\"");
         out.extend_from_slice(now.as_bytes());

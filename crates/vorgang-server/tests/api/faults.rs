@@ -372,11 +372,7 @@ async fn partner_503_beyond_retries_is_503_failed_and_creates_nothing(db: Db) {
     );
 
     // Europace back: the same key is a new attempt under the same number.
-    app.http
-        .delete(format!("{}/_sandbox/faults", app.sandbox_url))
-        .send()
-        .await
-        .unwrap();
+    app.clear_sandbox_faults().await;
     let retried = answer(app.post_bytes(&token, &body(), Some("k-partner")).await).await;
     assert_eq!((retried.status, &retried.id), (201, &failed.id));
     assert_stored(&app, &token, &failed.id, "COMPLETED", 1).await;
